@@ -1,0 +1,38 @@
+//! What every operation gets besides its values: the clock and the signal
+//! that Terraform asked the provider to stop.
+
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+/// Environment variable that pins the provider's clock (RFC 3339). It exists
+/// for tests of time-dependent plans such as certificate renewal.
+pub const FAKE_NOW_VARIABLE: &str = "ETCD_PROVIDER_FAKE_NOW";
+
+#[derive(Clone, Default)]
+pub struct Context {
+    stop: CancellationToken,
+}
+
+impl Context {
+    /// The current time, or the pinned time when `ETCD_PROVIDER_FAKE_NOW` is set.
+    pub fn now(&self) -> OffsetDateTime {
+        std::env::var(FAKE_NOW_VARIABLE)
+            .ok()
+            .and_then(|s| OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_else(OffsetDateTime::now_utc)
+    }
+
+    /// Completes when Terraform has asked the provider to stop (StopProvider).
+    pub fn stopped(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.stop.cancelled()
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Asks every operation in flight to stop at its next safe point.
+    pub fn request_stop(&self) {
+        self.stop.cancel();
+    }
+}

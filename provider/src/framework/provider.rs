@@ -1,0 +1,155 @@
+//! The provider as Terraform sees it, in domain terms: the set of resource
+//! types and the generic half of every operation (schema rules, dispatch of
+//! create, update and delete, checks on what resources return).
+
+use std::collections::BTreeMap;
+
+use super::codec;
+use super::context::Context;
+use super::diagnostics::{AttributePath, Diagnostics};
+use super::resource::{Plan, Resource};
+use super::schema::{Block, Schema};
+use super::types::Type;
+use super::value::Value;
+
+pub struct Provider {
+    resources: BTreeMap<&'static str, Box<dyn Resource>>,
+    pub context: Context,
+}
+
+/// The outcome of planning one resource change.
+pub struct Planned {
+    pub state: Value,
+    pub requires_replace: Vec<AttributePath>,
+}
+
+impl Provider {
+    pub fn new(resources: Vec<Box<dyn Resource>>) -> Provider {
+        Provider { resources: resources.into_iter().map(|r| (r.name(), r)).collect(), context: Context::default() }
+    }
+
+    /// The provider block's schema: the provider needs no configuration.
+    pub fn provider_schema(&self) -> Schema {
+        Schema { version: 0, block: Block::new("The etcd provider needs no configuration of its own.") }
+    }
+
+    pub fn schemas(&self) -> BTreeMap<&'static str, Schema> {
+        self.resources.iter().map(|(name, r)| (*name, r.schema())).collect()
+    }
+
+    /// The resource type `name` with its value type, or a diagnostic.
+    pub fn resource(&self, name: &str) -> Result<(&dyn Resource, Type), Diagnostics> {
+        match self.resources.get(name) {
+            Some(r) => Ok((r.as_ref(), r.schema().block.value_type())),
+            None => {
+                let mut diags = Diagnostics::default();
+                diags.error("Unknown resource type", format!("this provider has no resource type {name:?}"));
+                Err(diags)
+            }
+        }
+    }
+
+    pub fn validate(&self, resource: &dyn Resource, config: &Value) -> Diagnostics {
+        let mut diags = Diagnostics::default();
+        resource.validate(config, &mut diags);
+        diags
+    }
+
+    pub async fn plan(
+        &self,
+        resource: &dyn Resource,
+        prior: &Value,
+        proposed: &Value,
+        config: &Value,
+    ) -> (Planned, Diagnostics) {
+        let mut diags = Diagnostics::default();
+        if proposed.is_null() {
+            // A destroy plan: nothing to decide.
+            return (Planned { state: Value::Null, requires_replace: vec![] }, diags);
+        }
+        let block = resource.schema().block;
+        let mut planned = proposed.clone();
+        block.plan_values(config, &mut planned);
+        let mut requires_replace = Vec::new();
+        if !prior.is_null() {
+            block.replacement_paths(prior, &planned, &AttributePath::default(), &mut requires_replace);
+        }
+        let mut plan = Plan { config, prior, planned, requires_replace, diags: Diagnostics::default() };
+        resource.validate(config, &mut plan.diags);
+        if !plan.diags.has_errors() {
+            resource.modify_plan(&self.context, &mut plan).await;
+        }
+        if !plan.requires_replace.is_empty() {
+            block.unknown_computed(config, &mut plan.planned);
+        }
+        diags.extend(plan.diags);
+        (Planned { state: plan.planned, requires_replace: plan.requires_replace }, diags)
+    }
+
+    pub async fn apply(&self, resource: &dyn Resource, prior: &Value, planned: &Value) -> (Value, Diagnostics) {
+        let mut diags = Diagnostics::default();
+        let ctx = &self.context;
+        let state = match (prior.is_null(), planned.is_null()) {
+            (_, true) => {
+                resource.delete(ctx, prior, &mut diags).await;
+                if diags.has_errors() {
+                    prior.clone()
+                } else {
+                    Value::Null
+                }
+            }
+            (true, false) => resource.create(ctx, planned, &mut diags).await,
+            (false, false) => resource.update(ctx, prior, planned, &mut diags).await,
+        };
+        if !state.is_wholly_known() {
+            diags.error(
+                "Provider returned an incomplete state",
+                format!("{} left unknown values after apply; this is a bug in the provider", resource.name()),
+            );
+        }
+        (state, diags)
+    }
+
+    pub async fn read(&self, resource: &dyn Resource, state: &Value) -> (Value, Diagnostics) {
+        let mut diags = Diagnostics::default();
+        let new_state = resource.read(&self.context, state, &mut diags).await;
+        (new_state, diags)
+    }
+
+    pub async fn import(&self, resource: &dyn Resource, id: &str) -> (Value, Diagnostics) {
+        let mut diags = Diagnostics::default();
+        let state = resource.import(&self.context, id, &mut diags).await;
+        (state, diags)
+    }
+
+    /// Decodes stored JSON state of schema `version` into the current schema.
+    pub fn upgrade(&self, resource: &dyn Resource, ty: &Type, version: i64, json: &[u8]) -> (Value, Diagnostics) {
+        let mut diags = Diagnostics::default();
+        let current = resource.schema().version;
+        let raw: serde_json::Value = match serde_json::from_slice(json) {
+            Ok(raw) => raw,
+            Err(e) => {
+                diags.error("Stored state is not valid JSON", e.to_string());
+                return (Value::Null, diags);
+            }
+        };
+        let raw = if version == current {
+            raw
+        } else if version < current {
+            resource.upgrade_state(version, raw, &mut diags)
+        } else {
+            diags.error(
+                "State is newer than this provider",
+                format!("state has schema version {version}; this provider knows up to {current}. Upgrade the provider."),
+            );
+            return (Value::Null, diags);
+        };
+        match codec::from_json(&raw, ty, &AttributePath::default()) {
+            Ok(v) => (v, diags),
+            Err(e) => {
+                diags.error("Stored state does not match the schema", e.to_string());
+                (Value::Null, diags)
+            }
+        }
+    }
+}

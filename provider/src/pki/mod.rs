@@ -1,0 +1,45 @@
+//! Certificates: key algorithms, certificate authorities and the member and
+//! client certificates issued from them. Pure functions of their inputs and
+//! the time they are given; nothing here touches a host or the clock.
+
+pub mod authority;
+pub mod key;
+pub mod leaf;
+
+use std::fmt;
+
+pub use authority::{create_ca, inspect_ca, CaInfo, CaRequest};
+pub use key::KeyAlgorithm;
+pub use leaf::{issue, LeafRequest, Usage};
+
+/// A certificate with its private key, both PEM. The key is a secret: it is
+/// never logged and never formatted by `Debug`.
+#[derive(Clone, PartialEq)]
+pub struct KeyedCertificate {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl fmt::Debug for KeyedCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedCertificate").field("cert_pem", &self.cert_pem).field("key_pem", &"<secret>").finish()
+    }
+}
+
+/// What went wrong with certificate material, in words for a diagnostic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PkiError(pub String);
+
+impl fmt::Display for PkiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PkiError {}
+
+impl From<rcgen::Error> for PkiError {
+    fn from(e: rcgen::Error) -> PkiError {
+        PkiError(e.to_string())
+    }
+}

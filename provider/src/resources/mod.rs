@@ -1,0 +1,10 @@
+//! The provider's resource types, one file each.
+
+pub mod ca;
+
+use crate::framework::provider::Provider;
+
+/// The provider with every resource type registered.
+pub fn provider() -> Provider {
+    Provider::new(vec![Box::new(ca::CertificateAuthority)])
+}
