@@ -36,7 +36,10 @@ impl fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 fn fail<T>(path: &AttributePath, message: impl Into<String>) -> Result<T, DecodeError> {
-    Err(DecodeError { path: path.clone(), message: message.into() })
+    Err(DecodeError {
+        path: path.clone(),
+        message: message.into(),
+    })
 }
 
 /// Decodes a msgpack value of type `ty`. Empty input is a null value.
@@ -58,7 +61,13 @@ fn from_msgpack(raw: rmpv::Value, ty: &Type, path: &AttributePath) -> Result<Val
         M::Ext(code, body) => {
             return match (code, body.len()) {
                 (_, 0 | 1) | (EXT_REFINED_UNKNOWN, _) => Ok(Value::Unknown),
-                _ => fail(path, format!("unsupported msgpack extension {code} of length {}", body.len())),
+                _ => fail(
+                    path,
+                    format!(
+                        "unsupported msgpack extension {code} of length {}",
+                        body.len()
+                    ),
+                ),
             }
         }
         _ => {}
@@ -84,7 +93,10 @@ fn from_msgpack(raw: rmpv::Value, ty: &Type, path: &AttributePath) -> Result<Val
             .map(Value::List),
         (Type::Tuple(types), M::Array(items)) => {
             if types.len() != items.len() {
-                return fail(path, format!("tuple needs {} elements, got {}", types.len(), items.len()));
+                return fail(
+                    path,
+                    format!("tuple needs {} elements, got {}", types.len(), items.len()),
+                );
             }
             items
                 .into_iter()
@@ -100,7 +112,13 @@ fn from_msgpack(raw: rmpv::Value, ty: &Type, path: &AttributePath) -> Result<Val
                 let Some(key) = k.as_str().map(str::to_string) else {
                     return fail(path, "map key is not a string");
                 };
-                let child = AttributePath(path.0.iter().cloned().chain([PathStep::Key(key.clone())]).collect());
+                let child = AttributePath(
+                    path.0
+                        .iter()
+                        .cloned()
+                        .chain([PathStep::Key(key.clone())])
+                        .collect(),
+                );
                 out.insert(key, from_msgpack(v, e, &child)?);
             }
             Ok(Value::Map(out))
@@ -114,14 +132,20 @@ fn from_msgpack(raw: rmpv::Value, ty: &Type, path: &AttributePath) -> Result<Val
                 let Some(attr_ty) = attrs.get(&key) else {
                     return fail(path, format!("unsupported attribute {key:?}"));
                 };
-                out.insert(key.clone(), from_msgpack(v, attr_ty, &path.attribute(&key))?);
+                out.insert(
+                    key.clone(),
+                    from_msgpack(v, attr_ty, &path.attribute(&key))?,
+                );
             }
             for name in attrs.keys() {
                 out.entry(name.clone()).or_insert(Value::Null);
             }
             Ok(Value::Map(out))
         }
-        (ty, raw) => fail(path, format!("expected {}, got msgpack {}", type_name(ty), raw_kind(&raw))),
+        (ty, raw) => fail(
+            path,
+            format!("expected {}, got msgpack {}", type_name(ty), raw_kind(&raw)),
+        ),
     }
 }
 
@@ -217,7 +241,11 @@ pub fn decode_json(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
 }
 
 /// Converts an already parsed JSON value of type `ty`.
-pub fn from_json(raw: &serde_json::Value, ty: &Type, path: &AttributePath) -> Result<Value, DecodeError> {
+pub fn from_json(
+    raw: &serde_json::Value,
+    ty: &Type,
+    path: &AttributePath,
+) -> Result<Value, DecodeError> {
     use serde_json::Value as J;
     match (ty, raw) {
         (_, J::Null) => Ok(Value::Null),
@@ -265,10 +293,17 @@ pub fn to_json(value: &Value) -> serde_json::Value {
         Value::Null | Value::Unknown => J::Null,
         Value::Bool(b) => J::Bool(*b),
         Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => J::from(*n as i64),
-        Value::Number(n) => serde_json::Number::from_f64(*n).map(J::Number).unwrap_or(J::Null),
+        Value::Number(n) => serde_json::Number::from_f64(*n)
+            .map(J::Number)
+            .unwrap_or(J::Null),
         Value::String(s) => J::String(s.clone()),
         Value::List(items) => J::Array(items.iter().map(to_json).collect()),
-        Value::Map(fields) => J::Object(fields.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        Value::Map(fields) => J::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -284,7 +319,10 @@ mod tests {
         attrs.insert("on".to_string(), Type::Bool);
         attrs.insert("tags".to_string(), Type::map(Type::String));
         attrs.insert("hosts".to_string(), Type::set(Type::String));
-        attrs.insert("pair".to_string(), Type::Tuple(vec![Type::String, Type::Number]));
+        attrs.insert(
+            "pair".to_string(),
+            Type::Tuple(vec![Type::String, Type::Number]),
+        );
         Type::Object(attrs)
     }
 
@@ -298,7 +336,10 @@ mod tests {
             ("on", Value::Unknown),
             ("tags", Value::object([("k", Value::string("v"))])),
             ("hosts", Value::strings(["a", "b"])),
-            ("pair", Value::List(vec![Value::string("x"), Value::number(-3.0)])),
+            (
+                "pair",
+                Value::List(vec![Value::string("x"), Value::number(-3.0)]),
+            ),
         ]);
         let bytes = encode_msgpack(&value, &ty);
         assert_eq!(decode_msgpack(&bytes, &ty).unwrap(), value);
@@ -306,33 +347,50 @@ mod tests {
 
     #[test]
     fn unknown_is_encoded_as_cty_does() {
-        assert_eq!(encode_msgpack(&Value::Unknown, &Type::String), vec![0xd4, 0, 0]);
+        assert_eq!(
+            encode_msgpack(&Value::Unknown, &Type::String),
+            vec![0xd4, 0, 0]
+        );
     }
 
     #[test]
     fn refined_unknown_from_newer_terraform_decodes_as_unknown() {
         // ext 0x0c holding {1: false} ("definitely not null") and a prefix.
         let bytes = [0xc7, 0x06, 0x0c, 0x82, 0x01, 0xc2, 0x02, 0xa1, b'h'];
-        assert_eq!(decode_msgpack(&bytes, &Type::String).unwrap(), Value::Unknown);
+        assert_eq!(
+            decode_msgpack(&bytes, &Type::String).unwrap(),
+            Value::Unknown
+        );
     }
 
     #[test]
     fn big_numbers_may_arrive_as_strings() {
         let mut bytes = Vec::new();
         rmp::encode::write_str(&mut bytes, "0.1").unwrap();
-        assert_eq!(decode_msgpack(&bytes, &Type::Number).unwrap(), Value::number(0.1));
+        assert_eq!(
+            decode_msgpack(&bytes, &Type::Number).unwrap(),
+            Value::number(0.1)
+        );
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bytes in [&[0x81][..], &[0x92, 0x01][..], &[0xdd, 0xff, 0xff, 0xff, 0xff][..], &[0xa3, b'a'][..]] {
+        for bytes in [
+            &[0x81][..],
+            &[0x92, 0x01][..],
+            &[0xdd, 0xff, 0xff, 0xff, 0xff][..],
+            &[0xa3, b'a'][..],
+        ] {
             assert!(decode_msgpack(bytes, &object_type()).is_err(), "{bytes:?}");
         }
-        let err = decode_msgpack(&encode_msgpack(&Value::object([("hours", Value::string("x"))]), &{
-            let mut a = BTreeMap::new();
-            a.insert("hours".to_string(), Type::String);
-            Type::Object(a)
-        }), &object_type())
+        let err = decode_msgpack(
+            &encode_msgpack(&Value::object([("hours", Value::string("x"))]), &{
+                let mut a = BTreeMap::new();
+                a.insert("hours".to_string(), Type::String);
+                Type::Object(a)
+            }),
+            &object_type(),
+        )
         .unwrap_err();
         assert!(err.to_string().contains("hours"), "{err}");
     }

@@ -18,7 +18,9 @@ impl Context {
     pub fn now(&self) -> OffsetDateTime {
         std::env::var(FAKE_NOW_VARIABLE)
             .ok()
-            .and_then(|s| OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339).ok())
+            .and_then(|s| {
+                OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339).ok()
+            })
             .unwrap_or_else(OffsetDateTime::now_utc)
     }
 

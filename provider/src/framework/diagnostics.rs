@@ -69,7 +69,12 @@ impl Diagnostics {
         self.push(Severity::Error, summary.into(), detail.into(), None);
     }
 
-    pub fn error_at(&mut self, path: AttributePath, summary: impl Into<String>, detail: impl Into<String>) {
+    pub fn error_at(
+        &mut self,
+        path: AttributePath,
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
         self.push(Severity::Error, summary.into(), detail.into(), Some(path));
     }
 
@@ -77,12 +82,28 @@ impl Diagnostics {
         self.push(Severity::Warning, summary.into(), detail.into(), None);
     }
 
-    pub fn warning_at(&mut self, path: AttributePath, summary: impl Into<String>, detail: impl Into<String>) {
+    pub fn warning_at(
+        &mut self,
+        path: AttributePath,
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
         self.push(Severity::Warning, summary.into(), detail.into(), Some(path));
     }
 
-    fn push(&mut self, severity: Severity, summary: String, detail: String, path: Option<AttributePath>) {
-        self.0.push(Diagnostic { severity, summary, detail, path });
+    fn push(
+        &mut self,
+        severity: Severity,
+        summary: String,
+        detail: String,
+        path: Option<AttributePath>,
+    ) {
+        self.0.push(Diagnostic {
+            severity,
+            summary,
+            detail,
+            path,
+        });
     }
 
     pub fn has_errors(&self) -> bool {

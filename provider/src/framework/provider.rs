@@ -25,16 +25,25 @@ pub struct Planned {
 
 impl Provider {
     pub fn new(resources: Vec<Box<dyn Resource>>) -> Provider {
-        Provider { resources: resources.into_iter().map(|r| (r.name(), r)).collect(), context: Context::default() }
+        Provider {
+            resources: resources.into_iter().map(|r| (r.name(), r)).collect(),
+            context: Context::default(),
+        }
     }
 
     /// The provider block's schema: the provider needs no configuration.
     pub fn provider_schema(&self) -> Schema {
-        Schema { version: 0, block: Block::new("The etcd provider needs no configuration of its own.") }
+        Schema {
+            version: 0,
+            block: Block::new("The etcd provider needs no configuration of its own."),
+        }
     }
 
     pub fn schemas(&self) -> BTreeMap<&'static str, Schema> {
-        self.resources.iter().map(|(name, r)| (*name, r.schema())).collect()
+        self.resources
+            .iter()
+            .map(|(name, r)| (*name, r.schema()))
+            .collect()
     }
 
     /// The resource type `name` with its value type, or a diagnostic.
@@ -43,7 +52,10 @@ impl Provider {
             Some(r) => Ok((r.as_ref(), r.schema().block.value_type())),
             None => {
                 let mut diags = Diagnostics::default();
-                diags.error("Unknown resource type", format!("this provider has no resource type {name:?}"));
+                diags.error(
+                    "Unknown resource type",
+                    format!("this provider has no resource type {name:?}"),
+                );
                 Err(diags)
             }
         }
@@ -65,16 +77,33 @@ impl Provider {
         let mut diags = Diagnostics::default();
         if proposed.is_null() {
             // A destroy plan: nothing to decide.
-            return (Planned { state: Value::Null, requires_replace: vec![] }, diags);
+            return (
+                Planned {
+                    state: Value::Null,
+                    requires_replace: vec![],
+                },
+                diags,
+            );
         }
         let block = resource.schema().block;
         let mut planned = proposed.clone();
         block.plan_values(config, &mut planned);
         let mut requires_replace = Vec::new();
         if !prior.is_null() {
-            block.replacement_paths(prior, &planned, &AttributePath::default(), &mut requires_replace);
+            block.replacement_paths(
+                prior,
+                &planned,
+                &AttributePath::default(),
+                &mut requires_replace,
+            );
         }
-        let mut plan = Plan { config, prior, planned, requires_replace, diags: Diagnostics::default() };
+        let mut plan = Plan {
+            config,
+            prior,
+            planned,
+            requires_replace,
+            diags: Diagnostics::default(),
+        };
         resource.validate(config, &mut plan.diags);
         if !plan.diags.has_errors() {
             resource.modify_plan(&self.context, &mut plan).await;
@@ -83,10 +112,21 @@ impl Provider {
             block.unknown_computed(config, &mut plan.planned);
         }
         diags.extend(plan.diags);
-        (Planned { state: plan.planned, requires_replace: plan.requires_replace }, diags)
+        (
+            Planned {
+                state: plan.planned,
+                requires_replace: plan.requires_replace,
+            },
+            diags,
+        )
     }
 
-    pub async fn apply(&self, resource: &dyn Resource, prior: &Value, planned: &Value) -> (Value, Diagnostics) {
+    pub async fn apply(
+        &self,
+        resource: &dyn Resource,
+        prior: &Value,
+        planned: &Value,
+    ) -> (Value, Diagnostics) {
         let mut diags = Diagnostics::default();
         let ctx = &self.context;
         let state = match (prior.is_null(), planned.is_null()) {
@@ -104,7 +144,10 @@ impl Provider {
         if !state.is_wholly_known() {
             diags.error(
                 "Provider returned an incomplete state",
-                format!("{} left unknown values after apply; this is a bug in the provider", resource.name()),
+                format!(
+                    "{} left unknown values after apply; this is a bug in the provider",
+                    resource.name()
+                ),
             );
         }
         (state, diags)
@@ -123,7 +166,13 @@ impl Provider {
     }
 
     /// Decodes stored JSON state of schema `version` into the current schema.
-    pub fn upgrade(&self, resource: &dyn Resource, ty: &Type, version: i64, json: &[u8]) -> (Value, Diagnostics) {
+    pub fn upgrade(
+        &self,
+        resource: &dyn Resource,
+        ty: &Type,
+        version: i64,
+        json: &[u8],
+    ) -> (Value, Diagnostics) {
         let mut diags = Diagnostics::default();
         let current = resource.schema().version;
         let raw: serde_json::Value = match serde_json::from_slice(json) {

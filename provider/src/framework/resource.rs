@@ -55,7 +55,13 @@ pub trait Resource: Send + Sync {
     async fn read(&self, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Value;
 
     /// Brings the object from `prior` to `planned` in place.
-    async fn update(&self, ctx: &Context, prior: &Value, planned: &Value, diags: &mut Diagnostics) -> Value;
+    async fn update(
+        &self,
+        ctx: &Context,
+        prior: &Value,
+        planned: &Value,
+        diags: &mut Diagnostics,
+    ) -> Value;
 
     async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics);
 
@@ -63,10 +69,18 @@ pub trait Resource: Send + Sync {
     async fn import(&self, ctx: &Context, id: &str, diags: &mut Diagnostics) -> Value;
 
     /// Rewrites stored state of an older schema version into the current one.
-    fn upgrade_state(&self, version: i64, state: serde_json::Value, diags: &mut Diagnostics) -> serde_json::Value {
+    fn upgrade_state(
+        &self,
+        version: i64,
+        state: serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> serde_json::Value {
         diags.error(
             "Unsupported state version",
-            format!("{} has no upgrade from schema version {version}", self.name()),
+            format!(
+                "{} has no upgrade from schema version {version}",
+                self.name()
+            ),
         );
         state
     }

@@ -35,7 +35,15 @@ pub struct Attribute {
 
 impl Attribute {
     fn new(name: &'static str, ty: Type, mode: Mode, description: &'static str) -> Attribute {
-        Attribute { name, ty, description, mode, sensitive: false, default: None, replace_on_change: false }
+        Attribute {
+            name,
+            ty,
+            description,
+            mode,
+            sensitive: false,
+            default: None,
+            replace_on_change: false,
+        }
     }
 
     pub fn required(name: &'static str, ty: Type, description: &'static str) -> Attribute {
@@ -51,8 +59,16 @@ impl Attribute {
     }
 
     /// An optional attribute whose unset value is `default`.
-    pub fn with_default(name: &'static str, ty: Type, default: Value, description: &'static str) -> Attribute {
-        Attribute { default: Some(default), ..Attribute::new(name, ty, Mode::OptionalComputed, description) }
+    pub fn with_default(
+        name: &'static str,
+        ty: Type,
+        default: Value,
+        description: &'static str,
+    ) -> Attribute {
+        Attribute {
+            default: Some(default),
+            ..Attribute::new(name, ty, Mode::OptionalComputed, description)
+        }
     }
 
     pub fn sensitive(mut self) -> Attribute {
@@ -91,11 +107,25 @@ pub struct NestedBlock {
 
 impl NestedBlock {
     pub fn single(name: &'static str, block: Block) -> NestedBlock {
-        NestedBlock { name, nesting: Nesting::Single, block, min_items: 0, max_items: 0, replace_on_change: false }
+        NestedBlock {
+            name,
+            nesting: Nesting::Single,
+            block,
+            min_items: 0,
+            max_items: 0,
+            replace_on_change: false,
+        }
     }
 
     pub fn list(name: &'static str, block: Block) -> NestedBlock {
-        NestedBlock { name, nesting: Nesting::List, block, min_items: 0, max_items: 0, replace_on_change: false }
+        NestedBlock {
+            name,
+            nesting: Nesting::List,
+            block,
+            min_items: 0,
+            max_items: 0,
+            replace_on_change: false,
+        }
     }
 
     pub fn min_items(mut self, n: i64) -> NestedBlock {
@@ -118,7 +148,10 @@ pub struct Block {
 
 impl Block {
     pub fn new(description: &'static str) -> Block {
-        Block { description, ..Block::default() }
+        Block {
+            description,
+            ..Block::default()
+        }
     }
 
     pub fn attribute(mut self, attribute: Attribute) -> Block {
@@ -133,8 +166,11 @@ impl Block {
 
     /// The object type of a value of this block.
     pub fn value_type(&self) -> Type {
-        let mut attrs: BTreeMap<String, Type> =
-            self.attributes.iter().map(|a| (a.name.to_string(), a.ty.clone())).collect();
+        let mut attrs: BTreeMap<String, Type> = self
+            .attributes
+            .iter()
+            .map(|a| (a.name.to_string(), a.ty.clone()))
+            .collect();
         for nested in &self.blocks {
             let element = nested.block.value_type();
             let ty = match nested.nesting {
@@ -171,7 +207,8 @@ impl Block {
                 Nesting::List => {
                     if let Value::List(items) = &mut child {
                         for (i, item) in items.iter_mut().enumerate() {
-                            let config_item = config_child.as_list().get(i).cloned().unwrap_or_default();
+                            let config_item =
+                                config_child.as_list().get(i).cloned().unwrap_or_default();
                             nested.block.plan_values(&config_item, item);
                         }
                     }
@@ -183,7 +220,13 @@ impl Block {
 
     /// Paths of replace-on-change attributes whose planned value differs
     /// from the prior one.
-    pub fn replacement_paths(&self, prior: &Value, planned: &Value, at: &AttributePath, out: &mut Vec<AttributePath>) {
+    pub fn replacement_paths(
+        &self,
+        prior: &Value,
+        planned: &Value,
+        at: &AttributePath,
+        out: &mut Vec<AttributePath>,
+    ) {
         for attr in self.attributes.iter().filter(|a| a.replace_on_change) {
             if prior.get(attr.name) != planned.get(attr.name) {
                 out.push(at.attribute(attr.name));
@@ -221,13 +264,23 @@ mod tests {
     fn block() -> Block {
         Block::new("test")
             .attribute(Attribute::required("name", Type::String, "n").replace_on_change())
-            .attribute(Attribute::with_default("port", Type::Number, Value::number(2379.0), "p"))
+            .attribute(Attribute::with_default(
+                "port",
+                Type::Number,
+                Value::number(2379.0),
+                "p",
+            ))
             .attribute(Attribute::computed("id", Type::String, "i"))
             .block(NestedBlock::list(
                 "member",
                 Block::new("m")
                     .attribute(Attribute::required("host", Type::String, "h"))
-                    .attribute(Attribute::with_default("peer_port", Type::Number, Value::number(2380.0), "pp")),
+                    .attribute(Attribute::with_default(
+                        "peer_port",
+                        Type::Number,
+                        Value::number(2380.0),
+                        "pp",
+                    )),
             ))
     }
 
@@ -235,13 +288,19 @@ mod tests {
     fn create_plan_fills_defaults_and_unknowns_recursively() {
         let config = Value::object([
             ("name", Value::string("a")),
-            ("member", Value::List(vec![Value::object([("host", Value::string("h1"))])])),
+            (
+                "member",
+                Value::List(vec![Value::object([("host", Value::string("h1"))])]),
+            ),
         ]);
         let mut planned = config.clone();
         block().plan_values(&config, &mut planned);
         assert_eq!(planned.get("port"), &Value::number(2379.0));
         assert!(planned.get("id").is_unknown());
-        assert_eq!(planned.get("member").as_list()[0].get("peer_port"), &Value::number(2380.0));
+        assert_eq!(
+            planned.get("member").as_list()[0].get("peer_port"),
+            &Value::number(2380.0)
+        );
     }
 
     #[test]
@@ -263,7 +322,9 @@ mod tests {
 
     #[test]
     fn value_type_includes_blocks() {
-        let Type::Object(attrs) = block().value_type() else { panic!("not an object") };
+        let Type::Object(attrs) = block().value_type() else {
+            panic!("not an object")
+        };
         assert!(matches!(attrs.get("member"), Some(Type::List(_))));
         assert_eq!(attrs.len(), 4);
     }

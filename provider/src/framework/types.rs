@@ -41,8 +41,10 @@ impl Type {
             Type::Set(e) => json!(["set", e.to_json()]),
             Type::Map(e) => json!(["map", e.to_json()]),
             Type::Object(attrs) => {
-                let fields: serde_json::Map<String, serde_json::Value> =
-                    attrs.iter().map(|(k, t)| (k.clone(), t.to_json())).collect();
+                let fields: serde_json::Map<String, serde_json::Value> = attrs
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.to_json()))
+                    .collect();
                 json!(["object", fields])
             }
             Type::Tuple(elems) => {
@@ -67,7 +69,9 @@ impl Type {
                     "set" => Ok(Type::set(Type::from_json(&parts[1])?)),
                     "map" => Ok(Type::map(Type::from_json(&parts[1])?)),
                     "object" => {
-                        let fields = parts[1].as_object().ok_or("object type needs a map of attributes")?;
+                        let fields = parts[1]
+                            .as_object()
+                            .ok_or("object type needs a map of attributes")?;
                         let mut attrs = BTreeMap::new();
                         for (k, t) in fields {
                             attrs.insert(k.clone(), Type::from_json(t)?);
@@ -75,8 +79,15 @@ impl Type {
                         Ok(Type::Object(attrs))
                     }
                     "tuple" => {
-                        let elems = parts[1].as_array().ok_or("tuple type needs a list of types")?;
-                        Ok(Type::Tuple(elems.iter().map(Type::from_json).collect::<Result<_, _>>()?))
+                        let elems = parts[1]
+                            .as_array()
+                            .ok_or("tuple type needs a list of types")?;
+                        Ok(Type::Tuple(
+                            elems
+                                .iter()
+                                .map(Type::from_json)
+                                .collect::<Result<_, _>>()?,
+                        ))
                     }
                     other => Err(format!("unsupported type kind {other:?}")),
                 }

@@ -112,7 +112,10 @@ impl Value {
 
     /// The string elements of a list of strings, skipping nulls and unknowns.
     pub fn as_strings(&self) -> Vec<String> {
-        self.as_list().iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+        self.as_list()
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
     }
 
     /// The string attribute `name`, or `""` when null or unknown.

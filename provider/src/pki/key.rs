@@ -39,7 +39,11 @@ impl KeyAlgorithm {
 
     /// The accepted names, for diagnostics.
     pub fn names() -> String {
-        KeyAlgorithm::ALL.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+        KeyAlgorithm::ALL
+            .iter()
+            .map(|a| a.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn signature(self) -> &'static SignatureAlgorithm {
@@ -53,8 +57,12 @@ impl KeyAlgorithm {
 
     pub fn generate(self) -> Result<KeyPair, PkiError> {
         let key = match self {
-            KeyAlgorithm::Rsa2048 => KeyPair::generate_rsa_for(self.signature(), rcgen::RsaKeySize::_2048)?,
-            KeyAlgorithm::Rsa4096 => KeyPair::generate_rsa_for(self.signature(), rcgen::RsaKeySize::_4096)?,
+            KeyAlgorithm::Rsa2048 => {
+                KeyPair::generate_rsa_for(self.signature(), rcgen::RsaKeySize::_2048)?
+            }
+            KeyAlgorithm::Rsa4096 => {
+                KeyPair::generate_rsa_for(self.signature(), rcgen::RsaKeySize::_4096)?
+            }
             _ => KeyPair::generate_for(self.signature())?,
         };
         Ok(key)
@@ -101,7 +109,12 @@ mod tests {
 
     #[test]
     fn generated_keys_are_recognised() {
-        for alg in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP384, KeyAlgorithm::Ed25519, KeyAlgorithm::Rsa2048] {
+        for alg in [
+            KeyAlgorithm::EcdsaP256,
+            KeyAlgorithm::EcdsaP384,
+            KeyAlgorithm::Ed25519,
+            KeyAlgorithm::Rsa2048,
+        ] {
             let key = alg.generate().unwrap();
             let parsed = parse_key(&key.serialize_pem()).unwrap();
             assert_eq!(KeyAlgorithm::of(&parsed), Some(alg));

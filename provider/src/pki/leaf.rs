@@ -34,33 +34,48 @@ pub struct LeafRequest<'a> {
 }
 
 /// Issues a certificate signed by the CA in `ca_cert_pem` / `ca_key_pem`.
-pub fn issue(ca_cert_pem: &str, ca_key_pem: &str, request: &LeafRequest) -> Result<KeyedCertificate, PkiError> {
+pub fn issue(
+    ca_cert_pem: &str,
+    ca_key_pem: &str,
+    request: &LeafRequest,
+) -> Result<KeyedCertificate, PkiError> {
     let ca_key = parse_key(ca_key_pem)?;
     let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, ca_key)
         .map_err(|e| PkiError(format!("the CA certificate cannot be used: {e}")))?;
     let key: KeyPair = request.algorithm.generate()?;
     let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, request.common_name);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, request.common_name);
     params.subject_alt_names = request
         .names
         .iter()
         .map(|name| match name.parse::<IpAddr>() {
             Ok(ip) => Ok(SanType::IpAddress(ip)),
-            Err(_) => Ok(SanType::DnsName(
-                name.clone().try_into().map_err(|_| PkiError(format!("{name:?} is not a valid DNS name")))?,
-            )),
+            Err(_) => Ok(SanType::DnsName(name.clone().try_into().map_err(|_| {
+                PkiError(format!("{name:?} is not a valid DNS name"))
+            })?)),
         })
         .collect::<Result<_, PkiError>>()?;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = match request.usage {
-        Usage::Server | Usage::Peer => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+        Usage::Server | Usage::Peer => vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
         Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
     };
     params.use_authority_key_identifier_extension = true;
     params.not_before = request.not_before;
     params.not_after = request.not_after;
     let cert = params.signed_by(&key, &issuer)?;
-    Ok(KeyedCertificate { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(KeyedCertificate {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 #[cfg(test)]
@@ -97,9 +112,20 @@ mod tests {
         let (_, pem) = parse_x509_pem(leaf.cert_pem.as_bytes()).unwrap();
         let cert = pem.parse_x509().unwrap();
         let san = cert.subject_alternative_name().unwrap().unwrap();
-        let rendered: Vec<String> = san.value.general_names.iter().map(|n| n.to_string()).collect();
-        assert!(rendered.iter().any(|n| n.contains("0a:00:00:0b")), "{rendered:?}");
-        assert!(rendered.iter().any(|n| n.contains("e1.example")), "{rendered:?}");
+        let rendered: Vec<String> = san
+            .value
+            .general_names
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert!(
+            rendered.iter().any(|n| n.contains("0a:00:00:0b")),
+            "{rendered:?}"
+        );
+        assert!(
+            rendered.iter().any(|n| n.contains("e1.example")),
+            "{rendered:?}"
+        );
         let eku = cert.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.server_auth && eku.client_auth);
         let (_, ca_pem) = parse_x509_pem(ca.cert_pem.as_bytes()).unwrap();

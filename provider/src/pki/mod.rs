@@ -22,7 +22,10 @@ pub struct KeyedCertificate {
 
 impl fmt::Debug for KeyedCertificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyedCertificate").field("cert_pem", &self.cert_pem).field("key_pem", &"<secret>").finish()
+        f.debug_struct("KeyedCertificate")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"<secret>")
+            .finish()
     }
 }
 

@@ -41,7 +41,10 @@ pub fn attribute_path(path: &AttributePath) -> pb::AttributePath {
 }
 
 pub fn schema(schema: &Schema) -> pb::Schema {
-    pb::Schema { version: schema.version, block: Some(block(&schema.block)) }
+    pb::Schema {
+        version: schema.version,
+        block: Some(block(&schema.block)),
+    }
 }
 
 fn block(b: &Block) -> pb::schema::Block {
@@ -84,8 +87,14 @@ fn block(b: &Block) -> pb::schema::Block {
 
 /// Decodes a `DynamicValue` (msgpack preferred, JSON accepted); a missing
 /// value is null. Errors become a diagnostic naming `what`.
-pub fn decode(value: Option<&pb::DynamicValue>, ty: &Type, what: &str) -> Result<Value, Diagnostics> {
-    let Some(value) = value else { return Ok(Value::Null) };
+pub fn decode(
+    value: Option<&pb::DynamicValue>,
+    ty: &Type,
+    what: &str,
+) -> Result<Value, Diagnostics> {
+    let Some(value) = value else {
+        return Ok(Value::Null);
+    };
     let decoded = if !value.msgpack.is_empty() {
         codec::decode_msgpack(&value.msgpack, ty)
     } else if !value.json.is_empty() {
@@ -101,5 +110,8 @@ pub fn decode(value: Option<&pb::DynamicValue>, ty: &Type, what: &str) -> Result
 }
 
 pub fn encode(value: &Value, ty: &Type) -> pb::DynamicValue {
-    pb::DynamicValue { msgpack: codec::encode_msgpack(value, ty), json: Vec::new() }
+    pb::DynamicValue {
+        msgpack: codec::encode_msgpack(value, ty),
+        json: Vec::new(),
+    }
 }

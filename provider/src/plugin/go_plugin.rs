@@ -33,7 +33,10 @@ pub struct Stdio;
 impl pb::grpc_stdio_server::GrpcStdio for Stdio {
     type StreamStdioStream = Silent<pb::StdioData>;
 
-    async fn stream_stdio(&self, _request: Request<pb::Empty>) -> Result<Response<Self::StreamStdioStream>, Status> {
+    async fn stream_stdio(
+        &self,
+        _request: Request<pb::Empty>,
+    ) -> Result<Response<Self::StreamStdioStream>, Status> {
         Ok(Response::new(Box::pin(tokio_stream::pending())))
     }
 }

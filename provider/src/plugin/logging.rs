@@ -8,7 +8,7 @@ use std::io::Write;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use serde_json::json;
-use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
 use time::OffsetDateTime;
 
 struct HclogJson;
@@ -29,7 +29,11 @@ pub fn format_line(level: Level, target: &str, message: &str, now: OffsetDateTim
         "@level": hclog_level(level),
         "@message": message,
         "@module": format!("etcd.{}", target.rsplit("::").next().unwrap_or(target)),
-        "@timestamp": now.format(&Rfc3339).unwrap_or_default(),
+        // go-plugin parses exactly this layout (microseconds, UTC offset).
+        "@timestamp": now
+            .to_offset(time::UtcOffset::UTC)
+            .format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"))
+            .unwrap_or_default(),
     })
     .to_string()
 }
@@ -44,7 +48,12 @@ impl Log for HclogJson {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = format_line(record.level(), record.target(), &record.args().to_string(), OffsetDateTime::now_utc());
+        let line = format_line(
+            record.level(),
+            record.target(),
+            &record.args().to_string(),
+            OffsetDateTime::now_utc(),
+        );
         let mut stderr = std::io::stderr().lock();
         let _ = writeln!(stderr, "{line}");
     }
@@ -67,11 +76,16 @@ mod tests {
     #[test]
     fn lines_are_hclog_json() {
         let now = OffsetDateTime::from_unix_timestamp(0).unwrap();
-        let line = format_line(Level::Debug, "terraform_provider_etcd::resources::ca", "created \"x\"", now);
+        let line = format_line(
+            Level::Debug,
+            "terraform_provider_etcd::resources::ca",
+            "created \"x\"",
+            now,
+        );
         let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed["@level"], "debug");
         assert_eq!(parsed["@module"], "etcd.ca");
         assert_eq!(parsed["@message"], "created \"x\"");
-        assert_eq!(parsed["@timestamp"], "1970-01-01T00:00:00Z");
+        assert_eq!(parsed["@timestamp"], "1970-01-01T00:00:00.000000Z");
     }
 }

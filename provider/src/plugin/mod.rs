@@ -60,15 +60,25 @@ pub async fn serve(provider: Provider) -> Result<(), ServeError> {
         return Err(ServeError::NotAPluginHost);
     }
     if let Ok(versions) = std::env::var("PLUGIN_PROTOCOL_VERSIONS") {
-        if !versions.split(',').any(|v| v.trim() == PLUGIN_PROTOCOL_VERSION.to_string()) {
-            return Err(ServeError::Setup(format!("Terraform offers protocol versions {versions}; this provider speaks 6")));
+        if !versions
+            .split(',')
+            .any(|v| v.trim() == PLUGIN_PROTOCOL_VERSION.to_string())
+        {
+            return Err(ServeError::Setup(format!(
+                "Terraform offers protocol versions {versions}; this provider speaks 6"
+            )));
         }
     }
-    let client_cert = std::env::var("PLUGIN_CLIENT_CERT")
-        .map_err(|_| ServeError::Setup("PLUGIN_CLIENT_CERT is not set: this provider requires AutoMTLS".into()))?;
+    let client_cert = std::env::var("PLUGIN_CLIENT_CERT").map_err(|_| {
+        ServeError::Setup("PLUGIN_CLIENT_CERT is not set: this provider requires AutoMTLS".into())
+    })?;
     let tls = tls::server_tls(&client_cert).map_err(ServeError::Setup)?;
-    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| ServeError::Setup(e.to_string()))?;
-    let address = listener.local_addr().map_err(|e| ServeError::Setup(e.to_string()))?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| ServeError::Setup(e.to_string()))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| ServeError::Setup(e.to_string()))?;
 
     let shutdown = Arc::new(Notify::new());
     let provider = Arc::new(provider);
@@ -83,14 +93,24 @@ pub async fn serve(provider: Provider) -> Result<(), ServeError> {
 
     let stopped = shutdown.clone();
     tonic::transport::Server::builder()
-        .add_service(proto::tfplugin6::provider_server::ProviderServer::new(server::ProviderService {
-            provider: provider.clone(),
-        }))
-        .add_service(proto::plugin::grpc_controller_server::GrpcControllerServer::new(go_plugin::Controller {
-            shutdown: shutdown.clone(),
-        }))
-        .add_service(proto::plugin::grpc_stdio_server::GrpcStdioServer::new(go_plugin::Stdio))
-        .add_service(proto::plugin::grpc_broker_server::GrpcBrokerServer::new(go_plugin::Broker))
+        .add_service(proto::tfplugin6::provider_server::ProviderServer::new(
+            server::ProviderService {
+                provider: provider.clone(),
+            },
+        ))
+        .add_service(
+            proto::plugin::grpc_controller_server::GrpcControllerServer::new(
+                go_plugin::Controller {
+                    shutdown: shutdown.clone(),
+                },
+            ),
+        )
+        .add_service(proto::plugin::grpc_stdio_server::GrpcStdioServer::new(
+            go_plugin::Stdio,
+        ))
+        .add_service(proto::plugin::grpc_broker_server::GrpcBrokerServer::new(
+            go_plugin::Broker,
+        ))
         .serve_with_incoming_shutdown(incoming, async move { stopped.notified().await })
         .await
         .map_err(|e| ServeError::Setup(e.to_string()))?;
@@ -103,11 +123,15 @@ pub async fn serve(provider: Provider) -> Result<(), ServeError> {
 fn accept_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
+) -> tokio_stream::wrappers::ReceiverStream<
+    std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+> {
     let (sender, receiver) = tokio::sync::mpsc::channel(8);
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, peer)) = listener.accept().await else { continue };
+            let Ok((tcp, peer)) = listener.accept().await else {
+                continue;
+            };
             let acceptor = acceptor.clone();
             let sender = sender.clone();
             tokio::spawn(async move {

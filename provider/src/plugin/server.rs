@@ -29,9 +29,16 @@ impl ProviderService {
 
 #[tonic::async_trait]
 impl pb::provider_server::Provider for ProviderService {
-    async fn get_provider_schema(&self, _request: Request<pb::get_provider_schema::Request>) -> Reply<pb::get_provider_schema::Response> {
-        let resource_schemas =
-            self.provider.schemas().iter().map(|(name, s)| (name.to_string(), convert::schema(s))).collect();
+    async fn get_provider_schema(
+        &self,
+        _request: Request<pb::get_provider_schema::Request>,
+    ) -> Reply<pb::get_provider_schema::Response> {
+        let resource_schemas = self
+            .provider
+            .schemas()
+            .iter()
+            .map(|(name, s)| (name.to_string(), convert::schema(s)))
+            .collect();
         reply(pb::get_provider_schema::Response {
             provider: Some(convert::schema(&self.provider.provider_schema())),
             resource_schemas,
@@ -47,8 +54,14 @@ impl pb::provider_server::Provider for ProviderService {
         reply(pb::validate_provider_config::Response::default())
     }
 
-    async fn configure_provider(&self, request: Request<pb::configure_provider::Request>) -> Reply<pb::configure_provider::Response> {
-        log::info!("configured by Terraform {}", request.get_ref().terraform_version);
+    async fn configure_provider(
+        &self,
+        request: Request<pb::configure_provider::Request>,
+    ) -> Reply<pb::configure_provider::Response> {
+        log::info!(
+            "configured by Terraform {}",
+            request.get_ref().terraform_version
+        );
         reply(pb::configure_provider::Response::default())
     }
 
@@ -64,7 +77,9 @@ impl pb::provider_server::Provider for ProviderService {
                 Ok(config) => self.provider.validate(resource, &config),
             },
         };
-        reply(pb::validate_resource_config::Response { diagnostics: convert::diagnostics(diags) })
+        reply(pb::validate_resource_config::Response {
+            diagnostics: convert::diagnostics(diags),
+        })
     }
 
     async fn upgrade_resource_state(
@@ -74,7 +89,12 @@ impl pb::provider_server::Provider for ProviderService {
         let req = request.into_inner();
         let (resource, ty) = match self.resource(&req.type_name) {
             Ok(found) => found,
-            Err(diags) => return reply(pb::upgrade_resource_state::Response { upgraded_state: None, diagnostics: convert::diagnostics(diags) }),
+            Err(diags) => {
+                return reply(pb::upgrade_resource_state::Response {
+                    upgraded_state: None,
+                    diagnostics: convert::diagnostics(diags),
+                })
+            }
         };
         let json = req.raw_state.map(|r| r.json).unwrap_or_default();
         let (state, diags) = self.provider.upgrade(resource, &ty, req.version, &json);
@@ -84,7 +104,10 @@ impl pb::provider_server::Provider for ProviderService {
         })
     }
 
-    async fn read_resource(&self, request: Request<pb::read_resource::Request>) -> Reply<pb::read_resource::Response> {
+    async fn read_resource(
+        &self,
+        request: Request<pb::read_resource::Request>,
+    ) -> Reply<pb::read_resource::Response> {
         let req = request.into_inner();
         let failed = |diags: Diagnostics| pb::read_resource::Response {
             new_state: req.current_state.clone(),
@@ -129,10 +152,17 @@ impl pb::provider_server::Provider for ProviderService {
             Ok(values) => values,
             Err(diags) => return reply(failed(diags)),
         };
-        let (planned, diags) = self.provider.plan(resource, &prior, &proposed, &config).await;
+        let (planned, diags) = self
+            .provider
+            .plan(resource, &prior, &proposed, &config)
+            .await;
         reply(pb::plan_resource_change::Response {
             planned_state: Some(encode(&planned.state, &ty)),
-            requires_replace: planned.requires_replace.iter().map(convert::attribute_path).collect(),
+            requires_replace: planned
+                .requires_replace
+                .iter()
+                .map(convert::attribute_path)
+                .collect(),
             planned_private: req.prior_private,
             diagnostics: convert::diagnostics(diags),
         })
@@ -152,8 +182,12 @@ impl pb::provider_server::Provider for ProviderService {
             Ok(found) => found,
             Err(diags) => return reply(failed(diags)),
         };
-        let decoded = decode(req.prior_state.as_ref(), &ty, "prior state")
-            .and_then(|prior| Ok((prior, decode(req.planned_state.as_ref(), &ty, "planned state")?)));
+        let decoded = decode(req.prior_state.as_ref(), &ty, "prior state").and_then(|prior| {
+            Ok((
+                prior,
+                decode(req.planned_state.as_ref(), &ty, "planned state")?,
+            ))
+        });
         let (prior, planned) = match decoded {
             Ok(values) => values,
             Err(diags) => return reply(failed(diags)),
@@ -173,7 +207,12 @@ impl pb::provider_server::Provider for ProviderService {
         let req = request.into_inner();
         let (resource, ty) = match self.resource(&req.type_name) {
             Ok(found) => found,
-            Err(diags) => return reply(pb::import_resource_state::Response { imported_resources: vec![], diagnostics: convert::diagnostics(diags) }),
+            Err(diags) => {
+                return reply(pb::import_resource_state::Response {
+                    imported_resources: vec![],
+                    diagnostics: convert::diagnostics(diags),
+                })
+            }
         };
         let (state, diags) = self.provider.import(resource, &req.id).await;
         let imported_resources = if diags.has_errors() || state.is_null() {
@@ -185,10 +224,16 @@ impl pb::provider_server::Provider for ProviderService {
                 private: vec![],
             }]
         };
-        reply(pb::import_resource_state::Response { imported_resources, diagnostics: convert::diagnostics(diags) })
+        reply(pb::import_resource_state::Response {
+            imported_resources,
+            diagnostics: convert::diagnostics(diags),
+        })
     }
 
-    async fn stop_provider(&self, _request: Request<pb::stop_provider::Request>) -> Reply<pb::stop_provider::Response> {
+    async fn stop_provider(
+        &self,
+        _request: Request<pb::stop_provider::Request>,
+    ) -> Reply<pb::stop_provider::Response> {
         log::info!("stop requested: cancelling operations in flight");
         self.provider.context.request_stop();
         reply(pb::stop_provider::Response::default())

@@ -25,24 +25,33 @@ pub fn server_tls(client_cert_pem: &str) -> Result<ServerTls, String> {
 
     // go-plugin's client trusts the handshake certificate as a root and
     // checks the name "localhost".
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).map_err(|e| e.to_string())?;
-    params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string()]).map_err(|e| e.to_string())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     params.key_usages = vec![
         rcgen::KeyUsagePurpose::DigitalSignature,
         rcgen::KeyUsagePurpose::KeyEncipherment,
         rcgen::KeyUsagePurpose::KeyCertSign,
     ];
-    params.extended_key_usages =
-        vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    params.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::minutes(1);
     params.not_after = now + time::Duration::days(30);
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+    let key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
     let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
     let certificate_der = cert.der().to_vec();
 
-    let verifier = Arc::new(PinnedClient { expected: client_cert.into_owned(), provider: provider.clone() });
+    let verifier = Arc::new(PinnedClient {
+        expected: client_cert.into_owned(),
+        provider: provider.clone(),
+    });
     let config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| e.to_string())?
@@ -52,7 +61,10 @@ pub fn server_tls(client_cert_pem: &str) -> Result<ServerTls, String> {
             PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| e.to_string())?,
         )
         .map_err(|e| e.to_string())?;
-    Ok(ServerTls { certificate_der, config: Arc::new(config) })
+    Ok(ServerTls {
+        certificate_der,
+        config: Arc::new(config),
+    })
 }
 
 /// Accepts only the one client certificate Terraform announced.
@@ -76,7 +88,9 @@ impl ClientCertVerifier for PinnedClient {
         if end_entity.as_ref() == self.expected.as_ref() {
             Ok(ClientCertVerified::assertion())
         } else {
-            Err(rustls::Error::General("client certificate is not the one in PLUGIN_CLIENT_CERT".into()))
+            Err(rustls::Error::General(
+                "client certificate is not the one in PLUGIN_CLIENT_CERT".into(),
+            ))
         }
     }
 
@@ -86,7 +100,12 @@ impl ClientCertVerifier for PinnedClient {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -95,10 +114,17 @@ impl ClientCertVerifier for PinnedClient {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

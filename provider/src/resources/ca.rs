@@ -7,7 +7,9 @@ use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-use crate::framework::{Attribute, AttributePath, Block, Context, Diagnostics, Plan, Resource, Schema, Type, Value};
+use crate::framework::{
+    Attribute, AttributePath, Block, Context, Diagnostics, Plan, Resource, Schema, Type, Value,
+};
 use crate::pki::{self, CaRequest, KeyAlgorithm};
 
 pub struct CertificateAuthority;
@@ -17,7 +19,10 @@ const DEFAULT_EARLY_RENEWAL_HOURS: f64 = 720.0; // thirty days
 
 /// The validity window a state records, and whether it is time to renew.
 fn renewal_due(state: &Value, early_renewal_hours: i64, now: OffsetDateTime) -> bool {
-    let end = state.get("validity_end_time").as_str().and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
+    let end = state
+        .get("validity_end_time")
+        .as_str()
+        .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
     match end {
         Some(end) => now >= end - Duration::hours(early_renewal_hours),
         None => false,
@@ -104,7 +109,11 @@ impl Resource for CertificateAuthority {
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         if let Some(name) = config.get("common_name").as_str() {
             if name.trim().is_empty() {
-                diags.error_at(AttributePath::root("common_name"), "Empty common name", "Give the CA a common name.");
+                diags.error_at(
+                    AttributePath::root("common_name"),
+                    "Empty common name",
+                    "Give the CA a common name.",
+                );
             }
         }
         if let Some(alg) = config.get("key_algorithm").as_str() {
@@ -156,7 +165,11 @@ impl Resource for CertificateAuthority {
         if plan.is_create() || !plan.requires_replace.is_empty() {
             return;
         }
-        let early = plan.planned.get("early_renewal_hours").as_i64().unwrap_or(0);
+        let early = plan
+            .planned
+            .get("early_renewal_hours")
+            .as_i64()
+            .unwrap_or(0);
         if renewal_due(plan.prior, early, ctx.now()) {
             plan.replace_because_of(AttributePath::root("ready_for_renewal"));
         } else {
@@ -165,8 +178,12 @@ impl Resource for CertificateAuthority {
     }
 
     async fn create(&self, ctx: &Context, planned: &Value, diags: &mut Diagnostics) -> Value {
-        let algorithm = KeyAlgorithm::parse(planned.str_or_empty("key_algorithm")).unwrap_or(KeyAlgorithm::EcdsaP256);
-        let hours = planned.get("validity_period_hours").as_i64().unwrap_or(DEFAULT_VALIDITY_HOURS as i64);
+        let algorithm = KeyAlgorithm::parse(planned.str_or_empty("key_algorithm"))
+            .unwrap_or(KeyAlgorithm::EcdsaP256);
+        let hours = planned
+            .get("validity_period_hours")
+            .as_i64()
+            .unwrap_or(DEFAULT_VALIDITY_HOURS as i64);
         let now = ctx.now();
         let not_before = now.replace_nanosecond(0).unwrap_or(now);
         let not_after = not_before + Duration::hours(hours);
@@ -184,7 +201,12 @@ impl Resource for CertificateAuthority {
                 return Value::Null;
             }
         };
-        log::info!("created CA {:?} ({}, valid until {})", request.common_name, algorithm.name(), rfc3339(not_after));
+        log::info!(
+            "created CA {:?} ({}, valid until {})",
+            request.common_name,
+            algorithm.name(),
+            rfc3339(not_after)
+        );
         let mut state = planned.clone();
         state.set("id", Value::string(fingerprint(&ca.cert_pem)));
         state.set("cert_pem", Value::string(ca.cert_pem));
@@ -203,7 +225,13 @@ impl Resource for CertificateAuthority {
         state
     }
 
-    async fn update(&self, _ctx: &Context, _prior: &Value, planned: &Value, _diags: &mut Diagnostics) -> Value {
+    async fn update(
+        &self,
+        _ctx: &Context,
+        _prior: &Value,
+        planned: &Value,
+        _diags: &mut Diagnostics,
+    ) -> Value {
         // Only early_renewal_hours changes in place; the plan already
         // worked out ready_for_renewal.
         planned.clone()
@@ -222,21 +250,31 @@ impl Resource for CertificateAuthority {
             );
             return Value::Null;
         };
-        let read = |path: &str, what: &str, diags: &mut Diagnostics| match std::fs::read_to_string(path.trim()) {
+        let read = |path: &str, what: &str, diags: &mut Diagnostics| match std::fs::read_to_string(
+            path.trim(),
+        ) {
             Ok(text) => Some(text),
             Err(e) => {
-                diags.error(format!("Cannot read the CA {what}"), format!("{}: {e}", path.trim()));
+                diags.error(
+                    format!("Cannot read the CA {what}"),
+                    format!("{}: {e}", path.trim()),
+                );
                 None
             }
         };
-        let (Some(cert_pem), Some(key_pem)) = (read(cert_path, "certificate", diags), read(key_path, "private key", diags))
-        else {
+        let (Some(cert_pem), Some(key_pem)) = (
+            read(cert_path, "certificate", diags),
+            read(key_path, "private key", diags),
+        ) else {
             return Value::Null;
         };
         let info = match pki::inspect_ca(&cert_pem, &key_pem) {
             Ok(info) => info,
             Err(e) => {
-                diags.error("Cannot import the CA", format!("{cert_path} and {key_path}: {e}"));
+                diags.error(
+                    "Cannot import the CA",
+                    format!("{cert_path} and {key_path}: {e}"),
+                );
                 return Value::Null;
             }
         };
@@ -253,13 +291,19 @@ impl Resource for CertificateAuthority {
         let mut state = Value::object([
             ("id", Value::string(fingerprint(&cert_pem))),
             ("common_name", Value::string(info.common_name)),
-            ("organization", info.organization.map(Value::string).unwrap_or(Value::Null)),
+            (
+                "organization",
+                info.organization.map(Value::string).unwrap_or(Value::Null),
+            ),
             ("key_algorithm", Value::string(info.algorithm.name())),
             ("validity_period_hours", Value::number(hours)),
             ("early_renewal_hours", Value::number(early)),
             ("cert_pem", Value::string(cert_pem)),
             ("private_key_pem", Value::string(key_pem)),
-            ("validity_start_time", Value::string(rfc3339(info.not_before))),
+            (
+                "validity_start_time",
+                Value::string(rfc3339(info.not_before)),
+            ),
             ("validity_end_time", Value::string(rfc3339(info.not_after))),
         ]);
         let due = renewal_due(&state, early as i64, ctx.now());
@@ -284,14 +328,27 @@ mod tests {
     fn errors_at(config: &Value) -> Vec<String> {
         let mut diags = Diagnostics::default();
         CertificateAuthority.validate(config, &mut diags);
-        diags.0.iter().filter_map(|d| d.path.as_ref().map(|p| p.to_string())).collect()
+        diags
+            .0
+            .iter()
+            .filter_map(|d| d.path.as_ref().map(|p| p.to_string()))
+            .collect()
     }
 
     #[test]
     fn bad_inputs_are_reported_on_their_attribute() {
-        assert_eq!(errors_at(&config(0.0, 0.0, "ECDSA_P256")), vec!["validity_period_hours"]);
-        assert_eq!(errors_at(&config(-5.0, 0.0, "ECDSA_P256")), vec!["validity_period_hours"]);
-        assert_eq!(errors_at(&config(10.0, 10.0, "ECDSA_P256")), vec!["early_renewal_hours"]);
+        assert_eq!(
+            errors_at(&config(0.0, 0.0, "ECDSA_P256")),
+            vec!["validity_period_hours"]
+        );
+        assert_eq!(
+            errors_at(&config(-5.0, 0.0, "ECDSA_P256")),
+            vec!["validity_period_hours"]
+        );
+        assert_eq!(
+            errors_at(&config(10.0, 10.0, "ECDSA_P256")),
+            vec!["early_renewal_hours"]
+        );
         assert_eq!(errors_at(&config(10.0, 1.0, "DSA")), vec!["key_algorithm"]);
         assert!(errors_at(&config(10.0, 1.0, "ED25519")).is_empty());
     }
