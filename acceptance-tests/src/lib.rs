@@ -1,1 +1,15 @@
-//! Helpers for the acceptance tests.
+//! Helpers for the acceptance tests, which drive real `terraform` against
+//! the built provider, real sshd and systemd in the test hosts, and real etcd.
+//!
+//! - [`tools`]: where the provider binary, Terraform versions and etcd
+//!   binaries are (installed by `install-deps`).
+//! - [`terraform`]: a throw-away Terraform working directory with the
+//!   provider installed through a filesystem mirror or `dev_overrides`.
+//! - [`lab`]: test hosts brought up by the `testhosts` script, taken down
+//!   when the guard drops (also on panic), and SSH into them.
+//! - [`docs`]: the generator of `docs/` from `schemas/` and `examples/`.
+
+pub mod docs;
+pub mod lab;
+pub mod terraform;
+pub mod tools;

@@ -1,0 +1,39 @@
+# Entry points for people and CI. Every target installs what it needs first.
+.PHONY: demo demo-down test check docs bench fuzz deps
+
+CARGO ?= cargo
+export CHECKPOINT_DISABLE = 1
+
+deps:
+	acceptance-tests/install-deps
+
+build: deps
+	$(CARGO) build -p terraform-provider-etcd
+
+# A real run of the provider: see acceptance-tests/demo.
+demo: build
+	acceptance-tests/demo up
+
+demo-down:
+	acceptance-tests/demo down
+
+# Unit tests, then acceptance tests (real terraform, sshd, systemd, etcd).
+test: build
+	$(CARGO) test --workspace -- --test-threads=2
+
+# Formatting and lints, as before every commit.
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Regenerates schemas/schema.json and docs/ from the built provider.
+docs: build
+	$(CARGO) run -q -p acceptance-tests --bin generate-docs
+
+bench: build
+	acceptance-tests/install-deps --bench
+	$(CARGO) build --release -p terraform-provider-etcd
+	benches/startup-and-memory
+
+fuzz:
+	benches/fuzz-decoder

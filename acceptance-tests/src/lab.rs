@@ -1,0 +1,176 @@
+//! Test hosts for one test: `Lab::up(lab, n)` boots them with the
+//! `testhosts` script, and dropping the `Lab` takes them down again, also
+//! when the test panics. Tests that run at the same time use different lab
+//! numbers, so they get different bridges and subnets.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crate::tools;
+
+pub struct Lab {
+    pub number: u32,
+    pub state: PathBuf,
+    /// (name, address) of every host, h1 first.
+    pub hosts: Vec<(String, String)>,
+}
+
+fn testhosts(lab: u32, args: &[&str]) -> Output {
+    Command::new(tools::testhosts_script())
+        .args(args)
+        .env("TESTHOSTS_LAB", lab.to_string())
+        .output()
+        .expect("run testhosts")
+}
+
+fn check(output: Output, what: &str) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "testhosts {what} failed:\n{text}");
+    text
+}
+
+impl Lab {
+    /// Boots `count` hosts in lab `number`. A run that cannot create hosts
+    /// fails here, loudly; it never skips.
+    pub fn up(number: u32, count: usize) -> Lab {
+        // A lab left over by an earlier, killed run is taken down first.
+        let _ = testhosts(number, &["down"]);
+        let up = testhosts(number, &["up", &count.to_string()]);
+        let env = check(testhosts(number, &["env"]), "env");
+        let state = env
+            .lines()
+            .find_map(|l| l.strip_prefix("STATE="))
+            .expect("STATE in env")
+            .into();
+        let mut lab = Lab {
+            number,
+            state,
+            hosts: Vec::new(),
+        };
+        if !up.status.success() {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&up.stdout),
+                String::from_utf8_lossy(&up.stderr)
+            );
+            drop(lab);
+            panic!("testhosts up {count} failed:\n{text}");
+        }
+        let hosts = std::fs::read_to_string(lab.state.join("hosts")).expect("hosts file");
+        lab.hosts = hosts
+            .lines()
+            .filter_map(|l| {
+                l.split_once(' ')
+                    .map(|(n, a)| (n.to_string(), a.to_string()))
+            })
+            .collect();
+        lab
+    }
+
+    pub fn address(&self, name: &str) -> &str {
+        &self
+            .hosts
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no host {name}"))
+            .1
+    }
+
+    /// The address the test hosts reach this machine at.
+    pub fn bridge_address(&self) -> String {
+        format!("10.213.{}.1", self.number)
+    }
+
+    pub fn ssh_config(&self) -> PathBuf {
+        self.state.join("ssh_config")
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.state.join("known_hosts")
+    }
+
+    pub fn client_key(&self) -> PathBuf {
+        self.state.join("id_ed25519")
+    }
+
+    /// Runs a shell command on a host as root (strict host key checking).
+    pub fn ssh(&self, host: &str, command: &str) -> Output {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(self.ssh_config())
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=5",
+                host,
+                command,
+            ])
+            .output()
+            .expect("run ssh")
+    }
+
+    /// Like [`Lab::ssh`], but the command must succeed; returns its stdout.
+    pub fn ssh_ok(&self, host: &str, command: &str) -> String {
+        let out = self.ssh(host, command);
+        assert!(
+            out.status.success(),
+            "ssh {host} {command:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Copies a local file to a host.
+    pub fn upload(&self, local: &std::path::Path, host: &str, remote: &str) {
+        let out = Command::new("scp")
+            .arg("-q")
+            .arg("-F")
+            .arg(self.ssh_config())
+            .arg(local)
+            .arg(format!("{host}:{remote}"))
+            .output()
+            .expect("run scp");
+        assert!(
+            out.status.success(),
+            "scp to {host} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Fault injection and lifecycle: `kill`, `stop`, `start`, `restart`,
+    /// `partition` (optionally only from some peers), `heal`.
+    pub fn fault(&self, action: &str, host: &str, peers: &[&str]) {
+        let mut args = vec![action, host];
+        args.extend_from_slice(peers);
+        check(testhosts(self.number, &args), action);
+    }
+
+    /// Takes the lab down and returns what `testhosts` said; fails if
+    /// anything (link, mount, cgroup, process, state) is left.
+    pub fn down(mut self) -> String {
+        let text = check(testhosts(self.number, &["down"]), "down");
+        self.hosts.clear();
+        self.number = u32::MAX;
+        text
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.number != u32::MAX {
+            let out = testhosts(self.number, &["down"]);
+            if !out.status.success() && !std::thread::panicking() {
+                panic!(
+                    "testhosts down failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+}

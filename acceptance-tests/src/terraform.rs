@@ -1,0 +1,196 @@
+//! A Terraform working directory for one test, with the built provider
+//! installed either through a filesystem mirror (as a user who installs a
+//! release would) or through `dev_overrides` (as a provider developer would).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::tools;
+
+/// The provider's source address as the examples declare it.
+pub const PROVIDER_SOURCE: &str = "terraform-provider-etcd/etcd";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Install {
+    FilesystemMirror,
+    DevOverrides,
+}
+
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+    pub terraform: PathBuf,
+    cli_config: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+/// What a terraform command did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl Workspace {
+    /// A directory holding `main_tf`, with the provider installed by `install`.
+    pub fn new(terraform: &Path, install: Install, main_tf: &str) -> Workspace {
+        let dir = tempfile::Builder::new()
+            .prefix("tfacc-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::write(dir.path().join("main.tf"), main_tf).expect("write main.tf");
+        let cli_config = dir.path().join("terraformrc");
+        let ws = Workspace {
+            dir,
+            terraform: terraform.to_path_buf(),
+            cli_config,
+            env: Vec::new(),
+        };
+        let binary = tools::provider_binary();
+        let config = match install {
+            Install::DevOverrides => format!(
+                "provider_installation {{\n  dev_overrides {{\n    \"{PROVIDER_SOURCE}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                binary.parent().unwrap().display()
+            ),
+            Install::FilesystemMirror => {
+                let mirror = ws.path().join("mirror");
+                let address = ws.full_provider_address();
+                let version = env!("CARGO_PKG_VERSION");
+                let platform = mirror.join(&address).join(version).join("linux_amd64");
+                std::fs::create_dir_all(&platform).expect("mirror dir");
+                std::fs::copy(&binary, platform.join(format!("terraform-provider-etcd_v{version}")))
+                    .expect("copy provider into mirror");
+                format!(
+                    "provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n  }}\n}}\n",
+                    mirror.display()
+                )
+            }
+        };
+        std::fs::write(&ws.cli_config, config).expect("write CLI config");
+        if install == Install::FilesystemMirror {
+            ws.run_ok(&["init", "-input=false"]);
+        }
+        ws
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Adds an environment variable for every later terraform command.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    pub fn remove_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+
+    /// The provider's full address (host/namespace/type), as Terraform
+    /// resolves the examples' source; read from `terraform providers`.
+    fn full_provider_address(&self) -> String {
+        let out = self.run(&["providers"]);
+        let start = out
+            .stdout
+            .find("provider[")
+            .expect("terraform providers lists the provider")
+            + "provider[".len();
+        let end = out.stdout[start..].find(']').expect("closing bracket") + start;
+        out.stdout[start..end].to_string()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.terraform);
+        cmd.args(args)
+            .current_dir(self.path())
+            .env("TF_CLI_CONFIG_FILE", &self.cli_config)
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1")
+            .env("NO_COLOR", "1")
+            .env_remove("TF_LOG")
+            .env_remove("TF_CLI_ARGS");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut all = args.to_vec();
+        if !matches!(
+            args.first(),
+            Some(&"providers" | &"output" | &"show" | &"state" | &"version")
+        ) {
+            all.push("-no-color");
+        }
+        Run::from(self.command(&all).output().expect("run terraform"))
+    }
+
+    /// Runs a command that must succeed.
+    pub fn run_ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert_eq!(run.code, 0, "terraform {args:?} failed:\n{}", run.text());
+        run
+    }
+
+    pub fn apply(&self) -> Run {
+        self.run_ok(&["apply", "-auto-approve", "-input=false"])
+    }
+
+    pub fn destroy(&self) -> Run {
+        self.run_ok(&["destroy", "-auto-approve", "-input=false"])
+    }
+
+    /// `terraform plan -detailed-exitcode`: 0 no changes, 2 changes, 1 error.
+    pub fn plan_exit_code(&self) -> (i32, Run) {
+        let run = self.run(&["plan", "-detailed-exitcode", "-input=false"]);
+        (run.code, run)
+    }
+
+    /// A string output of the root module.
+    pub fn output(&self, name: &str) -> String {
+        let run = self.run_ok(&["output", "-json", name]);
+        match serde_json::from_str::<serde_json::Value>(&run.stdout).expect("output is JSON") {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        }
+    }
+
+    /// `terraform state show`-style JSON of the whole state.
+    pub fn state_json(&self) -> serde_json::Value {
+        let run = self.run_ok(&["show", "-json"]);
+        serde_json::from_str(&run.stdout).expect("state is JSON")
+    }
+
+    pub fn version(&self) -> String {
+        self.run_ok(&["version"])
+            .stdout
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// The text of an example configuration, e.g. `example("ca")`.
+pub fn example(name: &str) -> String {
+    let path = tools::repo_root()
+        .join("examples")
+        .join(name)
+        .join("main.tf");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
