@@ -11,12 +11,22 @@
 //!   [`framework::Diagnostics`] and the [`framework::Resource`] trait.
 //! - [`pki`]: certificate authorities and the member and client
 //!   certificates issued from them.
-//! - [`resources`]: one file per resource type (`etcd_ca`, ...).
+//! - [`ssh`]: commands and files on member hosts over the system `ssh`.
+//! - [`etcd`]: the cluster's client API (member list, health, membership).
+//! - [`member`]: one member on one host: layout, rendering of its config
+//!   file and unit, install / inspect / uninstall steps.
+//! - [`cluster`]: whole-cluster operations: bootstrap, observe, repair,
+//!   teardown, one member at a time where the cluster is running.
+//! - [`resources`]: one file per resource type (`etcd_ca`, `etcd_cluster`).
 //!
 //! `main.rs` registers the resources and calls [`plugin::serve`].
 //! DESIGN.md at the repository root holds the rules these modules follow.
 
+pub mod cluster;
+pub mod etcd;
 pub mod framework;
+pub mod member;
 pub mod pki;
 pub mod plugin;
 pub mod resources;
+pub mod ssh;

@@ -13,7 +13,7 @@ pub mod value;
 
 pub use context::Context;
 pub use diagnostics::{AttributePath, Diagnostics};
-pub use resource::{Plan, Resource};
+pub use resource::{Plan, Private, Resource};
 pub use schema::{Attribute, Block, NestedBlock, Schema};
 pub use types::Type;
 pub use value::Value;

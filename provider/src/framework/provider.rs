@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::codec;
 use super::context::Context;
 use super::diagnostics::{AttributePath, Diagnostics};
-use super::resource::{Plan, Resource};
+use super::resource::{Plan, Private, Resource};
 use super::schema::{Block, Schema};
 use super::types::Type;
 use super::value::Value;
@@ -126,20 +126,25 @@ impl Provider {
         resource: &dyn Resource,
         prior: &Value,
         planned: &Value,
+        private: &mut Private,
     ) -> (Value, Diagnostics) {
         let mut diags = Diagnostics::default();
         let ctx = &self.context;
         let state = match (prior.is_null(), planned.is_null()) {
             (_, true) => {
-                resource.delete(ctx, prior, &mut diags).await;
+                resource.delete(ctx, prior, private, &mut diags).await;
                 if diags.has_errors() {
                     prior.clone()
                 } else {
                     Value::Null
                 }
             }
-            (true, false) => resource.create(ctx, planned, &mut diags).await,
-            (false, false) => resource.update(ctx, prior, planned, &mut diags).await,
+            (true, false) => resource.create(ctx, planned, private, &mut diags).await,
+            (false, false) => {
+                resource
+                    .update(ctx, prior, planned, private, &mut diags)
+                    .await
+            }
         };
         if !state.is_wholly_known() {
             diags.error(
@@ -153,15 +158,29 @@ impl Provider {
         (state, diags)
     }
 
-    pub async fn read(&self, resource: &dyn Resource, state: &Value) -> (Value, Diagnostics) {
+    pub async fn read(
+        &self,
+        resource: &dyn Resource,
+        state: &Value,
+        private: &mut Private,
+    ) -> (Value, Diagnostics) {
         let mut diags = Diagnostics::default();
-        let new_state = resource.read(&self.context, state, &mut diags).await;
+        let new_state = resource
+            .read(&self.context, state, private, &mut diags)
+            .await;
         (new_state, diags)
     }
 
-    pub async fn import(&self, resource: &dyn Resource, id: &str) -> (Value, Diagnostics) {
+    pub async fn import(
+        &self,
+        resource: &dyn Resource,
+        id: &str,
+        private: &mut Private,
+    ) -> (Value, Diagnostics) {
         let mut diags = Diagnostics::default();
-        let state = resource.import(&self.context, id, &mut diags).await;
+        let state = resource
+            .import(&self.context, id, private, &mut diags)
+            .await;
         (state, diags)
     }
 

@@ -7,6 +7,29 @@ use super::diagnostics::{AttributePath, Diagnostics};
 use super::schema::Schema;
 use super::value::Value;
 
+/// Provider-private data kept with a resource's state (Terraform's
+/// "private state"): bookkeeping users never see, such as fingerprints of
+/// files the provider wrote.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Private(pub serde_json::Map<String, serde_json::Value>);
+
+impl Private {
+    /// Decodes stored private bytes; anything unreadable counts as empty.
+    pub fn decode(bytes: &[u8]) -> Private {
+        serde_json::from_slice(bytes)
+            .map(Private)
+            .unwrap_or_default()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        if self.0.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&self.0).unwrap_or_default()
+        }
+    }
+}
+
 /// A plan being made: the resource may change `planned`, ask for
 /// replacement and add diagnostics.
 pub struct Plan<'a> {
@@ -49,10 +72,22 @@ pub trait Resource: Send + Sync {
     async fn modify_plan(&self, _ctx: &Context, _plan: &mut Plan<'_>) {}
 
     /// Creates the object; returns its state, or null when nothing exists.
-    async fn create(&self, ctx: &Context, planned: &Value, diags: &mut Diagnostics) -> Value;
+    async fn create(
+        &self,
+        ctx: &Context,
+        planned: &Value,
+        private: &mut Private,
+        diags: &mut Diagnostics,
+    ) -> Value;
 
     /// Refreshes the state; null means the object is gone.
-    async fn read(&self, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Value;
+    async fn read(
+        &self,
+        ctx: &Context,
+        state: &Value,
+        private: &mut Private,
+        diags: &mut Diagnostics,
+    ) -> Value;
 
     /// Brings the object from `prior` to `planned` in place.
     async fn update(
@@ -60,13 +95,26 @@ pub trait Resource: Send + Sync {
         ctx: &Context,
         prior: &Value,
         planned: &Value,
+        private: &mut Private,
         diags: &mut Diagnostics,
     ) -> Value;
 
-    async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics);
+    async fn delete(
+        &self,
+        ctx: &Context,
+        prior: &Value,
+        private: &Private,
+        diags: &mut Diagnostics,
+    );
 
     /// Builds the state of an existing object from an import ID.
-    async fn import(&self, ctx: &Context, id: &str, diags: &mut Diagnostics) -> Value;
+    async fn import(
+        &self,
+        ctx: &Context,
+        id: &str,
+        private: &mut Private,
+        diags: &mut Diagnostics,
+    ) -> Value;
 
     /// Rewrites stored state of an older schema version into the current one.
     fn upgrade_state(

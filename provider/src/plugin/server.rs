@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use crate::framework::provider::Provider;
-use crate::framework::{Diagnostics, Type};
+use crate::framework::{Diagnostics, Private, Type};
 
 use super::convert::{self, decode, encode};
 use super::proto::tfplugin6 as pb;
@@ -122,11 +122,12 @@ impl pb::provider_server::Provider for ProviderService {
             Ok(state) => state,
             Err(diags) => return reply(failed(diags)),
         };
-        let (new_state, diags) = self.provider.read(resource, &state).await;
+        let mut private = Private::decode(&req.private);
+        let (new_state, diags) = self.provider.read(resource, &state, &mut private).await;
         reply(pb::read_resource::Response {
             new_state: Some(encode(&new_state, &ty)),
             diagnostics: convert::diagnostics(diags),
-            private: req.private,
+            private: private.encode(),
         })
     }
 
@@ -192,10 +193,14 @@ impl pb::provider_server::Provider for ProviderService {
             Ok(values) => values,
             Err(diags) => return reply(failed(diags)),
         };
-        let (new_state, diags) = self.provider.apply(resource, &prior, &planned).await;
+        let mut private = Private::decode(&req.planned_private);
+        let (new_state, diags) = self
+            .provider
+            .apply(resource, &prior, &planned, &mut private)
+            .await;
         reply(pb::apply_resource_change::Response {
             new_state: Some(encode(&new_state, &ty)),
-            private: req.planned_private,
+            private: private.encode(),
             diagnostics: convert::diagnostics(diags),
         })
     }
@@ -214,14 +219,15 @@ impl pb::provider_server::Provider for ProviderService {
                 })
             }
         };
-        let (state, diags) = self.provider.import(resource, &req.id).await;
+        let mut private = Private::default();
+        let (state, diags) = self.provider.import(resource, &req.id, &mut private).await;
         let imported_resources = if diags.has_errors() || state.is_null() {
             vec![]
         } else {
             vec![pb::import_resource_state::ImportedResource {
                 type_name: req.type_name,
                 state: Some(encode(&state, &ty)),
-                private: vec![],
+                private: private.encode(),
             }]
         };
         reply(pb::import_resource_state::Response {

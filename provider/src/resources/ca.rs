@@ -8,7 +8,8 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use crate::framework::{
-    Attribute, AttributePath, Block, Context, Diagnostics, Plan, Resource, Schema, Type, Value,
+    Attribute, AttributePath, Block, Context, Diagnostics, Plan, Private, Resource, Schema, Type,
+    Value,
 };
 use crate::pki::{self, CaRequest, KeyAlgorithm};
 
@@ -177,7 +178,13 @@ impl Resource for CertificateAuthority {
         }
     }
 
-    async fn create(&self, ctx: &Context, planned: &Value, diags: &mut Diagnostics) -> Value {
+    async fn create(
+        &self,
+        ctx: &Context,
+        planned: &Value,
+        _private: &mut Private,
+        diags: &mut Diagnostics,
+    ) -> Value {
         let algorithm = KeyAlgorithm::parse(planned.str_or_empty("key_algorithm"))
             .unwrap_or(KeyAlgorithm::EcdsaP256);
         let hours = planned
@@ -217,7 +224,13 @@ impl Resource for CertificateAuthority {
         state
     }
 
-    async fn read(&self, ctx: &Context, state: &Value, _diags: &mut Diagnostics) -> Value {
+    async fn read(
+        &self,
+        ctx: &Context,
+        state: &Value,
+        _private: &mut Private,
+        _diags: &mut Diagnostics,
+    ) -> Value {
         let mut state = state.clone();
         let early = state.get("early_renewal_hours").as_i64().unwrap_or(0);
         let due = renewal_due(&state, early, ctx.now());
@@ -230,6 +243,7 @@ impl Resource for CertificateAuthority {
         _ctx: &Context,
         _prior: &Value,
         planned: &Value,
+        _private: &mut Private,
         _diags: &mut Diagnostics,
     ) -> Value {
         // Only early_renewal_hours changes in place; the plan already
@@ -237,11 +251,23 @@ impl Resource for CertificateAuthority {
         planned.clone()
     }
 
-    async fn delete(&self, _ctx: &Context, _prior: &Value, _diags: &mut Diagnostics) {
+    async fn delete(
+        &self,
+        _ctx: &Context,
+        _prior: &Value,
+        _private: &Private,
+        _diags: &mut Diagnostics,
+    ) {
         // The CA exists only in state.
     }
 
-    async fn import(&self, ctx: &Context, id: &str, diags: &mut Diagnostics) -> Value {
+    async fn import(
+        &self,
+        ctx: &Context,
+        id: &str,
+        _private: &mut Private,
+        diags: &mut Diagnostics,
+    ) -> Value {
         let Some((cert_path, key_path)) = id.split_once(',') else {
             diags.error(
                 "Invalid import ID",

@@ -1,10 +1,14 @@
 //! The provider's resource types, one file each.
 
 pub mod ca;
+pub mod cluster;
 
 use crate::framework::provider::Provider;
 
 /// The provider with every resource type registered.
 pub fn provider() -> Provider {
-    Provider::new(vec![Box::new(ca::CertificateAuthority)])
+    Provider::new(vec![
+        Box::new(ca::CertificateAuthority),
+        Box::new(cluster::EtcdCluster),
+    ])
 }

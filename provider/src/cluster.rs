@@ -1,0 +1,539 @@
+//! Whole-cluster operations over SSH and the etcd API: bootstrap, observe
+//! (for drift), repair and teardown. Changes to a running cluster go one
+//! member at a time and wait for the cluster to be healthy in between.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::etcd::{self, Credentials};
+use crate::framework::Context;
+use crate::member::install::{self, Fingerprints, LocalBinaries};
+use crate::member::render::InitialState;
+use crate::member::{inspect, BinarySource, ClusterSettings, MemberSpec};
+use crate::ssh::{Host, SshError};
+
+/// The status of a member that is as it should be.
+pub const HEALTHY: &str = "healthy";
+
+/// A cluster as the configuration describes it.
+pub struct ClusterSpec {
+    pub settings: ClusterSettings,
+    pub members: Vec<MemberSpec>,
+    pub ca_cert_pem: String,
+    pub ca_key_pem: String,
+}
+
+/// What the provider saw of a running cluster.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Observed {
+    pub cluster_id: Option<u64>,
+    /// Member name to its ID (hex), for members in the live list.
+    pub member_ids: BTreeMap<String, String>,
+    /// Member name to `healthy` or what is wrong with it.
+    pub status: BTreeMap<String, String>,
+    /// Live members the configuration does not have, as `name (id)`.
+    pub unmanaged: Vec<String>,
+    pub leader: Option<String>,
+    /// Things worth a warning: unreachable hosts or endpoints.
+    pub warnings: Vec<String>,
+}
+
+impl Observed {
+    pub fn all_healthy(&self) -> bool {
+        self.status.values().all(|s| s == HEALTHY) && self.unmanaged.is_empty()
+    }
+}
+
+impl ClusterSpec {
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| m.client_url(&self.settings))
+            .collect()
+    }
+
+    fn initial_cluster(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url(&self.settings)))
+            .collect()
+    }
+
+    fn api(&self, now: OffsetDateTime) -> Result<etcd::Cluster, String> {
+        let credentials = Credentials::issue(&self.ca_cert_pem, &self.ca_key_pem, now)
+            .map_err(|e| format!("client certificate: {e}"))?;
+        Ok(etcd::Cluster::new(self.endpoints(), credentials))
+    }
+
+    fn local_binaries(&self) -> Result<Option<LocalBinaries>, String> {
+        match &self.settings.binary_source {
+            BinarySource::LocalPath(dir) => LocalBinaries::load(dir).map(Some),
+            BinarySource::Url { .. } => Ok(None),
+        }
+    }
+}
+
+async fn connect_all(members: &[MemberSpec]) -> Vec<Result<Host, SshError>> {
+    futures::future::join_all(members.iter().map(|m| Host::connect(&m.ssh))).await
+}
+
+/// Installs one member and starts it without waiting for it.
+async fn install_and_start(
+    spec: &ClusterSpec,
+    member: &MemberSpec,
+    host: &Host,
+    binaries: Option<&LocalBinaries>,
+    initial_cluster: &[String],
+    state: InitialState,
+    now: OffsetDateTime,
+) -> Result<Fingerprints, String> {
+    let settings = &spec.settings;
+    let has_data = install::prepare(host, settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    if has_data && state == InitialState::New {
+        // Only data of this very cluster (an earlier, interrupted bootstrap)
+        // may be resumed; anything else is someone's data: never touch it.
+        let config = host
+            .run(&format!(
+                "cat {} 2>/dev/null",
+                crate::ssh::quote(&settings.layout.config_file())
+            ))
+            .await;
+        let ours = config.map(|o| {
+            o.stdout
+                .contains(&format!("initial-cluster-token: \"{}\"", settings.token))
+        });
+        if ours != Ok(true) {
+            return Err(format!(
+                "{} already holds etcd data not made by this cluster; refusing to bootstrap over it \
+                 (move it away or choose another data_dir)",
+                settings.layout.data_dir
+            ));
+        }
+    }
+    install::install_binaries(host, settings, binaries)
+        .await
+        .map_err(|e| e.to_string())?;
+    let certs =
+        install::issue_certificates(member, settings, &spec.ca_cert_pem, &spec.ca_key_pem, now)
+            .map_err(|e| format!("certificates: {e}"))?;
+    let prints = install::write_files(host, member, settings, &certs, initial_cluster, state)
+        .await
+        .map_err(|e| e.to_string())?;
+    install::start(host).await.map_err(|e| e.to_string())?;
+    Ok(prints)
+}
+
+/// Bootstraps every member in parallel with `initial-cluster-state=new`,
+/// then waits until the member list is complete and every endpoint is
+/// healthy. Safe to run again after a failure: it resumes.
+pub async fn bootstrap(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    timeout: Duration,
+) -> Result<BTreeMap<String, Fingerprints>, String> {
+    let now = ctx.now();
+    let binaries = spec.local_binaries()?;
+    let hosts = connect_all(&spec.members).await;
+    let initial_cluster = spec.initial_cluster();
+    let installs = spec.members.iter().zip(&hosts).map(|(member, host)| {
+        let binaries = binaries.as_ref();
+        let initial_cluster = &initial_cluster;
+        async move {
+            let host = host
+                .as_ref()
+                .map_err(|e| format!("member {}: {e}", member.name))?;
+            install_and_start(
+                spec,
+                member,
+                host,
+                binaries,
+                initial_cluster,
+                InitialState::New,
+                now,
+            )
+            .await
+            .map(|prints| (member.name.clone(), prints))
+            .map_err(|e| format!("member {}: {e}", member.name))
+        }
+    });
+    let results = futures::future::join_all(installs).await;
+    close_all(hosts).await;
+    let mut fingerprints = BTreeMap::new();
+    let mut errors = Vec::new();
+    for result in results {
+        match result {
+            Ok((name, prints)) => {
+                fingerprints.insert(name, prints);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors.join("\n"));
+    }
+    log::info!(
+        "started {} members of {}; waiting for them to form the cluster",
+        spec.members.len(),
+        spec.settings.token
+    );
+    wait_until_healthy(ctx, spec, timeout).await?;
+    Ok(fingerprints)
+}
+
+async fn close_all(hosts: Vec<Result<Host, SshError>>) {
+    futures::future::join_all(hosts.into_iter().flatten().map(Host::close)).await;
+}
+
+/// Waits until every configured member is a started voting member and
+/// healthy. On time-out, names the members that are late and why.
+pub async fn wait_until_healthy(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let api = spec.api(ctx.now())?;
+    loop {
+        let late = late_members(spec, &api).await;
+        if late.is_empty() {
+            return Ok(());
+        }
+        if ctx.is_stopped() {
+            return Err("stopped by Terraform before the cluster was healthy".into());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the cluster was not healthy within {timeout:?}; late: {}",
+                late.join("; ")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Members that are not yet started, voting and healthy, with the reason.
+async fn late_members(spec: &ClusterSpec, api: &etcd::Cluster) -> Vec<String> {
+    let listed = api.members().await;
+    let statuses = api.statuses().await;
+    spec.members
+        .iter()
+        .zip(statuses)
+        .filter_map(|(member, status)| {
+            let problem = match &listed {
+                Err(e) => Some(format!("member list unavailable ({e})")),
+                Ok((_, live)) => match live.iter().find(|m| m.name == member.name) {
+                    None => Some("not started".to_string()),
+                    Some(m) if m.is_learner => Some("still a learner".to_string()),
+                    Some(_) if !status.healthy => {
+                        Some(status.error.clone().unwrap_or_else(|| "unhealthy".into()))
+                    }
+                    Some(_) => None,
+                },
+            };
+            problem.map(|p| format!("{} ({}): {p}", member.name, member.host))
+        })
+        .collect()
+}
+
+/// Looks at the live cluster and every member host. Never fails: what
+/// cannot be reached is reported in the statuses and as a warning.
+pub async fn observe(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    expected: &BTreeMap<String, Fingerprints>,
+) -> Observed {
+    let mut observed = Observed::default();
+    let api = match spec.api(ctx.now()) {
+        Ok(api) => api,
+        Err(e) => {
+            observed.warnings.push(e.clone());
+            for m in &spec.members {
+                observed
+                    .status
+                    .insert(m.name.clone(), format!("unreachable: {e}"));
+            }
+            return observed;
+        }
+    };
+    let (listed, statuses, host_states) = tokio::join!(
+        api.members(),
+        api.statuses(),
+        futures::future::join_all(spec.members.iter().map(|m| async {
+            let host = Host::connect(&m.ssh).await?;
+            let state = inspect::observe(&host, &spec.settings).await;
+            host.close().await;
+            state
+        }))
+    );
+    let live = match listed {
+        Ok((cluster_id, live)) => {
+            observed.cluster_id = Some(cluster_id);
+            Some(live)
+        }
+        Err(e) => {
+            observed
+                .warnings
+                .push(format!("no member of the cluster answered: {e}"));
+            None
+        }
+    };
+    for ((member, status), host_state) in spec.members.iter().zip(&statuses).zip(host_states) {
+        let mut problems = Vec::new();
+        match &host_state {
+            Err(e) => {
+                observed
+                    .warnings
+                    .push(format!("member {}: {e}", member.name));
+                problems.push(format!("unreachable over SSH: {e}"));
+            }
+            Ok(state) => {
+                let none = Fingerprints::new();
+                problems.extend(inspect::differences(
+                    expected.get(&member.name).unwrap_or(&none),
+                    state,
+                ));
+            }
+        }
+        let peer_url = member.peer_url(&spec.settings);
+        if let Some(live) = &live {
+            match live.iter().find(|m| m.peer_urls.contains(&peer_url)) {
+                Some(m) => {
+                    observed
+                        .member_ids
+                        .insert(member.name.clone(), etcd::format_id(m.id));
+                    if m.is_learner {
+                        problems.push("is a learner".into());
+                    }
+                }
+                None => problems.push("not a member of the cluster".into()),
+            }
+        }
+        if !status.healthy && problems.is_empty() {
+            problems.push(format!(
+                "unhealthy: {}",
+                status.error.clone().unwrap_or_default()
+            ));
+        }
+        let text = if problems.is_empty() {
+            HEALTHY.to_string()
+        } else {
+            problems.join("; ")
+        };
+        observed.status.insert(member.name.clone(), text);
+    }
+    if let Some(live) = &live {
+        let configured: Vec<String> = spec
+            .members
+            .iter()
+            .map(|m| m.peer_url(&spec.settings))
+            .collect();
+        for m in live
+            .iter()
+            .filter(|m| !m.peer_urls.iter().any(|u| configured.contains(u)))
+        {
+            observed.unmanaged.push(format!(
+                "{} ({})",
+                if m.name.is_empty() {
+                    "unstarted"
+                } else {
+                    &m.name
+                },
+                etcd::format_id(m.id)
+            ));
+        }
+        let leader = statuses.iter().find_map(|s| s.leader.filter(|l| *l != 0));
+        observed.leader = leader
+            .and_then(|id| live.iter().find(|m| m.id == id))
+            .map(|m| m.name.clone());
+    }
+    observed
+}
+
+/// Brings drifted members back, one at a time, waiting for a healthy
+/// cluster after each: restarts stopped members, rewrites changed files,
+/// re-adds members removed out of band, and removes unmanaged members.
+pub async fn repair(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    fingerprints: &mut BTreeMap<String, Fingerprints>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let binaries = spec.local_binaries()?;
+    let api = spec.api(ctx.now())?;
+    for member in &spec.members {
+        let observed = observe(ctx, spec, fingerprints).await;
+        if !observed.unmanaged.is_empty() {
+            remove_unmanaged(ctx, spec, &api, timeout).await?;
+        }
+        let status = observed
+            .status
+            .get(&member.name)
+            .cloned()
+            .unwrap_or_default();
+        if status == HEALTHY {
+            continue;
+        }
+        if ctx.is_stopped() {
+            return Err("stopped by Terraform; the next apply continues the repair".into());
+        }
+        log::info!("repairing member {}: {status}", member.name);
+        let others_healthy = spec
+            .members
+            .iter()
+            .filter(|m| m.name != member.name)
+            .all(|m| observed.status.get(&m.name).map(String::as_str) == Some(HEALTHY));
+        let host = Host::connect(&member.ssh)
+            .await
+            .map_err(|e| format!("member {}: {e}", member.name))?;
+        let result = async {
+            let prints = if status.contains("not a member of the cluster") {
+                if !others_healthy {
+                    return Err(format!(
+                        "member {} must be re-added, but other members are unhealthy; refusing until they recover",
+                        member.name
+                    ));
+                }
+                readd(ctx, spec, &api, member, &host, binaries.as_ref()).await?
+            } else {
+                let (_, live) = api.members().await?;
+                let mut initial: Vec<String> = live
+                    .iter()
+                    .filter(|m| !m.name.is_empty())
+                    .map(|m| format!("{}={}", m.name, m.peer_urls.first().cloned().unwrap_or_default()))
+                    .collect();
+                let own = format!("{}={}", member.name, member.peer_url(&spec.settings));
+                if !initial.contains(&own) {
+                    initial.push(own);
+                }
+                install_and_start(spec, member, &host, binaries.as_ref(), &initial, InitialState::Existing, ctx.now()).await?
+            };
+            host.run_ok("systemctl restart --no-block etcd").await.map_err(|e| e.to_string())?;
+            Ok(prints)
+        }
+        .await;
+        host.close().await;
+        fingerprints.insert(
+            member.name.clone(),
+            result.map_err(|e| format!("member {}: {e}", member.name))?,
+        );
+        wait_until_healthy(ctx, spec, timeout).await?;
+    }
+    if !observe(ctx, spec, fingerprints).await.unmanaged.is_empty() {
+        remove_unmanaged(ctx, spec, &api, timeout).await?;
+    }
+    Ok(())
+}
+
+/// Re-adds a member that was removed from the cluster out of band. Its old
+/// data belongs to the removed member ID, so it is moved aside (kept).
+async fn readd(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    api: &etcd::Cluster,
+    member: &MemberSpec,
+    host: &Host,
+    binaries: Option<&LocalBinaries>,
+) -> Result<Fingerprints, String> {
+    let data = crate::ssh::quote(&spec.settings.layout.data_dir);
+    let stamp = ctx.now().unix_timestamp();
+    host.run_ok(&format!(
+        "systemctl stop etcd 2>/dev/null || true; if [ -d {data}/member ]; then mv {data} {data}.removed-{stamp}; fi"
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    let (_, live) = api.members().await?;
+    let mut initial: Vec<String> = live
+        .iter()
+        .map(|m| {
+            format!(
+                "{}={}",
+                m.name,
+                m.peer_urls.first().cloned().unwrap_or_default()
+            )
+        })
+        .collect();
+    api.add_member(&member.peer_url(&spec.settings)).await?;
+    initial.push(format!(
+        "{}={}",
+        member.name,
+        member.peer_url(&spec.settings)
+    ));
+    install_and_start(
+        spec,
+        member,
+        host,
+        binaries,
+        &initial,
+        InitialState::Existing,
+        ctx.now(),
+    )
+    .await
+}
+
+/// Removes live members the configuration does not list, one at a time,
+/// only while every configured member is healthy (so quorum is never at risk).
+async fn remove_unmanaged(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    api: &etcd::Cluster,
+    timeout: Duration,
+) -> Result<(), String> {
+    let configured: Vec<String> = spec
+        .members
+        .iter()
+        .map(|m| m.peer_url(&spec.settings))
+        .collect();
+    let (_, live) = api.members().await?;
+    for extra in live
+        .iter()
+        .filter(|m| !m.peer_urls.iter().any(|u| configured.contains(u)))
+    {
+        let late = late_members(spec, api).await;
+        if !late.is_empty() {
+            return Err(format!(
+                "refusing to remove unmanaged member {} while members are unhealthy: {}",
+                etcd::format_id(extra.id),
+                late.join("; ")
+            ));
+        }
+        log::info!(
+            "removing unmanaged member {} ({})",
+            extra.name,
+            etcd::format_id(extra.id)
+        );
+        api.remove_member(extra.id).await?;
+        wait_until_healthy(ctx, spec, timeout).await?;
+    }
+    Ok(())
+}
+
+/// Stops and removes every member's installation. Data directories stay
+/// unless `purge_data` is set.
+pub async fn teardown(spec: &ClusterSpec, purge_data: bool) -> Result<(), String> {
+    let hosts = connect_all(&spec.members).await;
+    let removals = spec
+        .members
+        .iter()
+        .zip(&hosts)
+        .map(|(member, host)| async move {
+            let host = host
+                .as_ref()
+                .map_err(|e| format!("member {}: {e}", member.name))?;
+            install::uninstall(host, &spec.settings, purge_data)
+                .await
+                .map_err(|e| format!("member {}: {e}", member.name))
+        });
+    let results = futures::future::join_all(removals).await;
+    close_all(hosts).await;
+    let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}

@@ -1,0 +1,203 @@
+//! Talking to a running cluster over its client API: the member list,
+//! per-endpoint health and status, and membership changes. TLS with a
+//! client certificate the provider issues itself from the cluster's CA.
+
+use std::time::Duration;
+
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use time::OffsetDateTime;
+
+use crate::pki::{self, KeyAlgorithm, LeafRequest, PkiError, Usage};
+
+/// A short-lived client identity for this run of the provider.
+#[derive(Clone)]
+pub struct Credentials {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl Credentials {
+    pub fn issue(
+        ca_cert_pem: &str,
+        ca_key_pem: &str,
+        now: OffsetDateTime,
+    ) -> Result<Credentials, PkiError> {
+        let client = pki::issue(
+            ca_cert_pem,
+            ca_key_pem,
+            &LeafRequest {
+                common_name: "terraform-provider-etcd",
+                usage: Usage::Client,
+                names: &[],
+                algorithm: KeyAlgorithm::EcdsaP256,
+                not_before: now - time::Duration::minutes(5),
+                not_after: now + time::Duration::hours(24),
+            },
+        )?;
+        Ok(Credentials {
+            ca_pem: ca_cert_pem.to_string(),
+            cert_pem: client.cert_pem,
+            key_pem: client.key_pem,
+        })
+    }
+
+    fn options(&self) -> ConnectOptions {
+        let tls = TlsOptions::new()
+            .ca_certificate(Certificate::from_pem(&self.ca_pem))
+            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
+        ConnectOptions::new()
+            .with_tls(tls)
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_timeout(Duration::from_secs(5))
+    }
+}
+
+/// A member as the cluster lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub id: u64,
+    /// Empty while a member has been added but has not started yet.
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+    pub is_learner: bool,
+}
+
+/// One endpoint's answer to a status request and a quorum read.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EndpointStatus {
+    pub endpoint: String,
+    pub healthy: bool,
+    pub version: Option<String>,
+    pub member_id: Option<u64>,
+    pub leader: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// IDs print as etcd prints them: 16 hex digits.
+pub fn format_id(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+pub struct Cluster {
+    pub endpoints: Vec<String>,
+    credentials: Credentials,
+}
+
+fn text(e: etcd_client::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+impl Cluster {
+    pub fn new(endpoints: Vec<String>, credentials: Credentials) -> Cluster {
+        Cluster {
+            endpoints,
+            credentials,
+        }
+    }
+
+    async fn client(&self, endpoints: &[String]) -> Result<Client, String> {
+        Client::connect(endpoints, Some(self.credentials.options()))
+            .await
+            .map_err(text)
+    }
+
+    /// A client of the first endpoint that answers a status request: a
+    /// client over every endpoint fails while any one of them is down.
+    async fn any_client(&self) -> Result<Client, String> {
+        let mut last = String::from("no endpoints");
+        for endpoint in &self.endpoints {
+            match self.client(std::slice::from_ref(endpoint)).await {
+                Ok(mut client) => match client.status().await {
+                    Ok(_) => return Ok(client),
+                    Err(e) => last = format!("{endpoint}: {}", text(e)),
+                },
+                Err(e) => last = format!("{endpoint}: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    /// The cluster ID and its members, from whichever endpoint answers.
+    pub async fn members(&self) -> Result<(u64, Vec<Member>), String> {
+        let response = self.any_client().await?.member_list().await.map_err(text)?;
+        let cluster_id = response
+            .header()
+            .map(|h| h.cluster_id())
+            .unwrap_or_default();
+        let members = response
+            .members()
+            .iter()
+            .map(|m| Member {
+                id: m.id(),
+                name: m.name().to_string(),
+                peer_urls: m.peer_urls().to_vec(),
+                client_urls: m.client_urls().to_vec(),
+                is_learner: m.is_learner(),
+            })
+            .collect();
+        Ok((cluster_id, members))
+    }
+
+    /// Status and a linearizable read on one endpoint (what
+    /// `etcdctl endpoint health` checks).
+    pub async fn endpoint_status(&self, endpoint: &str) -> EndpointStatus {
+        let mut status = EndpointStatus {
+            endpoint: endpoint.to_string(),
+            ..Default::default()
+        };
+        let mut client = match self.client(&[endpoint.to_string()]).await {
+            Ok(client) => client,
+            Err(e) => {
+                status.error = Some(e);
+                return status;
+            }
+        };
+        match client.status().await {
+            Ok(s) => {
+                status.version = Some(s.version().to_string());
+                status.leader = Some(s.leader());
+                status.member_id = s.header().map(|h| h.member_id());
+            }
+            Err(e) => {
+                status.error = Some(text(e));
+                return status;
+            }
+        }
+        match client.get("health", None).await {
+            Ok(_) => status.healthy = true,
+            Err(e) => status.error = Some(text(e)),
+        }
+        status
+    }
+
+    /// Every endpoint's status, asked in parallel.
+    pub async fn statuses(&self) -> Vec<EndpointStatus> {
+        let asks = self.endpoints.iter().map(|e| self.endpoint_status(e));
+        futures::future::join_all(asks).await
+    }
+
+    pub async fn remove_member(&self, id: u64) -> Result<(), String> {
+        let mut client = self.any_client().await?;
+        client.member_remove(id).await.map_err(text)?;
+        Ok(())
+    }
+
+    /// Adds a member by its peer URL; returns the new member's ID.
+    pub async fn add_member(&self, peer_url: &str) -> Result<u64, String> {
+        let mut client = self.any_client().await?;
+        let response = client.member_add([peer_url], None).await.map_err(text)?;
+        response
+            .member()
+            .map(|m| m.id())
+            .ok_or_else(|| "member add returned no member".to_string())
+    }
+}

@@ -1,0 +1,93 @@
+//! What is on a member host now, and how it differs from what the provider
+//! wrote there.
+
+use std::collections::BTreeMap;
+
+use super::install::Fingerprints;
+use super::ClusterSettings;
+use crate::ssh::{quote, Host, SshError};
+
+/// A member host as one SSH round trip sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostState {
+    /// `systemctl is-active etcd`: active, inactive, failed, activating...
+    pub unit: String,
+    /// SHA-256 of each managed file that exists, by fingerprint name.
+    pub files: Fingerprints,
+}
+
+pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostState, SshError> {
+    let l = &settings.layout;
+    let mut paths: BTreeMap<String, String> = BTreeMap::new();
+    paths.insert(l.config_file(), "config".into());
+    paths.insert(l.unit_file(), "unit".into());
+    paths.insert(l.etcd(), "etcd".into());
+    for (name, cert, _) in l.certificate_files() {
+        paths.insert(cert, name.into());
+    }
+    let quoted: Vec<String> = paths.keys().map(|p| quote(p)).collect();
+    let out = host
+        .run(&format!(
+            "systemctl is-active etcd; sha256sum {} 2>/dev/null; true",
+            quoted.join(" ")
+        ))
+        .await?;
+    Ok(parse(&out.stdout, &paths))
+}
+
+fn parse(stdout: &str, paths: &BTreeMap<String, String>) -> HostState {
+    let mut lines = stdout.lines();
+    let unit = lines.next().unwrap_or("unknown").trim().to_string();
+    let files = lines
+        .filter_map(|l| l.split_once("  "))
+        .filter_map(|(sum, path)| {
+            paths
+                .get(path.trim())
+                .map(|name| (name.clone(), sum.to_string()))
+        })
+        .collect();
+    HostState { unit, files }
+}
+
+/// Human descriptions of what differs from `expected`.
+pub fn differences(expected: &Fingerprints, seen: &HostState) -> Vec<String> {
+    let mut problems = Vec::new();
+    if seen.unit != "active" {
+        problems.push(format!("etcd unit is {}", seen.unit));
+    }
+    for (name, sum) in expected {
+        match seen.files.get(name) {
+            None => problems.push(format!("{name} is missing")),
+            Some(found) if found != sum => problems.push(format!("{name} changed on the host")),
+            Some(_) => {}
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_unit_state_and_sums() {
+        let paths: BTreeMap<String, String> =
+            [("/etc/etcd/etcd.conf.yml".to_string(), "config".to_string())].into();
+        let seen = parse("failed\nabc  /etc/etcd/etcd.conf.yml\n", &paths);
+        assert_eq!(seen.unit, "failed");
+        assert_eq!(seen.files.get("config").map(String::as_str), Some("abc"));
+        let expected: Fingerprints = [
+            ("config".to_string(), "abd".to_string()),
+            ("etcd".to_string(), "x".to_string()),
+        ]
+        .into();
+        assert_eq!(
+            differences(&expected, &seen),
+            vec![
+                "etcd unit is failed",
+                "config changed on the host",
+                "etcd is missing"
+            ]
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! Installing a member on its host over SSH: the `etcd` user, directories,
+//! binaries, certificates, configuration and unit, then starting it; and
+//! taking it off again. Every step is idempotent, so a failed or
+//! interrupted run is finished by running it again.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::render::{self, InitialState};
+use super::{BinarySource, ClusterSettings, MemberSpec};
+use crate::pki::{self, KeyAlgorithm, KeyedCertificate, LeafRequest, PkiError, Usage};
+use crate::ssh::{quote, Host, SshError};
+
+/// SHA-256 (hex) of what the provider wrote, by file: `config`, `unit`,
+/// `ca.crt`, `server.crt`, `peer.crt`, `etcd`.
+pub type Fingerprints = BTreeMap<String, String>;
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A member's certificates: the CA's certificate and its own two.
+pub struct Certificates {
+    pub ca_cert_pem: String,
+    pub server: KeyedCertificate,
+    pub peer: KeyedCertificate,
+}
+
+/// Issues the server and peer certificates of `member`. The server
+/// certificate also names the loopback address, which etcd listens on.
+pub fn issue_certificates(
+    member: &MemberSpec,
+    settings: &ClusterSettings,
+    ca_cert_pem: &str,
+    ca_key_pem: &str,
+    now: OffsetDateTime,
+) -> Result<Certificates, PkiError> {
+    let mut peer_names = vec![member.host.clone()];
+    peer_names.extend(member.extra_sans.iter().cloned());
+    let mut server_names = peer_names.clone();
+    server_names.extend(["127.0.0.1".to_string(), "localhost".to_string()]);
+    let not_before = now - time::Duration::minutes(5);
+    let not_after = now + time::Duration::hours(settings.cert_validity_hours);
+    let issue = |usage, names: &[String]| {
+        pki::issue(
+            ca_cert_pem,
+            ca_key_pem,
+            &LeafRequest {
+                common_name: &member.name,
+                usage,
+                names,
+                algorithm: KeyAlgorithm::EcdsaP256,
+                not_before,
+                not_after,
+            },
+        )
+    };
+    Ok(Certificates {
+        ca_cert_pem: ca_cert_pem.to_string(),
+        server: issue(Usage::Server, &server_names)?,
+        peer: issue(Usage::Peer, &peer_names)?,
+    })
+}
+
+/// `etcd` and `etcdctl` read from the machine running Terraform.
+pub struct LocalBinaries {
+    pub etcd: Vec<u8>,
+    pub etcdctl: Vec<u8>,
+}
+
+impl LocalBinaries {
+    pub fn load(dir: &str) -> Result<LocalBinaries, String> {
+        let read = |name: &str| {
+            std::fs::read(format!("{dir}/{name}")).map_err(|e| format!("{dir}/{name}: {e}"))
+        };
+        Ok(LocalBinaries {
+            etcd: read("etcd")?,
+            etcdctl: read("etcdctl")?,
+        })
+    }
+}
+
+/// Creates the `etcd` user and the directories. Returns whether the data
+/// directory already holds member data.
+pub async fn prepare(host: &Host, settings: &ClusterSettings) -> Result<bool, SshError> {
+    let l = &settings.layout;
+    let script = format!(
+        "set -e\n\
+         getent group etcd >/dev/null || groupadd --system etcd\n\
+         getent passwd etcd >/dev/null || useradd --system --gid etcd --home-dir {data} \
+           --no-create-home --shell \"$(command -v nologin || echo /bin/false)\" etcd\n\
+         install -d -m 0755 -o root -g root {config} {bin}\n\
+         install -d -m 0750 -o root -g etcd {pki}\n\
+         install -d -m 0700 -o etcd -g etcd {data}\n\
+         if [ -d {data}/member ]; then echo has-data; fi\n",
+        data = quote(&l.data_dir),
+        config = quote(&l.config_dir),
+        bin = quote(&l.bin_dir),
+        pki = quote(&l.pki_dir()),
+    );
+    Ok(host.run_ok(&script).await?.contains("has-data"))
+}
+
+/// The version `etcd --version` reports on the host, if etcd is installed.
+pub async fn installed_version(
+    host: &Host,
+    settings: &ClusterSettings,
+) -> Result<Option<String>, SshError> {
+    let out = host
+        .run(&format!(
+            "{} --version 2>/dev/null",
+            quote(&settings.layout.etcd())
+        ))
+        .await?;
+    Ok(out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("etcd Version: "))
+        .map(|v| v.trim().to_string()))
+}
+
+/// Puts the requested etcd binaries in place, skipping what is already
+/// there, and checks the version they report.
+pub async fn install_binaries(
+    host: &Host,
+    settings: &ClusterSettings,
+    local: Option<&LocalBinaries>,
+) -> Result<(), SshError> {
+    let l = &settings.layout;
+    match (&settings.binary_source, local) {
+        (BinarySource::LocalPath(_), Some(binaries)) => {
+            let present = host
+                .run(&format!(
+                    "sha256sum {} {} 2>/dev/null",
+                    quote(&l.etcd()),
+                    quote(&l.etcdctl())
+                ))
+                .await?
+                .stdout;
+            for (path, bytes) in [(l.etcd(), &binaries.etcd), (l.etcdctl(), &binaries.etcdctl)] {
+                if !present.contains(&format!("{}  {path}", sha256_hex(bytes))) {
+                    host.write_file(&path, bytes, 0o755, "root:root").await?;
+                }
+            }
+        }
+        (BinarySource::Url { url, sha256 }, _) => {
+            if installed_version(host, settings).await?.as_deref()
+                != Some(settings.etcd_version.as_str())
+            {
+                let script = format!(
+                    "set -e; tmp=$(mktemp -d); trap 'rm -rf \"$tmp\"' EXIT\n\
+                     curl -fsSL --retry 3 -o \"$tmp/etcd.tar.gz\" {url}\n\
+                     echo {sum}'  '\"$tmp/etcd.tar.gz\" | sha256sum -c --quiet -\n\
+                     mkdir \"$tmp/x\"; tar -xzf \"$tmp/etcd.tar.gz\" -C \"$tmp/x\" --strip-components=1\n\
+                     install -m 0755 \"$tmp/x/etcd\" \"$tmp/x/etcdctl\" {bin}/\n",
+                    url = quote(url),
+                    sum = quote(sha256),
+                    bin = quote(&l.bin_dir),
+                );
+                host.run_ok(&script).await?;
+            }
+        }
+        (BinarySource::LocalPath(dir), None) => {
+            return Err(SshError(format!(
+                "the etcd binaries in {dir} were not loaded"
+            )));
+        }
+    }
+    match installed_version(host, settings).await? {
+        Some(v) if v == settings.etcd_version => Ok(()),
+        found => Err(SshError(format!(
+            "{}: the installed etcd reports version {}, but etcd_version is {}",
+            host.address,
+            found.as_deref().unwrap_or("nothing"),
+            settings.etcd_version
+        ))),
+    }
+}
+
+/// Writes certificates, configuration and unit; returns their fingerprints
+/// together with the binary's.
+pub async fn write_files(
+    host: &Host,
+    member: &MemberSpec,
+    settings: &ClusterSettings,
+    certs: &Certificates,
+    initial_cluster: &[String],
+    state: InitialState,
+) -> Result<Fingerprints, SshError> {
+    let l = &settings.layout;
+    let [(_, ca_path, _), (_, server_path, Some(server_key)), (_, peer_path, Some(peer_key))] =
+        l.certificate_files()
+    else {
+        unreachable!("the layout lists the CA, server and peer files in that order")
+    };
+    let config = render::config_file(member, settings, initial_cluster, state);
+    let unit = render::unit_file(settings);
+    host.write_file(&ca_path, certs.ca_cert_pem.as_bytes(), 0o644, "root:etcd")
+        .await?;
+    host.write_file(
+        &server_path,
+        certs.server.cert_pem.as_bytes(),
+        0o644,
+        "root:etcd",
+    )
+    .await?;
+    host.write_file(
+        &server_key,
+        certs.server.key_pem.as_bytes(),
+        0o600,
+        "etcd:etcd",
+    )
+    .await?;
+    host.write_file(
+        &peer_path,
+        certs.peer.cert_pem.as_bytes(),
+        0o644,
+        "root:etcd",
+    )
+    .await?;
+    host.write_file(&peer_key, certs.peer.key_pem.as_bytes(), 0o600, "etcd:etcd")
+        .await?;
+    host.write_file(&l.config_file(), config.as_bytes(), 0o644, "root:etcd")
+        .await?;
+    host.write_file(&l.unit_file(), unit.as_bytes(), 0o644, "root:root")
+        .await?;
+    let binary = host
+        .run_ok(&format!("sha256sum {}", quote(&l.etcd())))
+        .await?;
+    let mut prints = Fingerprints::new();
+    prints.insert("config".into(), sha256_hex(config.as_bytes()));
+    prints.insert("unit".into(), sha256_hex(unit.as_bytes()));
+    prints.insert("ca.crt".into(), sha256_hex(certs.ca_cert_pem.as_bytes()));
+    prints.insert(
+        "server.crt".into(),
+        sha256_hex(certs.server.cert_pem.as_bytes()),
+    );
+    prints.insert(
+        "peer.crt".into(),
+        sha256_hex(certs.peer.cert_pem.as_bytes()),
+    );
+    prints.insert(
+        "etcd".into(),
+        binary
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    );
+    Ok(prints)
+}
+
+/// Enables the unit and starts it without waiting: with `Type=notify` a
+/// blocking start would wait for a quorum that the other members have not
+/// formed yet.
+pub async fn start(host: &Host) -> Result<(), SshError> {
+    host.run_ok("systemctl daemon-reload && systemctl enable --quiet etcd && systemctl start --no-block etcd").await?;
+    Ok(())
+}
+
+/// Stops and disables etcd and removes what the provider installed. The
+/// data directory stays unless `purge_data` is set.
+pub async fn uninstall(
+    host: &Host,
+    settings: &ClusterSettings,
+    purge_data: bool,
+) -> Result<(), SshError> {
+    let l = &settings.layout;
+    let mut script = format!(
+        "systemctl disable --now --quiet etcd 2>/dev/null || true\n\
+         rm -f {unit} {config} {etcd} {etcdctl}\n\
+         rm -rf {pki}\n\
+         systemctl daemon-reload\n\
+         rmdir {config_dir} 2>/dev/null || true\n",
+        unit = quote(&l.unit_file()),
+        config = quote(&l.config_file()),
+        etcd = quote(&l.etcd()),
+        etcdctl = quote(&l.etcdctl()),
+        pki = quote(&l.pki_dir()),
+        config_dir = quote(&l.config_dir),
+    );
+    if purge_data {
+        script.push_str(&format!("rm -rf {}\n", quote(&l.data_dir)));
+    }
+    host.run_ok(&script).await?;
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! One etcd member on one host: where its files go, what it is configured
+//! with, and the SSH steps that install, inspect and remove it. The cluster
+//! and member resources both build on this, so that bootstrapping, adding
+//! a member to a running cluster and `etcd_member` share one install path.
+
+pub mod inspect;
+pub mod install;
+pub mod render;
+
+use std::collections::BTreeMap;
+
+use crate::ssh;
+
+/// Paths on a member host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    pub bin_dir: String,
+    pub config_dir: String,
+    pub data_dir: String,
+}
+
+impl Layout {
+    pub fn pki_dir(&self) -> String {
+        format!("{}/pki", self.config_dir)
+    }
+    pub fn config_file(&self) -> String {
+        format!("{}/etcd.conf.yml", self.config_dir)
+    }
+    pub fn unit_file(&self) -> String {
+        "/etc/systemd/system/etcd.service".to_string()
+    }
+    pub fn etcd(&self) -> String {
+        format!("{}/etcd", self.bin_dir)
+    }
+    pub fn etcdctl(&self) -> String {
+        format!("{}/etcdctl", self.bin_dir)
+    }
+    /// The certificate files: (name in fingerprints, certificate, key).
+    pub fn certificate_files(&self) -> [(&'static str, String, Option<String>); 3] {
+        let pki = self.pki_dir();
+        [
+            ("ca.crt", format!("{pki}/ca.crt"), None),
+            (
+                "server.crt",
+                format!("{pki}/server.crt"),
+                Some(format!("{pki}/server.key")),
+            ),
+            (
+                "peer.crt",
+                format!("{pki}/peer.crt"),
+                Some(format!("{pki}/peer.key")),
+            ),
+        ]
+    }
+}
+
+/// Where the etcd binaries come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BinarySource {
+    /// A directory on the machine running Terraform holding `etcd` and `etcdctl`.
+    LocalPath(String),
+    /// A release tarball fetched on the host and checked against its SHA-256.
+    Url { url: String, sha256: String },
+}
+
+/// What every member of a cluster shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSettings {
+    pub token: String,
+    pub etcd_version: String,
+    pub binary_source: BinarySource,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub metrics_url: String,
+    pub layout: Layout,
+    pub extra_flags: BTreeMap<String, String>,
+    pub cert_validity_hours: i64,
+}
+
+/// One member's own settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberSpec {
+    pub name: String,
+    /// The address in its URLs and certificates (IP or DNS name).
+    pub host: String,
+    /// Extra names and addresses for its certificates.
+    pub extra_sans: Vec<String>,
+    pub ssh: ssh::Target,
+}
+
+fn url_host(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+impl MemberSpec {
+    pub fn peer_url(&self, settings: &ClusterSettings) -> String {
+        format!("https://{}:{}", url_host(&self.host), settings.peer_port)
+    }
+    pub fn client_url(&self, settings: &ClusterSettings) -> String {
+        format!("https://{}:{}", url_host(&self.host), settings.client_port)
+    }
+}

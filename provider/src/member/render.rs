@@ -1,0 +1,211 @@
+//! etcd's YAML configuration file and its systemd unit, rendered from the
+//! member's settings. Pure functions: the same settings give the same bytes.
+
+use super::{ClusterSettings, MemberSpec};
+
+/// Settings the provider itself manages; `extra_flags` may not set them.
+pub const MANAGED_KEYS: &[&str] = &[
+    "name",
+    "data-dir",
+    "listen-peer-urls",
+    "listen-client-urls",
+    "advertise-client-urls",
+    "initial-advertise-peer-urls",
+    "initial-cluster",
+    "initial-cluster-state",
+    "initial-cluster-token",
+    "listen-metrics-urls",
+    "client-transport-security",
+    "peer-transport-security",
+    "config-file",
+];
+
+/// Whether a new member starts a new cluster or joins a running one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitialState {
+    New,
+    Existing,
+}
+
+/// A YAML scalar: booleans and numbers bare, everything else quoted.
+fn scalar(value: &str) -> String {
+    let bare = value == "true"
+        || value == "false"
+        || value.parse::<i64>().is_ok()
+        || value.parse::<f64>().is_ok();
+    if bare {
+        value.to_string()
+    } else {
+        serde_json::Value::String(value.to_string()).to_string()
+    }
+}
+
+/// The etcd configuration file of `member`. `initial_cluster` lists
+/// `name=peer_url` of the members it starts with.
+pub fn config_file(
+    member: &MemberSpec,
+    settings: &ClusterSettings,
+    initial_cluster: &[String],
+    state: InitialState,
+) -> String {
+    let layout = &settings.layout;
+    let pki = layout.pki_dir();
+    let client = member.client_url(settings);
+    let peer = member.peer_url(settings);
+    let mut out =
+        String::from("# Managed by terraform-provider-etcd: changes here show up as drift.\n");
+    let mut line = |key: &str, value: String| out.push_str(&format!("{key}: {value}\n"));
+    line("name", scalar(&member.name));
+    line("data-dir", scalar(&layout.data_dir));
+    line("listen-peer-urls", scalar(&peer));
+    line(
+        "listen-client-urls",
+        scalar(&format!(
+            "{client},https://127.0.0.1:{}",
+            settings.client_port
+        )),
+    );
+    line("advertise-client-urls", scalar(&client));
+    line("initial-advertise-peer-urls", scalar(&peer));
+    line("initial-cluster", scalar(&initial_cluster.join(",")));
+    line(
+        "initial-cluster-state",
+        scalar(match state {
+            InitialState::New => "new",
+            InitialState::Existing => "existing",
+        }),
+    );
+    line("initial-cluster-token", scalar(&settings.token));
+    line("listen-metrics-urls", scalar(&settings.metrics_url));
+    for (key, value) in &settings.extra_flags {
+        line(key, scalar(value));
+    }
+    for (section, prefix) in [
+        ("client-transport-security", "server"),
+        ("peer-transport-security", "peer"),
+    ] {
+        out.push_str(&format!(
+            "{section}:\n  cert-file: {}\n  key-file: {}\n  trusted-ca-file: {}\n  client-cert-auth: true\n",
+            scalar(&format!("{pki}/{prefix}.crt")),
+            scalar(&format!("{pki}/{prefix}.key")),
+            scalar(&format!("{pki}/ca.crt")),
+        ));
+    }
+    out
+}
+
+/// The systemd unit. `Type=notify`: etcd tells systemd when it has joined
+/// the cluster, so `systemctl start` blocks until there is a quorum.
+pub fn unit_file(settings: &ClusterSettings) -> String {
+    let layout = &settings.layout;
+    format!(
+        "# Managed by terraform-provider-etcd: changes here show up as drift.\n\
+         [Unit]\n\
+         Description=etcd key-value store\n\
+         After=network-online.target\n\
+         Wants=network-online.target\n\
+         \n\
+         [Service]\n\
+         Type=notify\n\
+         User=etcd\n\
+         Group=etcd\n\
+         ExecStart={} --config-file {}\n\
+         Restart=on-failure\n\
+         RestartSec=5\n\
+         LimitNOFILE=65536\n\
+         TimeoutStartSec=120\n\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target\n",
+        layout.etcd(),
+        layout.config_file()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::member::{BinarySource, Layout};
+
+    fn settings() -> ClusterSettings {
+        ClusterSettings {
+            token: "etcd-cluster-0".into(),
+            etcd_version: "3.4.23".into(),
+            binary_source: BinarySource::LocalPath("/opt/etcd".into()),
+            client_port: 2379,
+            peer_port: 2380,
+            metrics_url: "http://127.0.0.1:2381".into(),
+            layout: Layout {
+                bin_dir: "/usr/local/bin".into(),
+                config_dir: "/etc/etcd".into(),
+                data_dir: "/var/lib/etcd".into(),
+            },
+            extra_flags: [
+                ("snapshot-count".to_string(), "10000".to_string()),
+                ("log-level".to_string(), "warn".to_string()),
+            ]
+            .into(),
+            cert_validity_hours: 8760,
+        }
+    }
+
+    fn member() -> MemberSpec {
+        MemberSpec {
+            name: "e1".into(),
+            host: "10.0.0.11".into(),
+            extra_sans: vec![],
+            ssh: crate::ssh::Target {
+                address: "10.0.0.11".into(),
+                user: None,
+                port: None,
+                private_key_path: None,
+                known_hosts_path: None,
+                config_file: None,
+                strict_host_key_checking: true,
+                connect_timeout: std::time::Duration::from_secs(10),
+            },
+        }
+    }
+
+    #[test]
+    fn config_has_tls_on_both_sides_and_the_initial_cluster() {
+        let cluster = vec![
+            "e1=https://10.0.0.11:2380".to_string(),
+            "e2=https://10.0.0.12:2380".to_string(),
+        ];
+        let text = config_file(&member(), &settings(), &cluster, InitialState::New);
+        assert!(text.contains("name: \"e1\"\n"));
+        assert!(text
+            .contains("listen-client-urls: \"https://10.0.0.11:2379,https://127.0.0.1:2379\"\n"));
+        assert!(text.contains(
+            "initial-cluster: \"e1=https://10.0.0.11:2380,e2=https://10.0.0.12:2380\"\n"
+        ));
+        assert!(text.contains("initial-cluster-state: \"new\"\n"));
+        assert_eq!(text.matches("client-cert-auth: true").count(), 2);
+        assert!(text.contains("snapshot-count: 10000\n") && text.contains("log-level: \"warn\"\n"));
+        assert!(text.contains("peer-transport-security:\n  cert-file: \"/etc/etcd/pki/peer.crt\""));
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed_in_urls() {
+        let mut m = member();
+        m.host = "fd00::11".into();
+        assert_eq!(m.client_url(&settings()), "https://[fd00::11]:2379");
+    }
+
+    #[test]
+    fn unit_is_notify_and_restarts_on_failure() {
+        let unit = unit_file(&settings());
+        for line in [
+            "Type=notify",
+            "Restart=on-failure",
+            "User=etcd",
+            "LimitNOFILE=65536",
+        ] {
+            assert!(unit.contains(line), "{line}");
+        }
+        assert!(
+            unit.contains("ExecStart=/usr/local/bin/etcd --config-file /etc/etcd/etcd.conf.yml")
+        );
+    }
+}

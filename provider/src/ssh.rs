@@ -1,0 +1,187 @@
+//! Running commands and writing files on a member host over SSH.
+//!
+//! Drives the system `ssh` (through the `openssh` crate), so users'
+//! `~/.ssh/config`, agent, known_hosts and ProxyJump work. Host keys are
+//! checked strictly unless the configuration turns that off. File contents
+//! (keys included) travel on the command's stdin, never on its command line.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use openssh::{KnownHosts, Session, SessionBuilder};
+use tokio::io::AsyncWriteExt;
+
+/// How to reach a host: everything from the resource's `ssh` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub address: String,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub private_key_path: Option<PathBuf>,
+    pub known_hosts_path: Option<PathBuf>,
+    pub config_file: Option<PathBuf>,
+    pub strict_host_key_checking: bool,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SshError(pub String);
+
+impl fmt::Display for SshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SshError {}
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// One SSH connection (a multiplexed master) to one host.
+pub struct Host {
+    pub address: String,
+    session: Session,
+}
+
+/// Quotes a string for a POSIX shell.
+pub fn quote(s: &str) -> String {
+    shell_escape::unix::escape(s.into()).into_owned()
+}
+
+impl Host {
+    pub async fn connect(target: &Target) -> Result<Host, SshError> {
+        let mut builder = SessionBuilder::default();
+        builder.known_hosts_check(if target.strict_host_key_checking {
+            KnownHosts::Strict
+        } else {
+            KnownHosts::Accept
+        });
+        builder.connect_timeout(target.connect_timeout);
+        builder.server_alive_interval(Duration::from_secs(5));
+        if let Some(user) = &target.user {
+            builder.user(user.clone());
+        }
+        if let Some(port) = target.port {
+            builder.port(port);
+        }
+        if let Some(key) = &target.private_key_path {
+            builder.keyfile(key);
+        }
+        if let Some(known_hosts) = &target.known_hosts_path {
+            builder.user_known_hosts_file(known_hosts);
+        }
+        if let Some(config) = &target.config_file {
+            builder.config_file(config);
+        }
+        let session = builder
+            .connect(&target.address)
+            .await
+            .map_err(|e| SshError(format!("ssh to {}: {}", target.address, describe(&e))))?;
+        Ok(Host {
+            address: target.address.clone(),
+            session,
+        })
+    }
+
+    /// Runs `script` with `sh -c` as the SSH user, feeding `stdin` to it.
+    /// (`Session::command` quotes each argument for the remote shell.)
+    pub async fn run_with_input(&self, script: &str, stdin: &[u8]) -> Result<Output, SshError> {
+        let mut child = self
+            .session
+            .command("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(openssh::Stdio::piped())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|e| SshError(format!("{}: {}", self.address, describe(&e))))?;
+        if let Some(mut input) = child.stdin().take() {
+            input
+                .write_all(stdin)
+                .await
+                .map_err(|e| SshError(format!("{}: writing stdin: {e}", self.address)))?;
+            input
+                .shutdown()
+                .await
+                .map_err(|e| SshError(format!("{}: closing stdin: {e}", self.address)))?;
+        }
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| SshError(format!("{}: {}", self.address, describe(&e))))?;
+        Ok(Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    pub async fn run(&self, script: &str) -> Result<Output, SshError> {
+        self.run_with_input(script, b"").await
+    }
+
+    /// Runs `script`; a non-zero exit is an error carrying its stderr.
+    pub async fn run_ok(&self, script: &str) -> Result<String, SshError> {
+        let out = self.run(script).await?;
+        if out.status != 0 {
+            return Err(SshError(format!(
+                "{}: command failed with status {}: {}",
+                self.address,
+                out.status,
+                out.stderr.trim()
+            )));
+        }
+        Ok(out.stdout)
+    }
+
+    /// Writes `content` to `path` atomically with `mode` and `owner`
+    /// (`user:group`), through a temporary file in the same directory.
+    pub async fn write_file(
+        &self,
+        path: &str,
+        content: &[u8],
+        mode: u32,
+        owner: &str,
+    ) -> Result<(), SshError> {
+        let path_q = quote(path);
+        let script = format!(
+            "set -e; umask 077; tmp=$(mktemp {path_q}.XXXXXX); cat > \"$tmp\"; chmod {mode:o} \"$tmp\"; \
+             chown {owner} \"$tmp\"; mv -f \"$tmp\" {path_q}",
+            owner = quote(owner)
+        );
+        let out = self.run_with_input(&script, content).await?;
+        if out.status != 0 {
+            return Err(SshError(format!(
+                "{}: writing {path}: {}",
+                self.address,
+                out.stderr.trim()
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn close(self) {
+        let _ = self.session.close().await;
+    }
+}
+
+/// openssh errors say "failed to connect" with the real reason inside.
+fn describe(e: &openssh::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
