@@ -126,6 +126,50 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs etcdctl (API v3, TLS with the member's server certificate) on a
+    /// member host against its local endpoint; returns what it printed
+    /// (`endpoint health` reports on stderr).
+    pub fn etcdctl(&self, host: &str, pki_dir: &str, args: &str) -> String {
+        self.ssh_ok(
+            host,
+            &format!(
+                "ETCDCTL_API=3 /usr/local/bin/etcdctl --cacert {pki_dir}/ca.crt --cert {pki_dir}/server.crt \
+                 --key {pki_dir}/server.key --endpoints https://127.0.0.1:2379 {args} 2>&1"
+            ),
+        )
+    }
+
+    /// Serves `dir` over HTTP on the bridge address until the guard drops.
+    pub fn serve(&self, dir: &std::path::Path, port: u16) -> HttpServer {
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                &self.bridge_address(),
+                &port.to_string(),
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start python3 -m http.server");
+        let address = format!("{}:{port}", self.bridge_address());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "HTTP server on {address} did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        HttpServer {
+            child,
+            url: format!("http://{address}"),
+        }
+    }
+
     /// Copies a local file to a host.
     pub fn upload(&self, local: &std::path::Path, host: &str, remote: &str) {
         let out = Command::new("scp")
@@ -158,6 +202,19 @@ impl Lab {
         self.hosts.clear();
         self.number = u32::MAX;
         text
+    }
+}
+
+/// An HTTP server this test started; stopped by its PID when dropped.
+pub struct HttpServer {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -86,6 +86,12 @@ impl Workspace {
         ws
     }
 
+    /// Writes `terraform.tfvars` from (name, HCL value) pairs.
+    pub fn set_vars(&self, vars: &[(&str, String)]) {
+        let text: String = vars.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+        std::fs::write(self.path().join("terraform.tfvars"), text).expect("write terraform.tfvars");
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -151,6 +157,18 @@ impl Workspace {
         self.run_ok(&["apply", "-auto-approve", "-input=false"])
     }
 
+    /// Applies only the given resource addresses.
+    pub fn apply_targets(&self, targets: &[&str]) -> Run {
+        let mut args = vec![
+            "apply".to_string(),
+            "-auto-approve".into(),
+            "-input=false".into(),
+        ];
+        args.extend(targets.iter().map(|t| format!("-target={t}")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run_ok(&args)
+    }
+
     pub fn destroy(&self) -> Run {
         self.run_ok(&["destroy", "-auto-approve", "-input=false"])
     }
@@ -184,6 +202,16 @@ impl Workspace {
             .unwrap_or_default()
             .to_string()
     }
+}
+
+/// A string as an HCL literal.
+pub fn hcl_string(s: impl AsRef<str>) -> String {
+    serde_json::Value::String(s.as_ref().to_string()).to_string()
+}
+
+/// A list of strings as an HCL literal.
+pub fn hcl_list(items: &[&str]) -> String {
+    serde_json::to_string(items).expect("strings serialise")
 }
 
 /// The text of an example configuration, e.g. `example("ca")`.

@@ -1,4 +1,6 @@
-# A three-member etcd cluster with TLS everywhere, bootstrapped over SSH.
+# A three-member etcd cluster with TLS everywhere, bootstrapped over SSH,
+# with its certificates in kubeadm's layout (/etc/kubernetes/pki/etcd), so
+# that a kubeadm control plane can use it as an external etcd.
 terraform {
   required_providers {
     etcd = {
@@ -36,6 +38,7 @@ resource "etcd_cluster" "main" {
   ca_cert_pem  = etcd_ca.main.cert_pem
   ca_key_pem   = etcd_ca.main.private_key_pem
   etcd_version = "3.4.23"
+  pki_dir      = "/etc/kubernetes/pki/etcd"
 
   binary_source {
     local_path = var.etcd_binaries
@@ -67,4 +70,8 @@ output "endpoints" {
 
 output "member_ids" {
   value = etcd_cluster.main.member_ids
+}
+
+output "ca_cert_pem" {
+  value = etcd_ca.main.cert_pem
 }

@@ -186,9 +186,12 @@ impl Cluster {
     }
 
     pub async fn remove_member(&self, id: u64) -> Result<(), String> {
-        let mut client = self.any_client().await?;
-        client.member_remove(id).await.map_err(text)?;
-        Ok(())
+        patiently(|| async {
+            let mut client = self.any_client().await?;
+            client.member_remove(id).await.map_err(text)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Adds a member by its peer URL; returns the new member's ID.
@@ -199,5 +202,25 @@ impl Cluster {
             .member()
             .map(|m| m.id())
             .ok_or_else(|| "member add returned no member".to_string())
+    }
+}
+
+/// etcd refuses membership changes ("unhealthy cluster") until every member
+/// has been connected for a few seconds, e.g. just after a restart. Such
+/// refusals are retried for up to 30 seconds; other errors are not.
+async fn patiently<T, F, Fut>(mut attempt: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match attempt().await {
+            Err(e) if e.contains("unhealthy cluster") && tokio::time::Instant::now() < deadline => {
+                log::debug!("membership change refused for now ({e}); retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            result => return result,
+        }
     }
 }

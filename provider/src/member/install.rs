@@ -108,11 +108,10 @@ pub async fn installed_version(
     host: &Host,
     settings: &ClusterSettings,
 ) -> Result<Option<String>, SshError> {
+    // "|| true": a missing binary exits 127, which openssh reports as an error.
+    let etcd = quote(&settings.layout.etcd());
     let out = host
-        .run(&format!(
-            "{} --version 2>/dev/null",
-            quote(&settings.layout.etcd())
-        ))
+        .run(&format!("{etcd} --version 2>/dev/null || true"))
         .await?;
     Ok(out
         .stdout
@@ -260,24 +259,27 @@ pub async fn start(host: &Host) -> Result<(), SshError> {
     Ok(())
 }
 
-/// Stops and disables etcd and removes what the provider installed. The
-/// data directory stays unless `purge_data` is set.
+/// Stops and disables etcd and removes the files the provider installed,
+/// and nothing else (a shared directory such as kubeadm's pki keeps its
+/// other files). The data directory stays unless `purge_data` is set.
 pub async fn uninstall(
     host: &Host,
     settings: &ClusterSettings,
     purge_data: bool,
 ) -> Result<(), SshError> {
     let l = &settings.layout;
+    let mut files = vec![l.unit_file(), l.config_file(), l.etcd(), l.etcdctl()];
+    for (_, cert, key) in l.certificate_files() {
+        files.push(cert);
+        files.extend(key);
+    }
+    let files: Vec<String> = files.iter().map(|f| quote(f)).collect();
     let mut script = format!(
         "systemctl disable --now --quiet etcd 2>/dev/null || true\n\
-         rm -f {unit} {config} {etcd} {etcdctl}\n\
-         rm -rf {pki}\n\
+         rm -f {files}\n\
          systemctl daemon-reload\n\
-         rmdir {config_dir} 2>/dev/null || true\n",
-        unit = quote(&l.unit_file()),
-        config = quote(&l.config_file()),
-        etcd = quote(&l.etcd()),
-        etcdctl = quote(&l.etcdctl()),
+         rmdir {pki} {config_dir} 2>/dev/null || true\n",
+        files = files.join(" "),
         pki = quote(&l.pki_dir()),
         config_dir = quote(&l.config_dir),
     );

@@ -16,12 +16,13 @@ use crate::ssh;
 pub struct Layout {
     pub bin_dir: String,
     pub config_dir: String,
+    pub pki_dir: String,
     pub data_dir: String,
 }
 
 impl Layout {
     pub fn pki_dir(&self) -> String {
-        format!("{}/pki", self.config_dir)
+        self.pki_dir.clone()
     }
     pub fn config_file(&self) -> String {
         format!("{}/etcd.conf.yml", self.config_dir)

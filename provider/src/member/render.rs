@@ -138,6 +138,7 @@ mod tests {
             layout: Layout {
                 bin_dir: "/usr/local/bin".into(),
                 config_dir: "/etc/etcd".into(),
+                pki_dir: "/etc/etcd/pki".into(),
                 data_dir: "/var/lib/etcd".into(),
             },
             extra_flags: [

@@ -37,6 +37,7 @@ const FIXED_AFTER_CREATE: &[&str] = &[
     "metrics_url",
     "bin_dir",
     "config_dir",
+    "pki_dir",
     "data_dir",
     "extra_flags",
     "cert_validity_hours",
@@ -115,6 +116,13 @@ fn schema_block() -> Block {
     ))
     .attribute(Attribute::with_default("bin_dir", Type::String, Value::string("/usr/local/bin"), "Directory for `etcd` and `etcdctl` on the hosts."))
     .attribute(Attribute::with_default("config_dir", Type::String, Value::string("/etc/etcd"), "Directory for the configuration file and `pki/`."))
+    .attribute(Attribute::with_default(
+        "pki_dir",
+        Type::String,
+        Value::string("/etc/etcd/pki"),
+        "Directory for `ca.crt`, `server.crt`/`.key` and `peer.crt`/`.key` (the file names kubeadm uses; set \
+         `/etc/kubernetes/pki/etcd` for its layout).",
+    ))
     .attribute(Attribute::with_default("data_dir", Type::String, Value::string("/var/lib/etcd"), "etcd's data directory (created 0700, owned by `etcd`)."))
     .attribute(Attribute::optional(
         "extra_flags",
@@ -435,6 +443,7 @@ fn spec(value: &Value) -> ClusterSpec {
         layout: Layout {
             bin_dir: value.str_or_empty("bin_dir").to_string(),
             config_dir: value.str_or_empty("config_dir").to_string(),
+            pki_dir: value.str_or_empty("pki_dir").to_string(),
             data_dir: value.str_or_empty("data_dir").to_string(),
         },
         extra_flags: match value.get("extra_flags") {

@@ -1,0 +1,443 @@
+//! `etcd_cluster` with real Terraform, sshd, systemd and etcd: bootstrap
+//! from bare hosts, drift detected by `plan -detailed-exitcode` and repaired
+//! by apply with no data lost, interrupted bootstrap, destroy.
+
+use std::time::Duration;
+
+use acceptance_tests::lab::Lab;
+use acceptance_tests::terraform::{example, hcl_list, hcl_string, Install, Workspace};
+use acceptance_tests::tools;
+
+const KUBEADM_PKI: &str = "/etc/kubernetes/pki/etcd";
+
+fn cluster3_workspace(lab: &Lab, terraform: &std::path::Path, config: &str) -> Workspace {
+    let ws = Workspace::new(terraform, Install::FilesystemMirror, config);
+    let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
+    ws.set_vars(&[
+        ("hosts", hcl_list(&hosts)),
+        (
+            "ssh_private_key_path",
+            hcl_string(lab.client_key().display().to_string()),
+        ),
+        (
+            "known_hosts_path",
+            hcl_string(lab.known_hosts().display().to_string()),
+        ),
+        (
+            "etcd_binaries",
+            hcl_string(tools::etcd_dir("3.4.23").display().to_string()),
+        ),
+    ]);
+    ws
+}
+
+fn expect_drift(ws: &Workspace, what: &str, member: &str, reason: &str) {
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{what}: drift not detected:\n{}", run.text());
+    assert!(
+        run.stdout.contains(&format!("\"{member}\"")) || run.stdout.contains(reason),
+        "{what}:\n{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(reason),
+        "{what}: plan does not say {reason:?}:\n{}",
+        run.stdout
+    );
+    ws.apply();
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(
+        code,
+        0,
+        "{what}: plan after repair is not empty:\n{}",
+        run.text()
+    );
+}
+
+fn retry_etcdctl(lab: &Lab, args: &str) {
+    for _ in 0..60 {
+        let command = format!(
+            "ETCDCTL_API=3 etcdctl --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt \
+             --key {KUBEADM_PKI}/server.key --endpoints https://127.0.0.1:2379 {args}"
+        );
+        if lab.ssh("h1", &command).status.success() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("etcdctl {args} kept failing");
+}
+
+fn assert_started_members(lab: &Lab, want: usize) {
+    let list = lab.etcdctl("h1", KUBEADM_PKI, "member list");
+    assert_eq!(
+        list.matches(", started, ").count(),
+        want,
+        "member list:\n{list}"
+    );
+}
+
+#[test]
+fn three_members_bootstrap_show_drift_repair_it_and_destroy() {
+    let lab = Lab::up(3, 3);
+    let terraform = tools::terraform_versions().remove(0);
+    let ws = cluster3_workspace(&lab, &terraform, &example("cluster-3"));
+    ws.apply();
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 0, "second plan is not empty:\n{}", run.text());
+    assert_started_members(&lab, 3);
+    let health = lab.etcdctl("h2", KUBEADM_PKI, "endpoint health --cluster");
+    assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+
+    // Each member's files as the runbooks and the issue ask.
+    let modes = lab.ssh_ok(
+        "h1",
+        &format!(
+            "stat -c '%n %a %U' /var/lib/etcd {KUBEADM_PKI}/server.key {KUBEADM_PKI}/peer.key; \
+             systemctl show etcd -p Type -p Restart -p User -p LimitNOFILE"
+        ),
+    );
+    for expected in [
+        "/var/lib/etcd 700 etcd",
+        "server.key 600 etcd",
+        "peer.key 600 etcd",
+        "Type=notify",
+        "Restart=on-failure",
+        "User=etcd",
+        "LimitNOFILE=65536",
+    ] {
+        assert!(modes.contains(expected), "{expected} not in:\n{modes}");
+    }
+    let san = lab.ssh_ok("h2", &format!("openssl x509 -noout -ext subjectAltName -in {KUBEADM_PKI}/server.crt 2>/dev/null || cat {KUBEADM_PKI}/server.crt"));
+    assert!(
+        san.contains(lab.address("h2")) || san.contains("BEGIN CERTIFICATE"),
+        "{san}"
+    );
+    assert!(
+        lab.ssh("h1", "ls /etc/kubernetes/pki/etcd/ca.key")
+            .status
+            .code()
+            != Some(0),
+        "the CA key reached a member"
+    );
+
+    lab.etcdctl("h1", KUBEADM_PKI, "put /precious before-drift");
+
+    lab.ssh_ok("h2", "systemctl stop etcd");
+    expect_drift(&ws, "stopped member", "e2", "etcd unit is inactive");
+
+    lab.ssh_ok("h3", "echo '# hand edit' >> /etc/etcd/etcd.conf.yml");
+    expect_drift(&ws, "changed config", "e3", "config changed on the host");
+
+    // A certificate replaced by hand (here: the peer cert swapped for the server cert).
+    lab.ssh_ok(
+        "h1",
+        &format!("cp {KUBEADM_PKI}/server.crt {KUBEADM_PKI}/peer.crt"),
+    );
+    expect_drift(
+        &ws,
+        "replaced certificate",
+        "e1",
+        "peer.crt changed on the host",
+    );
+
+    // A wrong binary (etcd 3.5.1 where 3.4.23 belongs).
+    lab.upload(&tools::etcd_dir("3.5.1").join("etcd"), "h3", "/tmp/etcd");
+    lab.ssh_ok("h3", "mv /tmp/etcd /usr/local/bin/etcd");
+    expect_drift(&ws, "wrong binary", "e3", "etcd changed on the host");
+    assert!(lab
+        .ssh_ok("h3", "/usr/local/bin/etcd --version")
+        .contains("3.4.23"));
+
+    let id = lab
+        .etcdctl("h1", KUBEADM_PKI, "member list")
+        .lines()
+        .find(|l| l.contains(", e3,"))
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    // etcd refuses membership changes until e3 (just restarted) has been
+    // connected for a few seconds.
+    retry_etcdctl(&lab, &format!("member remove {id}"));
+    expect_drift(
+        &ws,
+        "member removed out of band",
+        "e3",
+        "not a member of the cluster",
+    );
+    assert_started_members(&lab, 3);
+    assert!(
+        lab.ssh_ok("h3", "ls -d /var/lib/etcd.removed-*")
+            .contains("removed-"),
+        "old data dir not kept"
+    );
+
+    retry_etcdctl(
+        &lab,
+        &format!(
+            "member add intruder --peer-urls=https://{}:2390",
+            lab.address("h1")
+        ),
+    );
+    expect_drift(&ws, "member added out of band", "unmanaged", "unstarted");
+
+    // A crash is systemd's to fix (Restart=on-failure): no drift remains.
+    lab.ssh_ok("h2", "pkill -KILL -x etcd");
+    std::thread::sleep(Duration::from_secs(7));
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(
+        code,
+        0,
+        "a crashed member was not restarted by systemd:\n{}",
+        run.text()
+    );
+
+    assert_eq!(
+        lab.etcdctl("h3", KUBEADM_PKI, "get /precious --print-value-only")
+            .trim(),
+        "before-drift"
+    );
+
+    ws.destroy();
+    for (name, _) in &lab.hosts {
+        let left = lab.ssh_ok(name, "pgrep -x etcd; systemctl list-unit-files etcd.service --no-legend; ls /usr/local/bin; true");
+        assert!(left.trim().is_empty(), "{name} still has etcd: {left}");
+        assert!(
+            lab.ssh(name, "test -d /var/lib/etcd/member")
+                .status
+                .success(),
+            "{name}: data dir not kept"
+        );
+    }
+}
+
+#[test]
+fn five_members_download_and_check_the_release_tarball() {
+    let lab = Lab::up(4, 5);
+    let releases = tools::tools_dir().join("releases");
+    let server = lab.serve(&releases, 8379);
+    let sha =
+        std::fs::read_to_string(releases.join("etcd-v3.4.23-linux-amd64.tar.gz.sha256")).unwrap();
+    let sha = sha.split_whitespace().next().unwrap().to_string();
+    let terraform = tools::terraform_versions().pop().unwrap();
+    let ws = Workspace::new(&terraform, Install::FilesystemMirror, &example("cluster-5"));
+    let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
+    let url = format!("{}/etcd-v3.4.23-linux-amd64.tar.gz", server.url);
+    let vars = |sum: &str| {
+        vec![
+            ("hosts", hcl_list(&hosts)),
+            (
+                "ssh_private_key_path",
+                hcl_string(lab.client_key().display().to_string()),
+            ),
+            (
+                "known_hosts_path",
+                hcl_string(lab.known_hosts().display().to_string()),
+            ),
+            ("etcd_url", hcl_string(&url)),
+            ("etcd_sha256", hcl_string(sum)),
+        ]
+    };
+
+    // A tarball that does not match its checksum is refused on the host.
+    ws.set_vars(&vars(&"0".repeat(64)));
+    let run = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    assert_eq!(run.code, 1, "{}", run.text());
+    assert!(
+        run.text().contains("FAILED") || run.text().contains("sha256"),
+        "{}",
+        run.text()
+    );
+    assert!(
+        !lab.ssh("h1", "test -e /usr/local/bin/etcd")
+            .status
+            .success(),
+        "unchecked binary installed"
+    );
+
+    ws.set_vars(&vars(&sha));
+    ws.apply();
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 0, "second plan is not empty:\n{}", run.text());
+    let members = lab.etcdctl("h5", "/etc/etcd/pki", "member list");
+    assert_eq!(members.matches(", started, ").count(), 5, "{members}");
+    assert!(lab
+        .ssh_ok("h4", "cat /etc/etcd/etcd.conf.yml")
+        .contains("snapshot-count: 10000"));
+    ws.destroy();
+    assert!(lab
+        .ssh_ok("h1", "pgrep -x etcd || echo none")
+        .contains("none"));
+}
+
+#[test]
+fn a_host_killed_during_bootstrap_then_apply_again_converges() {
+    let lab = Lab::up(5, 3);
+    let terraform = tools::terraform_versions().remove(0);
+    let config = example("cluster-3").replace(
+        "  pki_dir      = \"/etc/kubernetes/pki/etcd\"\n",
+        "  pki_dir      = \"/etc/kubernetes/pki/etcd\"\n\n  timeouts {\n    create = \"30s\"\n  }\n",
+    );
+    assert!(config.contains("create = \"30s\""));
+    let ws = cluster3_workspace(&lab, &terraform, &config);
+    let apply = ws
+        .command(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill h3 once its member is installed and starting.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !lab
+        .ssh("h3", "test -e /etc/systemd/system/etcd.service")
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "h3 was never installed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    lab.fault("kill", "h3", &[]);
+    let first = apply.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&first.stdout).to_string()
+        + &String::from_utf8_lossy(&first.stderr);
+    assert!(
+        !first.status.success(),
+        "apply succeeded with a dead member:\n{text}"
+    );
+    assert!(
+        text.contains("e3"),
+        "the error does not name the late member:\n{text}"
+    );
+
+    lab.fault("start", "h3", &[]);
+    ws.apply();
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(
+        code,
+        0,
+        "plan after the second apply is not empty:\n{}",
+        run.text()
+    );
+    assert_started_members(&lab, 3);
+    ws.destroy();
+}
+
+#[test]
+fn single_member_example_warns_and_purges_its_data_on_destroy() {
+    let lab = Lab::up(6, 1);
+    let terraform = tools::terraform_versions().remove(0);
+    let ws = Workspace::new(&terraform, Install::DevOverrides, &example("single-member"));
+    ws.set_vars(&[
+        ("host", hcl_string(lab.address("h1"))),
+        (
+            "ssh_config_file",
+            hcl_string(lab.ssh_config().display().to_string()),
+        ),
+        (
+            "etcd_binaries",
+            hcl_string(tools::etcd_dir("3.4.23").display().to_string()),
+        ),
+    ]);
+    let run = ws.apply();
+    assert!(
+        run.text().contains("no fault tolerance"),
+        "no quorum warning:\n{}",
+        run.text()
+    );
+    assert_eq!(ws.plan_exit_code().0, 0);
+    ws.destroy();
+    assert!(
+        !lab.ssh("h1", "test -e /var/lib/etcd").status.success(),
+        "data dir not purged"
+    );
+}
+
+#[test]
+fn bad_cluster_input_fails_at_plan_time_and_touches_no_host() {
+    let marker = tempfile::tempdir().unwrap();
+    let touched = marker.path().join("touched");
+    let ssh_config = marker.path().join("ssh_config");
+    // Any SSH connection at all would leave the marker behind.
+    std::fs::write(
+        &ssh_config,
+        format!(
+            "Host *\n  ProxyCommand sh -c 'touch {}; exit 1'\n",
+            touched.display()
+        ),
+    )
+    .unwrap();
+    let ca = "resource \"etcd_ca\" \"a\" {\n  common_name = \"a\"\n}\nresource \"etcd_ca\" \"b\" {\n  common_name = \"b\"\n}\n";
+    let binaries = tools::etcd_dir("3.4.23").display().to_string();
+    let cluster = |body: &str| {
+        format!(
+            "terraform {{\n  required_providers {{\n    etcd = {{ source = \"terraform-provider-etcd/etcd\" }}\n  }}\n}}\n{ca}\
+             resource \"etcd_cluster\" \"bad\" {{\n  name = \"c\"\n  ca_cert_pem = etcd_ca.a.cert_pem\n  \
+             ca_key_pem = etcd_ca.a.private_key_pem\n  ssh {{\n    config_file = \"{}\"\n  }}\n{body}\n}}\n",
+            ssh_config.display()
+        )
+    };
+    let source = format!(
+        "  etcd_version = \"3.4.23\"\n  binary_source {{\n    local_path = \"{binaries}\"\n  }}\n"
+    );
+    let members = |hosts: &[(&str, &str)]| -> String {
+        hosts
+            .iter()
+            .map(|(n, h)| format!("  member {{\n    name = \"{n}\"\n    host = \"{h}\"\n  }}\n"))
+            .collect()
+    };
+    let three = members(&[("a", "127.0.0.2"), ("b", "127.0.0.3"), ("c", "127.0.0.4")]);
+    let cases: Vec<(String, &str, &str)> = vec![
+        (format!("{source}{}", members(&[("a", "127.0.0.2"), ("a", "127.0.0.3"), ("c", "127.0.0.4")])), "Duplicate member name", "name = \"a\""),
+        (format!("{source}{}", members(&[("a", "127.0.0.2"), ("b", "127.0.0.2"), ("c", "127.0.0.4")])), "Duplicate host", "host = \"127.0.0.2\""),
+        (format!("{source}{}", members(&[("a", "127.0.0.2"), ("b", "not a host!"), ("c", "127.0.0.4")])), "Invalid host", "host = \"not a host!\""),
+        (format!("  etcd_version = \"3.4\"\n  binary_source {{\n    local_path = \"{binaries}\"\n  }}\n{three}"), "Invalid etcd version", "etcd_version = \"3.4\""),
+        (format!("  etcd_version = \"3.4.23\"\n{three}"), "Missing binary source", "with etcd_cluster.bad"),
+        (format!("  etcd_version = \"3.4.23\"\n  binary_source {{\n    url = \"http://127.0.0.1:1/e.tgz\"\n    sha256 = \"xyz\"\n  }}\n{three}"), "Invalid checksum", "sha256 = \"xyz\""),
+        (format!("{source}  extra_flags = {{ \"data-dir\" = \"/tmp\" }}\n{three}"), "Flag managed by the provider", "extra_flags = {"),
+    ];
+    let terraform = tools::terraform_versions().remove(0);
+    for (body, summary, attribute) in cases {
+        let ws = Workspace::new(&terraform, Install::DevOverrides, &cluster(&body));
+        let (code, run) = ws.plan_exit_code();
+        assert_eq!(code, 1, "{summary}: plan should fail:\n{}", run.text());
+        assert!(
+            run.text().contains(summary),
+            "{summary} missing:\n{}",
+            run.text()
+        );
+        assert!(
+            run.text().contains(attribute),
+            "{summary}: not on {attribute}:\n{}",
+            run.text()
+        );
+    }
+    // A CA key that does not belong to the certificate.
+    let mismatched = cluster(&format!("{source}{three}")).replace(
+        "ca_key_pem = etcd_ca.a.private_key_pem",
+        "ca_key_pem = etcd_ca.b.private_key_pem",
+    );
+    let ws = Workspace::new(&terraform, Install::DevOverrides, &mismatched);
+    ws.apply_targets(&["etcd_ca.a", "etcd_ca.b"]);
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 1, "{}", run.text());
+    assert!(
+        run.text().contains("CA certificate and key do not fit"),
+        "{}",
+        run.text()
+    );
+    // Even member count: a warning that explains quorum, not an error.
+    let even = cluster(&format!(
+        "{source}{}",
+        members(&[("a", "127.0.0.2"), ("b", "127.0.0.3")])
+    ));
+    let ws = Workspace::new(&terraform, Install::DevOverrides, &even);
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    assert!(run.text().contains("quorum is 2 of 2"), "{}", run.text());
+    assert!(!touched.exists(), "a plan touched a host over SSH");
+}
