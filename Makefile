@@ -1,5 +1,5 @@
 # Entry points for people and CI. Every target installs what it needs first.
-.PHONY: demo demo-down test check docs bench fuzz deps
+.PHONY: demo demo-down test check docs bench bench-cluster fuzz deps build
 
 CARGO ?= cargo
 export CHECKPOINT_DISABLE = 1
@@ -34,6 +34,12 @@ bench: build
 	acceptance-tests/install-deps --bench
 	$(CARGO) build --release -p terraform-provider-etcd
 	benches/startup-and-memory
+
+# Bootstrap time against a shell script doing the runbook steps, and the
+# time of a no-change plan on five members.
+bench-cluster: build
+	$(CARGO) build --release -p terraform-provider-etcd
+	benches/cluster-apply
 
 fuzz:
 	benches/fuzz-decoder
