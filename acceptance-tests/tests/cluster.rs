@@ -441,3 +441,48 @@ fn bad_cluster_input_fails_at_plan_time_and_touches_no_host() {
     assert!(run.text().contains("quorum is 2 of 2"), "{}", run.text());
     assert!(!touched.exists(), "a plan touched a host over SSH");
 }
+
+#[test]
+fn interrupting_a_bootstrap_stops_the_provider_and_the_next_apply_resumes() {
+    let lab = Lab::up(11, 3);
+    let terraform = tools::terraform_versions().remove(0);
+    let ws = cluster3_workspace(&lab, &terraform, &example("cluster-3"));
+    // h3 cannot reach its peers: the bootstrap waits for e3 (5 minutes by default).
+    lab.fault("partition", "h3", &["h1", "h2"]);
+    let apply = ws
+        .command(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !lab.ssh("h3", "systemctl is-enabled etcd").status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "h3 was never installed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    // Ctrl-C, as a user would: Terraform calls StopProvider.
+    let pid = apply.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = apply.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("stopped by Terraform"),
+        "the provider did not stop at Terraform's request:\n{text}"
+    );
+
+    lab.fault("heal", "h3", &[]);
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    assert_started_members(&lab, 3);
+    ws.destroy();
+}

@@ -199,12 +199,12 @@ pub async fn wait_until_healthy(
     let deadline = Instant::now() + timeout;
     let api = spec.api(ctx.now())?;
     loop {
-        let late = late_members(spec, &api).await;
+        let late = tokio::select! {
+            late = late_members(spec, &api) => late,
+            _ = ctx.stopped() => return Err("stopped by Terraform before the cluster was healthy".into()),
+        };
         if late.is_empty() {
             return Ok(());
-        }
-        if ctx.is_stopped() {
-            return Err("stopped by Terraform before the cluster was healthy".into());
         }
         if Instant::now() >= deadline {
             return Err(format!(

@@ -80,6 +80,9 @@ pub fn format_id(id: u64) -> String {
     format!("{id:016x}")
 }
 
+/// The longest one call to one endpoint may take, connection included.
+const CALL_DEADLINE: Duration = Duration::from_secs(6);
+
 pub struct Cluster {
     pub endpoints: Vec<String>,
     credentials: Credentials,
@@ -110,16 +113,31 @@ impl Cluster {
             .map_err(text)
     }
 
+    /// Runs one call against an endpoint within [`CALL_DEADLINE`]. The
+    /// client's own time-outs cover the TCP connect and each request, but
+    /// not the TLS handshake, which a member that has not joined yet
+    /// accepts and never finishes.
+    async fn bounded<T>(
+        endpoint: &str,
+        call: impl std::future::Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
+        tokio::time::timeout(CALL_DEADLINE, call)
+            .await
+            .unwrap_or_else(|_| Err(format!("{endpoint}: no answer within {CALL_DEADLINE:?}")))
+    }
+
     /// A client of the first endpoint that answers a status request: a
     /// client over every endpoint fails while any one of them is down.
     async fn any_client(&self) -> Result<Client, String> {
         let mut last = String::from("no endpoints");
         for endpoint in &self.endpoints {
-            match self.client(std::slice::from_ref(endpoint)).await {
-                Ok(mut client) => match client.status().await {
-                    Ok(_) => return Ok(client),
-                    Err(e) => last = format!("{endpoint}: {}", text(e)),
-                },
+            let attempt = Self::bounded(endpoint, async {
+                let mut client = self.client(std::slice::from_ref(endpoint)).await?;
+                client.status().await.map_err(text)?;
+                Ok(client)
+            });
+            match attempt.await {
+                Ok(client) => return Ok(client),
                 Err(e) => last = format!("{endpoint}: {e}"),
             }
         }
@@ -154,27 +172,21 @@ impl Cluster {
             endpoint: endpoint.to_string(),
             ..Default::default()
         };
-        let mut client = match self.client(&[endpoint.to_string()]).await {
-            Ok(client) => client,
-            Err(e) => {
-                status.error = Some(e);
-                return status;
+        let asked = Self::bounded(endpoint, async {
+            let mut client = self.client(&[endpoint.to_string()]).await?;
+            let answer = client.status().await.map_err(text)?;
+            let health = client.get("health", None).await.map(|_| ()).map_err(text);
+            Ok((answer, health))
+        });
+        match asked.await {
+            Ok((answer, health)) => {
+                status.version = Some(answer.version().to_string());
+                status.leader = Some(answer.leader());
+                status.member_id = answer.header().map(|h| h.member_id());
+                status.healthy = health.is_ok();
+                status.error = health.err();
             }
-        };
-        match client.status().await {
-            Ok(s) => {
-                status.version = Some(s.version().to_string());
-                status.leader = Some(s.leader());
-                status.member_id = s.header().map(|h| h.member_id());
-            }
-            Err(e) => {
-                status.error = Some(text(e));
-                return status;
-            }
-        }
-        match client.get("health", None).await {
-            Ok(_) => status.healthy = true,
-            Err(e) => status.error = Some(text(e)),
+            Err(e) => status.error = Some(e),
         }
         status
     }

@@ -221,3 +221,103 @@ impl Provider {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::framework::{Attribute, Block};
+
+    /// A resource at schema version 1 that renamed `hostname` to `host`.
+    struct Renamed;
+
+    #[async_trait]
+    impl Resource for Renamed {
+        fn name(&self) -> &'static str {
+            "test_renamed"
+        }
+        fn schema(&self) -> Schema {
+            Schema {
+                version: 1,
+                block: Block::new("t").attribute(Attribute::required("host", Type::String, "h")),
+            }
+        }
+        fn validate(&self, _config: &Value, _diags: &mut Diagnostics) {}
+        async fn create(
+            &self,
+            _: &Context,
+            planned: &Value,
+            _: &mut Private,
+            _: &mut Diagnostics,
+        ) -> Value {
+            planned.clone()
+        }
+        async fn read(
+            &self,
+            _: &Context,
+            state: &Value,
+            _: &mut Private,
+            _: &mut Diagnostics,
+        ) -> Value {
+            state.clone()
+        }
+        async fn update(
+            &self,
+            _: &Context,
+            _: &Value,
+            planned: &Value,
+            _: &mut Private,
+            _: &mut Diagnostics,
+        ) -> Value {
+            planned.clone()
+        }
+        async fn delete(&self, _: &Context, _: &Value, _: &Private, _: &mut Diagnostics) {}
+        async fn import(
+            &self,
+            _: &Context,
+            _: &str,
+            _: &mut Private,
+            _: &mut Diagnostics,
+        ) -> Value {
+            Value::Null
+        }
+        fn upgrade_state(
+            &self,
+            version: i64,
+            mut state: serde_json::Value,
+            diags: &mut Diagnostics,
+        ) -> serde_json::Value {
+            if version != 0 {
+                diags.error("no upgrade", "");
+            }
+            let host = state["hostname"].take();
+            serde_json::json!({ "host": host })
+        }
+    }
+
+    #[test]
+    fn stored_state_is_upgraded_across_schema_versions() {
+        let provider = Provider::new(vec![Box::new(Renamed)]);
+        let (resource, ty) = provider.resource("test_renamed").unwrap();
+        let (state, diags) = provider.upgrade(resource, &ty, 0, br#"{"hostname":"h1"}"#);
+        assert!(!diags.has_errors());
+        assert_eq!(state.get("host").as_str(), Some("h1"));
+        let (state, diags) = provider.upgrade(resource, &ty, 1, br#"{"host":"h2"}"#);
+        assert!(!diags.has_errors());
+        assert_eq!(state.get("host").as_str(), Some("h2"));
+        let (_, diags) = provider.upgrade(resource, &ty, 2, br#"{"host":"h3"}"#);
+        assert!(
+            diags.has_errors(),
+            "state from a newer provider must be refused"
+        );
+        let (_, diags) = provider.upgrade(resource, &ty, 1, b"{not json");
+        assert!(diags.has_errors());
+    }
+
+    #[test]
+    fn unknown_resource_types_are_a_diagnostic() {
+        let provider = Provider::new(vec![Box::new(Renamed)]);
+        assert!(provider.resource("nope").is_err());
+    }
+}
