@@ -67,6 +67,14 @@ fn short_name(name: &str) -> &str {
     name.strip_prefix("etcd_").unwrap_or(name)
 }
 
+/// The `examples/` directory that shows a resource.
+fn example_dir(name: &str) -> &str {
+    match name {
+        "etcd_cluster" => "cluster-3",
+        other => short_name(other),
+    }
+}
+
 fn example_of(root: &Path, dir: &str) -> Option<String> {
     std::fs::read_to_string(root.join("examples").join(dir).join("main.tf")).ok()
 }
@@ -99,8 +107,12 @@ fn resource_page(root: &Path, name: &str, resource: &Value) -> String {
         "---\npage_title: \"{name} Resource - etcd\"\nsubcategory: \"\"\ndescription: |-\n  {}\n---\n\n# {name} (Resource)\n\n{description}\n",
         description.lines().next().unwrap_or_default()
     );
-    if let Some(example) = example_of(root, short_name(name)) {
+    let dir = example_dir(name);
+    if let Some(example) = example_of(root, dir) {
         let _ = write!(out, "\n## Example Usage\n\n```terraform\n{example}```\n");
+    }
+    if let Ok(import) = std::fs::read_to_string(root.join("examples").join(dir).join("import.sh")) {
+        let _ = write!(out, "\n## Import\n\n```shell\n{import}```\n");
     }
     out.push_str("\n<!-- schema generated from schemas/schema.json -->\n## Schema\n");
     write_block(&mut out, block, "");

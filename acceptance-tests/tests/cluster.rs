@@ -54,6 +54,26 @@ fn expect_drift(ws: &Workspace, what: &str, member: &str, reason: &str) {
     );
 }
 
+/// Starts `terraform apply` in the background and returns once `host`'s
+/// member is installed and enabled (its start is under way).
+fn apply_until_installed(ws: &Workspace, lab: &Lab, host: &str) -> std::process::Child {
+    let apply = ws
+        .command(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !lab.ssh(host, "systemctl is-enabled etcd").status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{host} was never installed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    apply
+}
+
 fn retry_etcdctl(lab: &Lab, args: &str) {
     for _ in 0..60 {
         let command = format!(
@@ -282,25 +302,8 @@ fn a_host_killed_during_bootstrap_then_apply_again_converges() {
     );
     assert!(config.contains("create = \"30s\""));
     let ws = cluster3_workspace(&lab, &terraform, &config);
-    let apply = ws
-        .command(&["apply", "-auto-approve", "-input=false", "-no-color"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // Kill h3 once its member is installed and starting.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !lab
-        .ssh("h3", "test -e /etc/systemd/system/etcd.service")
-        .status
-        .success()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "h3 was never installed"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let apply = apply_until_installed(&ws, &lab, "h3");
     lab.fault("kill", "h3", &[]);
     let first = apply.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&first.stdout).to_string()
@@ -449,20 +452,7 @@ fn interrupting_a_bootstrap_stops_the_provider_and_the_next_apply_resumes() {
     let ws = cluster3_workspace(&lab, &terraform, &example("cluster-3"));
     // h3 cannot reach its peers: the bootstrap waits for e3 (5 minutes by default).
     lab.fault("partition", "h3", &["h1", "h2"]);
-    let apply = ws
-        .command(&["apply", "-auto-approve", "-input=false", "-no-color"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !lab.ssh("h3", "systemctl is-enabled etcd").status.success() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "h3 was never installed"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let apply = apply_until_installed(&ws, &lab, "h3");
     std::thread::sleep(Duration::from_secs(2));
     // Ctrl-C, as a user would: Terraform calls StopProvider.
     let pid = apply.id().to_string();
@@ -485,4 +475,247 @@ fn interrupting_a_bootstrap_stops_the_provider_and_the_next_apply_resumes() {
     assert_eq!(ws.plan_exit_code().0, 0);
     assert_started_members(&lab, 3);
     ws.destroy();
+}
+
+/// Makes a cluster the way the runbooks do: openssl certificates in kubeadm's
+/// layout, flags in a hand-written unit, all members started together.
+fn start_cluster_by_hand(lab: &Lab, pki: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(pki)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=etcd-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    // Members e1..e3 on hosts h1..h3, as in examples/cluster-3.
+    let member = |host: &str| host.replace('h', "e");
+    let cluster: Vec<String> = lab
+        .hosts
+        .iter()
+        .map(|(n, a)| format!("{}=https://{a}:2380", member(n)))
+        .collect();
+    for (name, address) in &lab.hosts {
+        for kind in ["server", "peer"] {
+            let ext = pki.join(format!("{name}-{kind}.ext"));
+            std::fs::write(&ext, format!("subjectAltName=IP:{address},IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")).unwrap();
+            let (key, csr, crt) = (
+                format!("{name}-{kind}.key"),
+                format!("{name}-{kind}.csr"),
+                format!("{name}-{kind}.crt"),
+            );
+            openssl(&[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ]);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-days",
+                "365",
+                "-extfile",
+                ext.to_str().unwrap(),
+                "-out",
+                &crt,
+            ]);
+        }
+        lab.ssh_ok(name, &format!("mkdir -p {KUBEADM_PKI} && useradd --system --no-create-home etcd && install -d -m 0700 -o etcd -g etcd /var/lib/etcd"));
+        for binary in ["etcd", "etcdctl"] {
+            lab.upload(
+                &tools::etcd_dir("3.4.23").join(binary),
+                name,
+                &format!("/usr/local/bin/{binary}"),
+            );
+        }
+        lab.upload(&pki.join("ca.crt"), name, &format!("{KUBEADM_PKI}/ca.crt"));
+        for kind in ["server", "peer"] {
+            lab.upload(
+                &pki.join(format!("{name}-{kind}.crt")),
+                name,
+                &format!("{KUBEADM_PKI}/{kind}.crt"),
+            );
+            lab.upload(
+                &pki.join(format!("{name}-{kind}.key")),
+                name,
+                &format!("{KUBEADM_PKI}/{kind}.key"),
+            );
+        }
+        let unit = format!(
+            "[Unit]\nDescription=etcd\n[Service]\nType=notify\nUser=etcd\nExecStart=/usr/local/bin/etcd --name={member_name} \
+             --cert-file={KUBEADM_PKI}/server.crt --key-file={KUBEADM_PKI}/server.key --peer-cert-file={KUBEADM_PKI}/peer.crt \
+             --peer-key-file={KUBEADM_PKI}/peer.key --trusted-ca-file={KUBEADM_PKI}/ca.crt --peer-trusted-ca-file={KUBEADM_PKI}/ca.crt \
+             --peer-client-cert-auth=true --client-cert-auth=true --initial-advertise-peer-urls=https://{address}:2380 \
+             --listen-peer-urls=https://{address}:2380 --listen-client-urls=https://{address}:2379,https://127.0.0.1:2379 \
+             --advertise-client-urls=https://{address}:2379 --initial-cluster-token=etcd-cluster-0 --initial-cluster={initial} \
+             --initial-cluster-state=new --data-dir=/var/lib/etcd\nRestart=on-failure\nRestartSec=5\n[Install]\nWantedBy=multi-user.target\n",
+            member_name = member(name),
+            initial = cluster.join(",")
+        );
+        lab.ssh_ok(
+            name,
+            &format!(
+                "chown etcd:etcd {KUBEADM_PKI}/*.key && chmod 0600 {KUBEADM_PKI}/*.key && cat > /etc/systemd/system/etcd.service <<'UNIT'\n{unit}UNIT\n\
+                 systemctl daemon-reload && systemctl enable --quiet etcd && systemctl start --no-block etcd"
+            ),
+        );
+    }
+    for _ in 0..120 {
+        if lab.ssh("h1", &format!("ETCDCTL_API=3 etcdctl --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt --key {KUBEADM_PKI}/server.key --endpoints https://127.0.0.1:2379 endpoint health --cluster")).status.success() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("the hand-made cluster did not become healthy");
+}
+
+#[test]
+fn a_cluster_started_by_hand_is_imported_and_then_managed() {
+    let lab = Lab::up(12, 3);
+    let pki = tempfile::tempdir().unwrap();
+    start_cluster_by_hand(&lab, pki.path());
+    lab.etcdctl("h1", KUBEADM_PKI, "put /made-by-hand yes");
+
+    let terraform = tools::terraform_versions().remove(0);
+    let (crt, key) = (pki.path().join("ca.crt"), pki.path().join("ca.key"));
+    let config = example("cluster-3")
+        .replace(
+            "ca_cert_pem  = etcd_ca.main.cert_pem",
+            &format!(
+                "ca_cert_pem  = file({})",
+                hcl_string(crt.display().to_string())
+            ),
+        )
+        .replace(
+            "ca_key_pem   = etcd_ca.main.private_key_pem",
+            &format!(
+                "ca_key_pem   = file({})",
+                hcl_string(key.display().to_string())
+            ),
+        );
+    let config = config.replace(
+        "output \"ca_cert_pem\" {\n  value = etcd_ca.main.cert_pem\n}\n",
+        "",
+    );
+    assert!(!config.contains("etcd_ca.main.private_key_pem"));
+    let ws = cluster3_workspace(&lab, &terraform, &config);
+    ws.run_ok(&[
+        "apply",
+        "-auto-approve",
+        "-input=false",
+        "-target=etcd_ca.main",
+    ]);
+
+    let id = format!(
+        "https://{}:2379,{},{}",
+        lab.address("h1"),
+        crt.display(),
+        key.display()
+    );
+    ws.run_ok(&["import", "-input=false", "etcd_cluster.main", &id]);
+    // The first plan records what the API cannot tell (name, ssh, binary
+    // source, directories); the members are healthy, nothing is replaced.
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    assert!(
+        !run.stdout.contains("must be replaced") && !run.stdout.contains("-> \"healthy\""),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("+ name"), "{}", run.stdout);
+    ws.apply();
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(
+        code,
+        0,
+        "plan after adopting the settings is not empty:\n{}",
+        run.text()
+    );
+    assert_eq!(
+        lab.ssh_ok("h2", "cat /etc/systemd/system/etcd.service")
+            .contains("--name=e2"),
+        true,
+        "apply rewrote a host"
+    );
+
+    // From now on it is managed like any other cluster.
+    lab.ssh_ok("h3", "systemctl stop etcd");
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    assert_eq!(
+        lab.etcdctl("h3", KUBEADM_PKI, "get /made-by-hand --print-value-only")
+            .trim(),
+        "yes"
+    );
+
+    // An unreachable host: a warning and a status, never a crash, and the
+    // member stays in state.
+    lab.fault("partition", "h2", &[]);
+    let (code, run) = ws.plan_exit_code();
+    lab.fault("heal", "h2", &[]);
+    assert_eq!(code, 2, "{}", run.text());
+    assert!(
+        run.text().contains("Warning: Cluster member not reachable"),
+        "{}",
+        run.text()
+    );
+    assert!(
+        run.stdout.contains("unreachable over SSH"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("- member {"),
+        "the unreachable member was dropped:\n{}",
+        run.stdout
+    );
+    // Once the network is back and e2 has caught up, nothing is left to do.
+    let mut last = ws.plan_exit_code();
+    for _ in 0..20 {
+        if last.0 == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        last = ws.plan_exit_code();
+    }
+    assert_eq!(last.0, 0, "{}", last.1.text());
 }

@@ -39,6 +39,8 @@ pub struct Observed {
     pub leader: Option<String>,
     /// Things worth a warning: unreachable hosts or endpoints.
     pub warnings: Vec<String>,
+    /// The managed files found on each reachable host, by member name.
+    pub files: BTreeMap<String, Fingerprints>,
 }
 
 impl Observed {
@@ -292,11 +294,13 @@ pub async fn observe(
                 problems.push(format!("unreachable over SSH: {e}"));
             }
             Ok(state) => {
-                let none = Fingerprints::new();
-                problems.extend(inspect::differences(
-                    expected.get(&member.name).unwrap_or(&none),
-                    state,
-                ));
+                // A member imported from elsewhere has no fingerprints yet:
+                // its files as first seen become the baseline.
+                let expected = expected.get(&member.name).unwrap_or(&state.files);
+                problems.extend(inspect::differences(expected, state));
+                observed
+                    .files
+                    .insert(member.name.clone(), state.files.clone());
             }
         }
         let peer_url = member.peer_url(&spec.settings);

@@ -571,7 +571,11 @@ impl Resource for EtcdCluster {
             return;
         }
         for name in FIXED_AFTER_CREATE {
-            if plan.prior.get(name) != plan.config.get(name)
+            // Null in state: an imported cluster whose setting the API
+            // cannot tell; the configuration's value is adopted.
+            let adopted = plan.prior.get(name).is_null();
+            if !adopted
+                && plan.prior.get(name) != plan.config.get(name)
                 && plan.planned.get(name) != plan.prior.get(name)
             {
                 plan.diags.error_at(
@@ -642,8 +646,15 @@ impl Resource for EtcdCluster {
         diags: &mut Diagnostics,
     ) -> Value {
         let spec = spec(state);
-        let observed = cluster::observe(ctx, &spec, &load_fingerprints(private)).await;
+        let mut prints = load_fingerprints(private);
+        let observed = cluster::observe(ctx, &spec, &prints).await;
         warn_all(diags, &observed);
+        // Members without fingerprints (an imported cluster) get what the
+        // hosts hold now as their baseline.
+        for (name, files) in &observed.files {
+            prints.entry(name.clone()).or_insert_with(|| files.clone());
+        }
+        store_fingerprints(private, &prints);
         let mut state = state.clone();
         record(&mut state, &spec, &observed);
         state
@@ -660,9 +671,14 @@ impl Resource for EtcdCluster {
         let spec = spec(planned);
         let mut prints = load_fingerprints(private);
         let repaired = cluster::repair(ctx, &spec, &mut prints, timeout(planned, "update")).await;
-        store_fingerprints(private, &prints);
         let observed = cluster::observe(ctx, &spec, &prints).await;
         warn_all(diags, &observed);
+        if repaired.is_ok() && observed.all_healthy() {
+            // The hosts are now as they should be (this also takes in the
+            // files at the paths a just-imported cluster's settings name).
+            prints = observed.files.clone();
+        }
+        store_fingerprints(private, &prints);
         let mut state = planned.clone();
         record(&mut state, &spec, &observed);
         if let Err(e) = repaired {
@@ -693,19 +709,103 @@ impl Resource for EtcdCluster {
         }
     }
 
+    /// ID: `ENDPOINT,CA_CERT_PATH,CA_KEY_PATH`, e.g.
+    /// `https://10.0.0.11:2379,/etc/kubernetes/pki/etcd/ca.crt,/etc/kubernetes/pki/etcd/ca.key`.
+    /// Members, ports and version come from the live cluster; settings the
+    /// API cannot tell (name, directories, ssh, binary source) stay null and
+    /// are adopted from the configuration by the next apply, which changes
+    /// nothing on the hosts.
     async fn import(
         &self,
-        _ctx: &Context,
-        _id: &str,
+        ctx: &Context,
+        id: &str,
         _private: &mut Private,
         diags: &mut Diagnostics,
     ) -> Value {
-        diags.error(
-            "Import of etcd_cluster is not available yet",
-            "This version of the provider cannot import a running cluster.",
-        );
-        Value::Null
+        match import_state(ctx, id).await {
+            Ok(state) => state,
+            Err(e) => {
+                diags.error(
+                    "Cannot import the cluster",
+                    format!(
+                        "{e}\n\nImport an etcd_cluster as ENDPOINT,CA_CERT_PATH,CA_KEY_PATH: a client URL of \
+                         one member, and the cluster CA's certificate and key on the machine running Terraform."
+                    ),
+                );
+                Value::Null
+            }
+        }
     }
+}
+
+/// `https://10.0.0.11:2380` as host and port (IPv6 without brackets).
+fn split_url(url: &str) -> Option<(String, u16)> {
+    let rest = url.split_once("://")?.1.trim_end_matches('/');
+    let (host, port) = rest.rsplit_once(':')?;
+    Some((
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port.parse().ok()?,
+    ))
+}
+
+async fn import_state(ctx: &Context, id: &str) -> Result<Value, String> {
+    let parts: Vec<&str> = id.split(',').map(str::trim).collect();
+    let [endpoint, cert_path, key_path] = parts.as_slice() else {
+        return Err(format!("{id:?} does not have three comma-separated parts"));
+    };
+    let read = |path: &str| std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"));
+    let (ca_cert_pem, ca_key_pem) = (read(cert_path)?, read(key_path)?);
+    crate::pki::inspect_ca(&ca_cert_pem, &ca_key_pem)
+        .map_err(|e| format!("{cert_path}, {key_path}: {e}"))?;
+    let credentials = crate::etcd::Credentials::issue(&ca_cert_pem, &ca_key_pem, ctx.now())
+        .map_err(|e| format!("client certificate: {e}"))?;
+    let api = crate::etcd::Cluster::new(vec![endpoint.to_string()], credentials);
+    let (cluster_id, mut live) = api.members().await?;
+    let status = api.endpoint_status(endpoint).await;
+    let version = status
+        .version
+        .ok_or_else(|| status.error.unwrap_or_else(|| "no version".into()))?;
+    live.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut ports = (None, None);
+    let mut members = Vec::new();
+    for m in &live {
+        let (host, peer_port) = m
+            .peer_urls
+            .first()
+            .and_then(|u| split_url(u))
+            .ok_or_else(|| format!("member {} has no usable peer URL", m.name))?;
+        ports.1 = Some(peer_port);
+        ports.0 = m
+            .client_urls
+            .first()
+            .and_then(|u| split_url(u))
+            .map(|(_, p)| p)
+            .or(ports.0);
+        members.push(Value::object([
+            ("name", Value::string(&m.name)),
+            ("host", Value::string(host)),
+            ("ssh_host", Value::Null),
+            ("extra_sans", Value::Null),
+        ]));
+    }
+    let id = crate::etcd::format_id(cluster_id);
+    Ok(Value::object([
+        ("id", Value::string(&id)),
+        ("cluster_id", Value::string(id)),
+        ("ca_cert_pem", Value::string(ca_cert_pem)),
+        ("ca_key_pem", Value::string(ca_key_pem)),
+        ("etcd_version", Value::string(version)),
+        ("client_port", Value::number(ports.0.unwrap_or(2379) as f64)),
+        ("peer_port", Value::number(ports.1.unwrap_or(2380) as f64)),
+        ("member", Value::List(members)),
+        ("client_endpoints", Value::List(vec![])),
+        ("member_ids", Value::Map(BTreeMap::new())),
+        ("status", Value::Map(BTreeMap::new())),
+        ("leader", Value::string("")),
+        ("unmanaged_members", Value::List(vec![])),
+    ]))
 }
 
 #[cfg(test)]
@@ -829,6 +929,19 @@ mod tests {
             Value::object([("data-dir", Value::string("/tmp"))]),
         );
         assert!(diagnostics(&c).contains(&(true, "extra_flags".into())));
+    }
+
+    #[test]
+    fn urls_split_into_host_and_port() {
+        assert_eq!(
+            split_url("https://10.0.0.11:2380"),
+            Some(("10.0.0.11".into(), 2380))
+        );
+        assert_eq!(
+            split_url("https://[fd00::1]:2379/"),
+            Some(("fd00::1".into(), 2379))
+        );
+        assert_eq!(split_url("10.0.0.1"), None);
     }
 
     #[test]
