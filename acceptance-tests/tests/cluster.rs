@@ -106,6 +106,13 @@ fn three_members_bootstrap_show_drift_repair_it_and_destroy() {
     let (code, run) = ws.plan_exit_code();
     assert_eq!(code, 0, "second plan is not empty:\n{}", run.text());
     assert_started_members(&lab, 3);
+    let versions = ws.state_json()["values"]["root_module"]["resources"][1]["values"]
+        ["member_versions"]
+        .clone();
+    assert_eq!(
+        versions,
+        serde_json::json!({"e1": "3.4.23", "e2": "3.4.23", "e3": "3.4.23"})
+    );
     let health = lab.etcdctl("h2", KUBEADM_PKI, "endpoint health --cluster");
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");
 

@@ -32,6 +32,8 @@ pub struct Observed {
     pub cluster_id: Option<u64>,
     /// Member name to its ID (hex), for members in the live list.
     pub member_ids: BTreeMap<String, String>,
+    /// Member name to the etcd version it reports, for members that answer.
+    pub versions: BTreeMap<String, String>,
     /// Member name to `healthy` or what is wrong with it.
     pub status: BTreeMap<String, String>,
     /// Live members the configuration does not have, as `name (id)`.
@@ -285,6 +287,11 @@ pub async fn observe(
         }
     };
     for ((member, status), host_state) in spec.members.iter().zip(&statuses).zip(host_states) {
+        if let Some(version) = &status.version {
+            observed
+                .versions
+                .insert(member.name.clone(), version.clone());
+        }
         let mut problems = Vec::new();
         match &host_state {
             Err(e) => {

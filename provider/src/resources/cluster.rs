@@ -144,6 +144,11 @@ fn schema_block() -> Block {
     .attribute(Attribute::computed("cluster_id", Type::String, "The cluster ID (hex)."))
     .attribute(Attribute::computed("client_endpoints", Type::list(Type::String), "Client URLs of the members."))
     .attribute(Attribute::computed("member_ids", Type::map(Type::String), "Member name to member ID (hex), from the live member list."))
+    .attribute(Attribute::computed(
+        "member_versions",
+        Type::map(Type::String),
+        "Member name to the etcd version the running member reports (members that answer).",
+    ))
     .attribute(Attribute::computed("leader", Type::String, "Name of the current leader (informational: elections change it)."))
     .attribute(Attribute::computed(
         "status",
@@ -525,6 +530,7 @@ fn record(state: &mut Value, spec: &ClusterSpec, observed: &Observed) {
     }
     state.set("client_endpoints", Value::strings(spec.endpoints()));
     state.set("member_ids", string_map(&observed.member_ids));
+    state.set("member_versions", string_map(&observed.versions));
     state.set("status", string_map(&observed.status));
     state.set(
         "leader",
@@ -600,6 +606,7 @@ impl Resource for EtcdCluster {
         plan.planned.set("unmanaged_members", Value::List(vec![]));
         if drifted {
             plan.planned.set("member_ids", Value::Unknown);
+            plan.planned.set("member_versions", Value::Unknown);
             plan.planned.set("leader", Value::Unknown);
         }
     }
@@ -802,6 +809,7 @@ async fn import_state(ctx: &Context, id: &str) -> Result<Value, String> {
         ("member", Value::List(members)),
         ("client_endpoints", Value::List(vec![])),
         ("member_ids", Value::Map(BTreeMap::new())),
+        ("member_versions", Value::Map(BTreeMap::new())),
         ("status", Value::Map(BTreeMap::new())),
         ("leader", Value::string("")),
         ("unmanaged_members", Value::List(vec![])),
