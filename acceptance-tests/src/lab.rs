@@ -13,6 +13,8 @@ pub struct Lab {
     pub state: PathBuf,
     /// (name, address) of every host, h1 first.
     pub hosts: Vec<(String, String)>,
+    /// Each host's second address, in the same order.
+    pub second_addresses: Vec<String>,
 }
 
 fn testhosts(lab: u32, args: &[&str]) -> Output {
@@ -50,6 +52,7 @@ impl Lab {
             number,
             state,
             hosts: Vec::new(),
+            second_addresses: Vec::new(),
         };
         if !up.status.success() {
             let text = format!(
@@ -61,13 +64,13 @@ impl Lab {
             panic!("testhosts up {count} failed:\n{text}");
         }
         let hosts = std::fs::read_to_string(lab.state.join("hosts")).expect("hosts file");
-        lab.hosts = hosts
-            .lines()
-            .filter_map(|l| {
-                l.split_once(' ')
-                    .map(|(n, a)| (n.to_string(), a.to_string()))
-            })
-            .collect();
+        for line in hosts.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if let [name, address, second] = fields.as_slice() {
+                lab.hosts.push((name.to_string(), address.to_string()));
+                lab.second_addresses.push(second.to_string());
+            }
+        }
         lab
     }
 
@@ -188,7 +191,8 @@ impl Lab {
     }
 
     /// Fault injection and lifecycle: `kill`, `stop`, `start`, `restart`,
-    /// `partition` (optionally only from some peers), `heal`.
+    /// `partition` (optionally only from some peers), `heal`, `hide` and
+    /// `unhide` (the primary address, from this machine only).
     pub fn fault(&self, action: &str, host: &str, peers: &[&str]) {
         let mut args = vec![action, host];
         args.extend_from_slice(peers);

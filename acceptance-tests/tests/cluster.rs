@@ -725,3 +725,55 @@ fn a_cluster_started_by_hand_is_imported_and_then_managed() {
     }
     assert_eq!(last.0, 0, "{}", last.1.text());
 }
+
+#[test]
+fn client_api_through_ssh_tunnels_when_the_client_port_is_unreachable() {
+    let lab = Lab::up(13, 3);
+    let members: String = lab
+        .hosts
+        .iter()
+        .zip(&lab.second_addresses)
+        .enumerate()
+        .map(|(i, ((_, address), second))| {
+            format!("  member {{\n    name = \"e{}\"\n    host = \"{address}\"\n    ssh_host = \"{second}\"\n  }}\n", i + 1)
+        })
+        .collect();
+    let config = format!(
+        "terraform {{\n  required_providers {{\n    etcd = {{ source = \"terraform-provider-etcd/etcd\" }}\n  }}\n}}\n\
+         resource \"etcd_ca\" \"main\" {{\n  common_name = \"etcd-ca\"\n}}\n\
+         resource \"etcd_cluster\" \"main\" {{\n  name = \"tunnelled\"\n  ca_cert_pem = etcd_ca.main.cert_pem\n  \
+         ca_key_pem = etcd_ca.main.private_key_pem\n  etcd_version = \"3.4.23\"\n  \
+         binary_source {{\n    local_path = \"{}\"\n  }}\n  \
+         ssh {{\n    user = \"root\"\n    private_key_path = \"{}\"\n    known_hosts_path = \"{}\"\n    tunnel = true\n  }}\n{members}}}\n",
+        tools::etcd_dir("3.4.23").display(),
+        lab.client_key().display(),
+        lab.known_hosts().display()
+    );
+    // The members' own addresses (in their URLs and certificates) are out of
+    // this machine's reach; only their second addresses answer, for SSH.
+    for (name, address) in &lab.hosts {
+        lab.fault("hide", name, &[]);
+        let direct = std::net::TcpStream::connect_timeout(
+            &format!("{address}:22").parse().unwrap(),
+            Duration::from_secs(1),
+        );
+        assert!(direct.is_err(), "{address} is still reachable");
+    }
+    let terraform = tools::terraform_versions().remove(0);
+    let ws = Workspace::new(&terraform, Install::DevOverrides, &config);
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    let members = lab.ssh_ok(
+        &lab.second_addresses[0],
+        "ETCDCTL_API=3 etcdctl --cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/server.crt \
+         --key /etc/etcd/pki/server.key --endpoints https://127.0.0.1:2379 member list",
+    );
+    assert_eq!(members.matches(", started, ").count(), 3, "{members}");
+
+    lab.ssh_ok(&lab.second_addresses[1], "systemctl stop etcd");
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    ws.destroy();
+}

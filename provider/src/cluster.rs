@@ -24,6 +24,32 @@ pub struct ClusterSpec {
     pub members: Vec<MemberSpec>,
     pub ca_cert_pem: String,
     pub ca_key_pem: String,
+    /// Reach the client API through SSH port forwards instead of directly.
+    pub tunnel: bool,
+}
+
+/// The cluster's client API, with the SSH connections that carry it when
+/// it is tunnelled (they close when this is dropped).
+pub struct Api {
+    pub cluster: etcd::Cluster,
+    _tunnels: Vec<Host>,
+}
+
+impl std::ops::Deref for Api {
+    type Target = etcd::Cluster;
+
+    fn deref(&self) -> &etcd::Cluster {
+        &self.cluster
+    }
+}
+
+/// A free local port for a forward (the OS picks it; it is released just
+/// before ssh binds it).
+fn free_local_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free local port for a tunnel: {e}"))
 }
 
 /// What the provider saw of a running cluster.
@@ -66,10 +92,47 @@ impl ClusterSpec {
             .collect()
     }
 
-    fn api(&self, now: OffsetDateTime) -> Result<etcd::Cluster, String> {
+    /// The client API, directly or, with `tunnel`, through one SSH port
+    /// forward per member to its loopback client URL (which its server
+    /// certificate names). A member whose SSH fails keeps its direct URL
+    /// and shows up as unreachable.
+    async fn api(&self, now: OffsetDateTime) -> Result<Api, String> {
         let credentials = Credentials::issue(&self.ca_cert_pem, &self.ca_key_pem, now)
             .map_err(|e| format!("client certificate: {e}"))?;
-        Ok(etcd::Cluster::new(self.endpoints(), credentials))
+        if !self.tunnel {
+            return Ok(Api {
+                cluster: etcd::Cluster::new(self.endpoints(), credentials),
+                _tunnels: Vec::new(),
+            });
+        }
+        let port = self.settings.client_port;
+        let opened = futures::future::join_all(self.members.iter().map(|m| async move {
+            let host = Host::connect(&m.ssh).await.map_err(|e| e.to_string())?;
+            let local = free_local_port()?;
+            host.forward_local(local, "127.0.0.1", port)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((host, format!("https://127.0.0.1:{local}")))
+        }))
+        .await;
+        let mut endpoints = Vec::new();
+        let mut tunnels = Vec::new();
+        for (opened, direct) in opened.into_iter().zip(self.endpoints()) {
+            match opened {
+                Ok((host, endpoint)) => {
+                    tunnels.push(host);
+                    endpoints.push(endpoint);
+                }
+                Err(e) => {
+                    log::warn!("no tunnel to {direct}: {e}");
+                    endpoints.push(direct);
+                }
+            }
+        }
+        Ok(Api {
+            cluster: etcd::Cluster::new(endpoints, credentials),
+            _tunnels: tunnels,
+        })
     }
 
     fn local_binaries(&self) -> Result<Option<LocalBinaries>, String> {
@@ -201,7 +264,7 @@ pub async fn wait_until_healthy(
     timeout: Duration,
 ) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
-    let api = spec.api(ctx.now())?;
+    let api = spec.api(ctx.now()).await?;
     loop {
         let late = tokio::select! {
             late = late_members(spec, &api) => late,
@@ -252,7 +315,7 @@ pub async fn observe(
     expected: &BTreeMap<String, Fingerprints>,
 ) -> Observed {
     let mut observed = Observed::default();
-    let api = match spec.api(ctx.now()) {
+    let api = match spec.api(ctx.now()).await {
         Ok(api) => api,
         Err(e) => {
             observed.warnings.push(e.clone());
@@ -375,7 +438,7 @@ pub async fn repair(
     timeout: Duration,
 ) -> Result<(), String> {
     let binaries = spec.local_binaries()?;
-    let api = spec.api(ctx.now())?;
+    let api = spec.api(ctx.now()).await?;
     for member in &spec.members {
         let observed = observe(ctx, spec, fingerprints).await;
         if !observed.unmanaged.is_empty() {

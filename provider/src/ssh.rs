@@ -169,6 +169,30 @@ impl Host {
         Ok(())
     }
 
+    /// Forwards `127.0.0.1:local_port` here to `remote_host:remote_port` as
+    /// seen from the host, for as long as this connection lives.
+    pub async fn forward_local(
+        &self,
+        local_port: u16,
+        remote_host: &str,
+        remote_port: u16,
+    ) -> Result<(), SshError> {
+        self.session
+            .request_port_forward(
+                openssh::ForwardType::Local,
+                openssh::Socket::new("127.0.0.1", local_port),
+                openssh::Socket::new(remote_host, remote_port),
+            )
+            .await
+            .map_err(|e| {
+                SshError(format!(
+                    "{}: forwarding port {remote_port}: {}",
+                    self.address,
+                    describe(&e)
+                ))
+            })
+    }
+
     pub async fn close(self) {
         let _ = self.session.close().await;
     }

@@ -52,6 +52,13 @@ fn schema_block() -> Block {
         .attribute(Attribute::optional("known_hosts_path", Type::String, "known_hosts file holding the hosts' keys."))
         .attribute(Attribute::optional("config_file", Type::String, "An ssh_config file to use instead of `~/.ssh/config`."))
         .attribute(Attribute::with_default(
+            "tunnel",
+            Type::Bool,
+            Value::Bool(false),
+            "Reach the members' client API through SSH port forwards to their loopback client URL, for when the \
+             client port is not reachable from the machine running Terraform. Default false: direct.",
+        ))
+        .attribute(Attribute::with_default(
             "strict_host_key_checking",
             Type::Bool,
             Value::Bool(true),
@@ -493,6 +500,7 @@ fn spec(value: &Value) -> ClusterSpec {
         members,
         ca_cert_pem: value.str_or_empty("ca_cert_pem").to_string(),
         ca_key_pem: value.str_or_empty("ca_key_pem").to_string(),
+        tunnel: ssh_block.get("tunnel").as_bool().unwrap_or(false),
     }
 }
 
