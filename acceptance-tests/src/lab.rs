@@ -136,7 +136,7 @@ impl Lab {
         self.ssh_ok(
             host,
             &format!(
-                "ETCDCTL_API=3 /usr/local/bin/etcdctl --cacert {pki_dir}/ca.crt --cert {pki_dir}/server.crt \
+                "ETCDCTL_API=3 etcdctl --cacert {pki_dir}/ca.crt --cert {pki_dir}/server.crt \
                  --key {pki_dir}/server.key --endpoints https://127.0.0.1:2379 {args} 2>&1"
             ),
         )

@@ -777,3 +777,44 @@ fn client_api_through_ssh_tunnels_when_the_client_port_is_unreachable() {
     assert_eq!(ws.plan_exit_code().0, 0);
     ws.destroy();
 }
+
+#[test]
+fn binaries_from_the_distribution_packages() {
+    let lab = Lab::up(14, 3);
+    let server = lab.serve(&tools::tools_dir().join("apt"), 8380);
+    for (name, _) in &lab.hosts {
+        // The hosts' only package source: the etcd packages served here.
+        lab.ssh_ok(
+            name,
+            &format!("rm -f /etc/apt/sources.list.d/*; echo 'deb [trusted=yes] {}/ ./' > /etc/apt/sources.list", server.url),
+        );
+    }
+    let config = example("cluster-3").replace(
+        "  binary_source {\n    local_path = var.etcd_binaries\n  }",
+        "  binary_source {\n    os_package = true\n  }",
+    );
+    assert!(config.contains("os_package = true"));
+    let terraform = tools::terraform_versions().remove(0);
+    let ws = cluster3_workspace(&lab, &terraform, &config);
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    let unit = lab.ssh_ok("h1", "systemctl cat etcd; dpkg-query -W etcd-server");
+    assert!(
+        unit.contains("ExecStart=/usr/bin/etcd --config-file /etc/etcd/etcd.conf.yml"),
+        "{unit}"
+    );
+    assert!(unit.contains("3.4.23"), "{unit}");
+    assert!(
+        !lab.ssh("h1", "test -e /usr/sbin/policy-rc.d")
+            .status
+            .success(),
+        "policy-rc.d left behind"
+    );
+    assert_started_members(&lab, 3);
+    ws.destroy();
+    for (name, _) in &lab.hosts {
+        // Nothing runs and nothing will start at boot; the package stays.
+        let left = lab.ssh_ok(name, "pgrep -x etcd; systemctl is-enabled etcd; test -x /usr/bin/etcd && echo package-kept; true");
+        assert_eq!(left.trim(), "disabled\npackage-kept", "{name}: {left}");
+    }
+}

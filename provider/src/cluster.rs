@@ -138,7 +138,7 @@ impl ClusterSpec {
     fn local_binaries(&self) -> Result<Option<LocalBinaries>, String> {
         match &self.settings.binary_source {
             BinarySource::LocalPath(dir) => LocalBinaries::load(dir).map(Some),
-            BinarySource::Url { .. } => Ok(None),
+            BinarySource::Url { .. } | BinarySource::OsPackage => Ok(None),
         }
     }
 }

@@ -161,6 +161,21 @@ pub async fn install_binaries(
                 host.run_ok(&script).await?;
             }
         }
+        (BinarySource::OsPackage, _) => {
+            // The packaged service must not start with the package's own
+            // configuration: a policy-rc.d (ours only if there is none)
+            // holds it back, and the unit written later replaces it.
+            let script = "set -e\n\
+                 installed=$(dpkg-query -W -f='${Status}\\n' etcd-server etcd-client 2>/dev/null | grep -c 'install ok installed' || true)\n\
+                 [ \"$installed\" = 2 ] && exit 0\n\
+                 command -v apt-get >/dev/null || { echo 'os_package needs apt-get on the host' >&2; exit 1; }\n\
+                 if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d; \
+                   chmod 0755 /usr/sbin/policy-rc.d; trap 'rm -f /usr/sbin/policy-rc.d' EXIT; fi\n\
+                 export DEBIAN_FRONTEND=noninteractive\n\
+                 apt-get install -y -q etcd-server etcd-client >/dev/null 2>&1 || \
+                   { apt-get update -q >/dev/null && apt-get install -y -q etcd-server etcd-client >/dev/null; }\n";
+            host.run_ok(script).await?;
+        }
         (BinarySource::LocalPath(dir), None) => {
             return Err(SshError(format!(
                 "the etcd binaries in {dir} were not loaded"
@@ -268,7 +283,11 @@ pub async fn uninstall(
     purge_data: bool,
 ) -> Result<(), SshError> {
     let l = &settings.layout;
-    let mut files = vec![l.unit_file(), l.config_file(), l.etcd(), l.etcdctl()];
+    let mut files = vec![l.unit_file(), l.config_file()];
+    if settings.binary_source != BinarySource::OsPackage {
+        // Packaged binaries belong to the package manager.
+        files.extend([l.etcd(), l.etcdctl()]);
+    }
     for (_, cert, key) in l.certificate_files() {
         files.push(cert);
         files.extend(key);

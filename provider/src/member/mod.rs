@@ -62,7 +62,13 @@ pub enum BinarySource {
     LocalPath(String),
     /// A release tarball fetched on the host and checked against its SHA-256.
     Url { url: String, sha256: String },
+    /// The distribution's packages (`etcd-server`, `etcd-client`) through
+    /// apt; the binaries are the package's, in [`PACKAGE_BIN_DIR`].
+    OsPackage,
 }
+
+/// Where Debian's etcd packages put their binaries.
+pub const PACKAGE_BIN_DIR: &str = "/usr/bin";
 
 /// What every member of a cluster shares.
 #[derive(Debug, Clone, PartialEq)]

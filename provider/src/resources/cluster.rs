@@ -18,7 +18,7 @@ use crate::framework::{
 };
 use crate::member::install::Fingerprints;
 use crate::member::render::MANAGED_KEYS;
-use crate::member::{BinarySource, ClusterSettings, Layout, MemberSpec};
+use crate::member::{BinarySource, ClusterSettings, Layout, MemberSpec, PACKAGE_BIN_DIR};
 use crate::ssh;
 
 pub struct EtcdCluster;
@@ -64,7 +64,7 @@ fn schema_block() -> Block {
             Value::Bool(true),
             "Refuse hosts whose key is not in known_hosts (default). Turning this off accepts any host key.",
         ));
-    let binary_source = Block::new("Where the etcd binaries come from: exactly one of `local_path`, or `url` with `sha256`.")
+    let binary_source = Block::new("Where the etcd binaries come from: exactly one of `local_path`, `url` with `sha256`, or `os_package = true`.")
         .attribute(Attribute::optional(
             "local_path",
             Type::String,
@@ -75,7 +75,14 @@ fn schema_block() -> Block {
             Type::String,
             "URL of a release tarball (`etcd-vX.Y.Z-linux-amd64.tar.gz` layout) that each host downloads.",
         ))
-        .attribute(Attribute::optional("sha256", Type::String, "SHA-256 of the tarball at `url` (hex); checked on each host."));
+        .attribute(Attribute::optional("sha256", Type::String, "SHA-256 of the tarball at `url` (hex); checked on each host."))
+        .attribute(Attribute::optional(
+            "os_package",
+            Type::Bool,
+            "Install the distribution's `etcd-server` and `etcd-client` packages with apt (Debian, Ubuntu). Their \
+             binaries in /usr/bin are used (`bin_dir` does not apply), the packaged service is replaced by this \
+             provider's unit, and destroy leaves the packages installed.",
+        ));
     let member = Block::new("A member of the cluster. Members are bootstrapped together; their order is not significant.")
         .attribute(Attribute::required("name", Type::String, "Member name, unique in the cluster."))
         .attribute(Attribute::required(
@@ -300,7 +307,7 @@ fn validate_binary_source(config: &Value, diags: &mut Diagnostics) {
         diags.error_at(
             at,
             "Missing binary source",
-            "Add a binary_source block with local_path, or url and sha256.",
+            "Add a binary_source block with local_path, url and sha256, or os_package = true.",
         );
         return;
     }
@@ -309,17 +316,29 @@ fn validate_binary_source(config: &Value, diags: &mut Diagnostics) {
         source.get("url"),
         source.get("sha256"),
     );
-    if !local.is_wholly_known() || !url.is_wholly_known() || !sha.is_wholly_known() {
+    let package = source.get("os_package");
+    if [local, url, sha, package]
+        .iter()
+        .any(|v| !v.is_wholly_known())
+    {
+        return;
+    }
+    let sources = [
+        local.is_null(),
+        url.is_null(),
+        package.as_bool() != Some(true),
+    ];
+    if sources.iter().filter(|unset| !**unset).count() != 1 {
+        diags.error_at(
+            at,
+            "Ambiguous binary source",
+            "Set exactly one of local_path, url with sha256, or os_package = true.",
+        );
         return;
     }
     match (local.as_str(), url.as_str()) {
-        (Some(_), Some(_)) | (None, None) => {
-            diags.error_at(
-                at,
-                "Ambiguous binary source",
-                "Set exactly one of local_path, or url with sha256.",
-            );
-        }
+        // os_package (both set was refused above).
+        (None, None) | (Some(_), Some(_)) => {}
         (Some(dir), None) => {
             for binary in ["etcd", "etcdctl"] {
                 if !std::path::Path::new(dir).join(binary).is_file() {
@@ -440,10 +459,15 @@ fn spec(value: &Value) -> ClusterSpec {
     let source = value.get("binary_source");
     let binary_source = match source.get("local_path").as_str() {
         Some(dir) => BinarySource::LocalPath(dir.to_string()),
+        None if source.get("os_package").as_bool() == Some(true) => BinarySource::OsPackage,
         None => BinarySource::Url {
             url: source.str_or_empty("url").to_string(),
             sha256: source.str_or_empty("sha256").to_lowercase(),
         },
+    };
+    let bin_dir = match binary_source {
+        BinarySource::OsPackage => PACKAGE_BIN_DIR.to_string(),
+        _ => value.str_or_empty("bin_dir").to_string(),
     };
     let settings = ClusterSettings {
         token: value.str_or_empty("name").to_string(),
@@ -453,7 +477,7 @@ fn spec(value: &Value) -> ClusterSpec {
         peer_port: number("peer_port", 2380) as u16,
         metrics_url: value.str_or_empty("metrics_url").to_string(),
         layout: Layout {
-            bin_dir: value.str_or_empty("bin_dir").to_string(),
+            bin_dir,
             config_dir: value.str_or_empty("config_dir").to_string(),
             pki_dir: value.str_or_empty("pki_dir").to_string(),
             data_dir: value.str_or_empty("data_dir").to_string(),
@@ -930,6 +954,33 @@ mod tests {
             "{found:?}"
         );
         c.set("binary_source", Value::Null);
+        assert!(diagnostics(&c).contains(&(true, "binary_source".into())));
+    }
+
+    #[test]
+    fn exactly_one_binary_source() {
+        let mut c = config(vec![
+            member("a", "10.0.0.1"),
+            member("b", "10.0.0.2"),
+            member("c", "10.0.0.3"),
+        ]);
+        c.set(
+            "binary_source",
+            Value::object([("os_package", Value::Bool(true))]),
+        );
+        assert!(diagnostics(&c).is_empty(), "{:?}", diagnostics(&c));
+        c.set(
+            "binary_source",
+            Value::object([
+                ("os_package", Value::Bool(true)),
+                ("url", Value::string("https://x.invalid/e.tgz")),
+            ]),
+        );
+        assert!(diagnostics(&c).contains(&(true, "binary_source".into())));
+        c.set(
+            "binary_source",
+            Value::object([("os_package", Value::Bool(false))]),
+        );
         assert!(diagnostics(&c).contains(&(true, "binary_source".into())));
     }
 
