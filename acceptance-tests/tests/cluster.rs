@@ -818,3 +818,165 @@ fn binaries_from_the_distribution_packages() {
         assert_eq!(left.trim(), "disabled\npackage-kept", "{name}: {left}");
     }
 }
+
+const SCALING: &str = r#"
+terraform {
+  required_providers {
+    etcd = { source = "terraform-provider-etcd/etcd" }
+  }
+}
+variable "hosts" { type = list(string) }
+variable "ssh_private_key_path" { type = string }
+variable "known_hosts_path" { type = string }
+variable "etcd_binaries" { type = string }
+resource "etcd_ca" "main" {
+  common_name = "etcd-ca"
+}
+resource "etcd_cluster" "main" {
+  name         = "scaling"
+  ca_cert_pem  = etcd_ca.main.cert_pem
+  ca_key_pem   = etcd_ca.main.private_key_pem
+  etcd_version = "3.4.23"
+  pki_dir      = "/etc/kubernetes/pki/etcd"
+  binary_source {
+    local_path = var.etcd_binaries
+  }
+  ssh {
+    user             = "root"
+    private_key_path = var.ssh_private_key_path
+    known_hosts_path = var.known_hosts_path
+  }
+  dynamic "member" {
+    for_each = var.hosts
+    content {
+      name = "e${member.key + 1}"
+      host = member.value
+    }
+  }
+}
+"#;
+
+#[test]
+fn scale_out_and_in_and_replace_a_host_without_losing_a_write() {
+    let lab = Lab::up(15, 5);
+    let terraform = tools::terraform_versions().remove(0);
+    let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
+    let set_hosts = |hosts: &[&str]| {
+        let addresses: Vec<&str> = hosts.iter().map(|h| lab.address(h)).collect();
+        ws.set_vars(&[
+            ("hosts", hcl_list(&addresses)),
+            (
+                "ssh_private_key_path",
+                hcl_string(lab.client_key().display().to_string()),
+            ),
+            (
+                "known_hosts_path",
+                hcl_string(lab.known_hosts().display().to_string()),
+            ),
+            (
+                "etcd_binaries",
+                hcl_string(tools::etcd_dir("3.4.23").display().to_string()),
+            ),
+        ]);
+    };
+    let timed_apply = |what: &str| {
+        let started = std::time::Instant::now();
+        ws.apply();
+        eprintln!("{what}: {:.1} s", started.elapsed().as_secs_f64());
+        assert_eq!(
+            ws.plan_exit_code().0,
+            0,
+            "{what}: plan after apply is not empty"
+        );
+    };
+    set_hosts(&["h1", "h2", "h3"]);
+    timed_apply("bootstrap 3");
+
+    // A client on h1 writes a key every 50 ms and records each acknowledged one.
+    lab.ssh_ok(
+        "h1",
+        &format!(
+            "systemd-run --unit=writer sh -c 'i=0; while true; do i=$((i+1)); ETCDCTL_API=3 etcdctl --dial-timeout=2s \
+             --command-timeout=3s --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt --key {KUBEADM_PKI}/server.key \
+             --endpoints https://127.0.0.1:2379 put w$i v$i >/dev/null 2>&1 && echo $i >> /root/acked; sleep 0.05; done'"
+        ),
+    );
+
+    set_hosts(&["h1", "h2", "h3", "h4", "h5"]);
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    timed_apply("scale 3 -> 5 (2 members added)");
+    let list = lab.etcdctl("h1", KUBEADM_PKI, "member list");
+    assert_eq!(list.matches(", started, ").count(), 5, "{list}");
+    assert!(
+        !list.contains("true"),
+        "a learner was left unpromoted:\n{list}"
+    );
+
+    set_hosts(&["h1", "h2", "h3"]);
+    timed_apply("scale 5 -> 3 (2 members removed)");
+    assert_started_members(&lab, 3);
+    assert!(lab
+        .ssh_ok("h5", "pgrep -x etcd || echo none")
+        .contains("none"));
+    assert!(
+        lab.ssh("h5", "test -d /var/lib/etcd/member")
+            .status
+            .success(),
+        "data dir of a removed member not kept"
+    );
+
+    // e3 moves from h3 to h4 (same name, new host): removed, then added.
+    lab.ssh_ok("h4", "mv /var/lib/etcd /var/lib/etcd.old");
+    set_hosts(&["h1", "h2", "h4"]);
+    timed_apply("replace e3's host");
+    let list = lab.etcdctl("h1", KUBEADM_PKI, "member list");
+    assert!(
+        list.contains(&format!("e3, https://{}:2380", lab.address("h4"))),
+        "{list}"
+    );
+
+    // With e2 down, removing e3 would leave e1 alone of two: refused at plan time.
+    lab.ssh_ok("h2", "systemctl stop etcd");
+    std::thread::sleep(Duration::from_secs(1));
+    set_hosts(&["h1", "h2"]);
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 1, "{}", run.text());
+    assert!(
+        run.text()
+            .contains("Membership change refused while members are unhealthy"),
+        "{}",
+        run.text()
+    );
+    // The cluster is untouched: all three members are still in it.
+    assert_started_members(&lab, 3);
+    lab.ssh_ok("h2", "systemctl start etcd");
+    set_hosts(&["h1", "h2", "h4"]);
+    ws.apply();
+
+    lab.ssh_ok("h1", "systemctl stop writer");
+    let acked: Vec<String> = lab
+        .ssh_ok("h1", "cat /root/acked")
+        .lines()
+        .map(|l| format!("w{l}"))
+        .collect();
+    assert!(
+        acked.len() > 50,
+        "the writer barely ran: {} writes",
+        acked.len()
+    );
+    let stored = lab.etcdctl("h4", KUBEADM_PKI, "get w --prefix --keys-only");
+    let stored: std::collections::HashSet<&str> =
+        stored.lines().filter(|l| !l.is_empty()).collect();
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|k| !stored.contains(k.as_str()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    eprintln!("{} acknowledged writes, none lost", acked.len());
+}

@@ -78,6 +78,27 @@ impl Observed {
 }
 
 impl ClusterSpec {
+    /// The same cluster with another set of members (a step of a change).
+    fn with_members(&self, members: Vec<MemberSpec>) -> ClusterSpec {
+        ClusterSpec {
+            settings: self.settings.clone(),
+            members,
+            ca_cert_pem: self.ca_cert_pem.clone(),
+            ca_key_pem: self.ca_key_pem.clone(),
+            tunnel: self.tunnel,
+        }
+    }
+
+    /// etcd has learners (non-voting members that catch up first) from 3.4 on.
+    fn has_learners(&self) -> bool {
+        let mut parts = self
+            .settings
+            .etcd_version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (3, 4)
+    }
+
     pub fn endpoints(&self) -> Vec<String> {
         self.members
             .iter()
@@ -531,7 +552,8 @@ async fn readd(
             )
         })
         .collect();
-    api.add_member(&member.peer_url(&spec.settings)).await?;
+    api.add_member(&member.peer_url(&spec.settings), false)
+        .await?;
     initial.push(format!(
         "{}={}",
         member.name,
@@ -582,6 +604,174 @@ async fn remove_unmanaged(
         );
         api.remove_member(extra.id).await?;
         wait_until_healthy(ctx, spec, timeout).await?;
+    }
+    Ok(())
+}
+
+fn same_member(a: &MemberSpec, b: &MemberSpec) -> bool {
+    a.name == b.name && a.host == b.host
+}
+
+/// Members only `to` has, and members only `from` has; a member that moves
+/// to another host is in both (it is removed, then added).
+pub fn membership_changes<'a>(
+    from: &'a ClusterSpec,
+    to: &'a ClusterSpec,
+) -> (Vec<&'a MemberSpec>, Vec<&'a MemberSpec>) {
+    let added = to
+        .members
+        .iter()
+        .filter(|t| !from.members.iter().any(|f| same_member(f, t)))
+        .collect();
+    let removed = from
+        .members
+        .iter()
+        .filter(|f| !to.members.iter().any(|t| same_member(f, t)))
+        .collect();
+    (added, removed)
+}
+
+/// Changes the membership from `from` to `to`, one member at a time and
+/// only while every member that stays is healthy: removals first (moving
+/// leadership away from a leader that goes), then additions (as a learner
+/// that is promoted once it has caught up). After each step the cluster
+/// must be healthy before the next.
+pub async fn change_membership(
+    ctx: &Context,
+    from: &ClusterSpec,
+    to: &ClusterSpec,
+    fingerprints: &mut BTreeMap<String, Fingerprints>,
+    timeout: Duration,
+    purge_data: bool,
+) -> Result<(), String> {
+    let (added, removed) = membership_changes(from, to);
+    if added.is_empty() && removed.is_empty() {
+        return Ok(());
+    }
+    let observed = observe(ctx, from, fingerprints).await;
+    let unhealthy: Vec<String> = from
+        .members
+        .iter()
+        .filter(|m| !removed.iter().any(|r| same_member(r, m)))
+        .filter_map(|m| {
+            observed
+                .status
+                .get(&m.name)
+                .filter(|s| *s != HEALTHY)
+                .map(|s| format!("{} ({s})", m.name))
+        })
+        .collect();
+    if !unhealthy.is_empty() {
+        return Err(format!(
+            "the membership was not changed: every member that stays must be healthy first, and these are not: {}",
+            unhealthy.join("; ")
+        ));
+    }
+    let mut current = from.members.clone();
+    for gone in removed {
+        if ctx.is_stopped() {
+            return Err("stopped by Terraform; the next apply continues the change".into());
+        }
+        let api = from.with_members(current.clone()).api(ctx.now()).await?;
+        let (_, live) = api.members().await?;
+        if let Some(leaving) = live
+            .iter()
+            .find(|m| m.peer_urls.contains(&gone.peer_url(&from.settings)))
+        {
+            let successor = live
+                .iter()
+                .find(|m| m.id != leaving.id && !m.is_learner)
+                .ok_or_else(|| format!("removing {} would leave no voting member", gone.name))?;
+            api.move_leader_off(leaving.id, successor.id).await?;
+            log::info!(
+                "removing member {} ({})",
+                gone.name,
+                etcd::format_id(leaving.id)
+            );
+            api.remove_member(leaving.id).await?;
+        }
+        current.retain(|m| !same_member(m, gone));
+        fingerprints.remove(&gone.name);
+        match Host::connect(&gone.ssh).await {
+            Ok(host) => {
+                let result = install::uninstall(&host, &from.settings, purge_data).await;
+                host.close().await;
+                result.map_err(|e| format!("member {} left the cluster, but: {e}", gone.name))?;
+            }
+            // A lost host: it is out of the cluster; nothing runs there to stop.
+            Err(e) => log::warn!("member {} removed; its host is unreachable: {e}", gone.name),
+        }
+        wait_until_healthy(ctx, &from.with_members(current.clone()), timeout).await?;
+    }
+    let binaries = to.local_binaries()?;
+    for new in added {
+        if ctx.is_stopped() {
+            return Err("stopped by Terraform; the next apply continues the change".into());
+        }
+        let host = Host::connect(&new.ssh)
+            .await
+            .map_err(|e| format!("member {}: {e}", new.name))?;
+        let api = to.with_members(current.clone()).api(ctx.now()).await?;
+        let (_, live) = api.members().await?;
+        // Already added by an earlier, interrupted apply: finish that step.
+        let earlier = live
+            .iter()
+            .find(|m| m.peer_urls.contains(&new.peer_url(&to.settings)));
+        let data = crate::ssh::quote(&to.settings.layout.data_dir);
+        let has_data = host
+            .run(&format!("test -d {data}/member && echo yes; true"))
+            .await
+            .map_err(|e| e.to_string())?;
+        if earlier.is_none() && has_data.stdout.contains("yes") {
+            host.close().await;
+            return Err(format!(
+                "member {}: {} already holds etcd data (of an earlier member?); refusing to join with it. \
+                 Move it away first.",
+                new.name, to.settings.layout.data_dir
+            ));
+        }
+        let new_peer = new.peer_url(&to.settings);
+        let mut initial: Vec<String> = live
+            .iter()
+            .filter(|m| !m.name.is_empty() && !m.peer_urls.contains(&new_peer))
+            .map(|m| {
+                format!(
+                    "{}={}",
+                    m.name,
+                    m.peer_urls.first().cloned().unwrap_or_default()
+                )
+            })
+            .collect();
+        initial.push(format!("{}={}", new.name, new.peer_url(&to.settings)));
+        log::info!("adding member {} at {}", new.name, new.host);
+        let (id, learner) = match earlier {
+            Some(m) => (m.id, m.is_learner),
+            None => (
+                api.add_member(&new.peer_url(&to.settings), to.has_learners())
+                    .await?,
+                to.has_learners(),
+            ),
+        };
+        let installed = install_and_start(
+            to,
+            new,
+            &host,
+            binaries.as_ref(),
+            &initial,
+            InitialState::Existing,
+            ctx.now(),
+        )
+        .await;
+        host.close().await;
+        fingerprints.insert(
+            new.name.clone(),
+            installed.map_err(|e| format!("member {}: {e}", new.name))?,
+        );
+        if learner {
+            api.promote_member(id, timeout).await?;
+        }
+        current.push(new.clone());
+        wait_until_healthy(ctx, &to.with_members(current.clone()), timeout).await?;
     }
     Ok(())
 }

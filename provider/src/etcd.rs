@@ -206,14 +206,19 @@ impl Cluster {
         .await
     }
 
-    /// Adds a member by its peer URL; returns the new member's ID.
-    pub async fn add_member(&self, peer_url: &str) -> Result<u64, String> {
-        let mut client = self.any_client().await?;
-        let response = client.member_add([peer_url], None).await.map_err(text)?;
-        response
-            .member()
-            .map(|m| m.id())
-            .ok_or_else(|| "member add returned no member".to_string())
+    /// Adds a member by its peer URL, as a non-voting learner when asked;
+    /// returns the new member's ID.
+    pub async fn add_member(&self, peer_url: &str, learner: bool) -> Result<u64, String> {
+        patiently(|| async {
+            let mut client = self.any_client().await?;
+            let options = learner.then(|| etcd_client::MemberAddOptions::new().with_is_learner());
+            let response = client.member_add([peer_url], options).await.map_err(text)?;
+            response
+                .member()
+                .map(|m| m.id())
+                .ok_or_else(|| "member add returned no member".to_string())
+        })
+        .await
     }
 }
 
@@ -234,5 +239,48 @@ where
             }
             result => return result,
         }
+    }
+}
+
+impl Cluster {
+    /// Promotes a learner to a voting member once it has caught up with the
+    /// leader (etcd refuses until then), waiting up to `timeout`.
+    pub async fn promote_member(&self, id: u64, timeout: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let attempt = async {
+                let mut client = self.any_client().await?;
+                client.member_promote(id).await.map_err(text).map(|_| ())
+            };
+            match attempt.await {
+                Ok(()) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    log::debug!("learner {} not promoted yet: {e}", format_id(id));
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "learner {} was not promoted within {timeout:?}: {e}",
+                        format_id(id)
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Hands leadership to `target` if `from` is the leader; asks the
+    /// leader itself, as etcd requires.
+    pub async fn move_leader_off(&self, from: u64, target: u64) -> Result<(), String> {
+        for status in self.statuses().await {
+            if status.member_id == Some(from) && status.leader == Some(from) {
+                let endpoint = status.endpoint.clone();
+                return Self::bounded(&endpoint.clone(), async {
+                    let mut client = self.client(&[endpoint]).await?;
+                    client.move_leader(target).await.map_err(text).map(|_| ())
+                })
+                .await;
+            }
+        }
+        Ok(())
     }
 }

@@ -41,7 +41,6 @@ const FIXED_AFTER_CREATE: &[&str] = &[
     "data_dir",
     "extra_flags",
     "cert_validity_hours",
-    "member",
 ];
 
 fn schema_block() -> Block {
@@ -626,13 +625,48 @@ impl Resource for EtcdCluster {
                 );
             }
         }
-        let desired: BTreeMap<String, String> = spec(&plan.planned)
+        let (prior_spec, planned_spec) = (spec(plan.prior), spec(&plan.planned));
+        let (added, removed) = cluster::membership_changes(&prior_spec, &planned_spec);
+        let membership_changes = !added.is_empty() || !removed.is_empty();
+        if membership_changes && plan.planned.get("member").is_wholly_known() {
+            // Checked again against the live cluster at apply time.
+            let unhealthy: Vec<String> = prior_spec
+                .members
+                .iter()
+                .filter(|m| !removed.iter().any(|r| r.name == m.name && r.host == m.host))
+                .filter_map(|m| {
+                    let status = plan
+                        .prior
+                        .get("status")
+                        .get(&m.name)
+                        .as_str()
+                        .unwrap_or("unknown");
+                    (status != HEALTHY).then(|| format!("{} ({status})", m.name))
+                })
+                .collect();
+            if !unhealthy.is_empty() {
+                plan.diags.error_at(
+                    AttributePath::root("member"),
+                    "Membership change refused while members are unhealthy",
+                    format!(
+                        "Members are added and removed one at a time, and only while every member that stays is \
+                         healthy (otherwise a step could lose quorum). Not healthy: {}. Repair them first (apply \
+                         without the membership change), or remove the broken member itself.",
+                        unhealthy.join("; ")
+                    ),
+                );
+            }
+            plan.planned
+                .set("client_endpoints", Value::strings(planned_spec.endpoints()));
+        }
+        let desired: BTreeMap<String, String> = planned_spec
             .members
             .iter()
             .map(|m| (m.name.clone(), HEALTHY.to_string()))
             .collect();
         let desired = string_map(&desired);
-        let drifted = plan.prior.get("status") != &desired
+        let drifted = membership_changes
+            || plan.prior.get("status") != &desired
             || !plan.prior.get("unmanaged_members").as_list().is_empty();
         plan.planned.set("status", desired);
         plan.planned.set("unmanaged_members", Value::List(vec![]));
@@ -702,14 +736,34 @@ impl Resource for EtcdCluster {
     async fn update(
         &self,
         ctx: &Context,
-        _prior: &Value,
+        prior: &Value,
         planned: &Value,
         private: &mut Private,
         diags: &mut Diagnostics,
     ) -> Value {
-        let spec = spec(planned);
+        let (from, spec) = (spec(prior), spec(planned));
         let mut prints = load_fingerprints(private);
-        let repaired = cluster::repair(ctx, &spec, &mut prints, timeout(planned, "update")).await;
+        let purge = planned
+            .get("purge_data_on_destroy")
+            .as_bool()
+            .unwrap_or(false);
+        let timeout = timeout(planned, "update");
+        if let Err(e) =
+            cluster::change_membership(ctx, &from, &spec, &mut prints, timeout, purge).await
+        {
+            // The state keeps the members from before the change; the next
+            // apply continues from where this one stopped.
+            store_fingerprints(private, &prints);
+            let observed = cluster::observe(ctx, &from, &prints).await;
+            let mut state = prior.clone();
+            record(&mut state, &from, &observed);
+            diags.error(
+                "Membership change stopped",
+                format!("{e}\n\nNo step that was done is undone; apply again to continue once the cause is fixed."),
+            );
+            return state;
+        }
+        let repaired = cluster::repair(ctx, &spec, &mut prints, timeout).await;
         let observed = cluster::observe(ctx, &spec, &prints).await;
         warn_all(diags, &observed);
         if repaired.is_ok() && observed.all_healthy() {
