@@ -819,6 +819,49 @@ fn binaries_from_the_distribution_packages() {
     }
 }
 
+/// Starts a client on h1 that writes a key every 50 ms and records each
+/// acknowledged write in /root/acked (h1 must stay a member throughout).
+fn start_writer(lab: &Lab) {
+    lab.ssh_ok(
+        "h1",
+        &format!(
+            "systemd-run --unit=writer sh -c 'i=0; while true; do i=$((i+1)); ETCDCTL_API=3 etcdctl --dial-timeout=2s \
+             --command-timeout=3s --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt --key {KUBEADM_PKI}/server.key \
+             --endpoints https://127.0.0.1:2379 put w$i v$i >/dev/null 2>&1 && echo $i >> /root/acked; sleep 0.05; done'"
+        ),
+    );
+}
+
+/// Stops the writer and checks, through `reader`, that every acknowledged
+/// write is in the cluster.
+fn check_writes(lab: &Lab, reader: &str) {
+    lab.ssh_ok("h1", "systemctl stop writer");
+    let acked: Vec<String> = lab
+        .ssh_ok("h1", "cat /root/acked")
+        .lines()
+        .map(|l| format!("w{l}"))
+        .collect();
+    assert!(
+        acked.len() > 50,
+        "the writer barely ran: {} writes",
+        acked.len()
+    );
+    let stored = lab.etcdctl(reader, KUBEADM_PKI, "get w --prefix --keys-only");
+    let stored: std::collections::HashSet<&str> =
+        stored.lines().filter(|l| !l.is_empty()).collect();
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|k| !stored.contains(k.as_str()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    eprintln!("{} acknowledged writes, none lost", acked.len());
+}
+
 const SCALING: &str = r#"
 terraform {
   required_providers {
@@ -829,6 +872,14 @@ variable "hosts" { type = list(string) }
 variable "ssh_private_key_path" { type = string }
 variable "known_hosts_path" { type = string }
 variable "etcd_binaries" { type = string }
+variable "etcd_version" {
+  type    = string
+  default = "3.4.23"
+}
+variable "flags" {
+  type    = map(string)
+  default = {}
+}
 resource "etcd_ca" "main" {
   common_name = "etcd-ca"
 }
@@ -836,7 +887,8 @@ resource "etcd_cluster" "main" {
   name         = "scaling"
   ca_cert_pem  = etcd_ca.main.cert_pem
   ca_key_pem   = etcd_ca.main.private_key_pem
-  etcd_version = "3.4.23"
+  etcd_version = var.etcd_version
+  extra_flags  = var.flags
   pki_dir      = "/etc/kubernetes/pki/etcd"
   binary_source {
     local_path = var.etcd_binaries
@@ -892,15 +944,7 @@ fn scale_out_and_in_and_replace_a_host_without_losing_a_write() {
     set_hosts(&["h1", "h2", "h3"]);
     timed_apply("bootstrap 3");
 
-    // A client on h1 writes a key every 50 ms and records each acknowledged one.
-    lab.ssh_ok(
-        "h1",
-        &format!(
-            "systemd-run --unit=writer sh -c 'i=0; while true; do i=$((i+1)); ETCDCTL_API=3 etcdctl --dial-timeout=2s \
-             --command-timeout=3s --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt --key {KUBEADM_PKI}/server.key \
-             --endpoints https://127.0.0.1:2379 put w$i v$i >/dev/null 2>&1 && echo $i >> /root/acked; sleep 0.05; done'"
-        ),
-    );
+    start_writer(&lab);
 
     set_hosts(&["h1", "h2", "h3", "h4", "h5"]);
     let (code, run) = ws.plan_exit_code();
@@ -954,29 +998,77 @@ fn scale_out_and_in_and_replace_a_host_without_losing_a_write() {
     set_hosts(&["h1", "h2", "h4"]);
     ws.apply();
 
-    lab.ssh_ok("h1", "systemctl stop writer");
-    let acked: Vec<String> = lab
-        .ssh_ok("h1", "cat /root/acked")
-        .lines()
-        .map(|l| format!("w{l}"))
-        .collect();
-    assert!(
-        acked.len() > 50,
-        "the writer barely ran: {} writes",
-        acked.len()
+    check_writes(&lab, "h4");
+}
+
+#[test]
+fn rolling_flag_change_and_upgrade_from_3_4_to_3_5_without_losing_a_write() {
+    let lab = Lab::up(16, 3);
+    let terraform = tools::terraform_versions().remove(0);
+    let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
+    let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
+    let set_vars = |version: &str, flags: &str| {
+        ws.set_vars(&[
+            ("hosts", hcl_list(&hosts)),
+            (
+                "ssh_private_key_path",
+                hcl_string(lab.client_key().display().to_string()),
+            ),
+            (
+                "known_hosts_path",
+                hcl_string(lab.known_hosts().display().to_string()),
+            ),
+            (
+                "etcd_binaries",
+                hcl_string(tools::etcd_dir(version).display().to_string()),
+            ),
+            ("etcd_version", hcl_string(version)),
+            ("flags", flags.to_string()),
+        ]);
+    };
+    let timed_apply = |what: &str| {
+        let started = std::time::Instant::now();
+        ws.apply();
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!("{what}: {seconds:.1} s, {:.1} s per member", seconds / 3.0);
+        assert_eq!(
+            ws.plan_exit_code().0,
+            0,
+            "{what}: plan after apply is not empty"
+        );
+    };
+    set_vars("3.4.23", "{}");
+    ws.apply();
+    start_writer(&lab);
+
+    set_vars("3.4.23", r#"{ "snapshot-count" = "5000" }"#);
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    timed_apply("rolling flag change");
+    for (name, _) in &lab.hosts {
+        assert!(
+            lab.ssh_ok(name, "cat /etc/etcd/etcd.conf.yml")
+                .contains("snapshot-count: 5000"),
+            "{name}"
+        );
+    }
+
+    set_vars("3.5.1", r#"{ "snapshot-count" = "5000" }"#);
+    timed_apply("rolling upgrade 3.4.23 -> 3.5.1");
+    let versions = ws.state_json()["values"]["root_module"]["resources"][1]["values"]
+        ["member_versions"]
+        .clone();
+    assert_eq!(
+        versions,
+        serde_json::json!({"e1": "3.5.1", "e2": "3.5.1", "e3": "3.5.1"})
     );
-    let stored = lab.etcdctl("h4", KUBEADM_PKI, "get w --prefix --keys-only");
-    let stored: std::collections::HashSet<&str> =
-        stored.lines().filter(|l| !l.is_empty()).collect();
-    let lost: Vec<&String> = acked
-        .iter()
-        .filter(|k| !stored.contains(k.as_str()))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged writes lost, e.g. {:?}",
-        lost.len(),
-        &lost[..lost.len().min(5)]
-    );
-    eprintln!("{} acknowledged writes, none lost", acked.len());
+    let status = lab.etcdctl("h2", KUBEADM_PKI, "endpoint status --cluster");
+    assert_eq!(status.matches("3.5.1").count(), 3, "{status}");
+
+    set_vars("3.4.23", r#"{ "snapshot-count" = "5000" }"#);
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 1, "{}", run.text());
+    assert!(run.text().contains("is a downgrade"), "{}", run.text());
+
+    check_writes(&lab, "h3");
 }

@@ -493,21 +493,12 @@ pub async fn repair(
                         member.name
                     ));
                 }
-                readd(ctx, spec, &api, member, &host, binaries.as_ref()).await?
+                let prints = readd(ctx, spec, &api, member, &host, binaries.as_ref()).await?;
+                host.run_ok("systemctl restart --no-block etcd").await.map_err(|e| e.to_string())?;
+                prints
             } else {
-                let (_, live) = api.members().await?;
-                let mut initial: Vec<String> = live
-                    .iter()
-                    .filter(|m| !m.name.is_empty())
-                    .map(|m| format!("{}={}", m.name, m.peer_urls.first().cloned().unwrap_or_default()))
-                    .collect();
-                let own = format!("{}={}", member.name, member.peer_url(&spec.settings));
-                if !initial.contains(&own) {
-                    initial.push(own);
-                }
-                install_and_start(spec, member, &host, binaries.as_ref(), &initial, InitialState::Existing, ctx.now()).await?
+                rewrite_and_restart(ctx, spec, member, &host, binaries.as_ref()).await?
             };
-            host.run_ok("systemctl restart --no-block etcd").await.map_err(|e| e.to_string())?;
             Ok(prints)
         }
         .await;
@@ -520,6 +511,106 @@ pub async fn repair(
     }
     if !observe(ctx, spec, fingerprints).await.unmanaged.is_empty() {
         remove_unmanaged(ctx, spec, &api, timeout).await?;
+    }
+    Ok(())
+}
+
+/// Rewrites a running member's files from the spec (certificates
+/// reissued) and restarts it. The initial cluster it names is the
+/// configured one: etcd ignores it for a member that has its data.
+async fn rewrite_and_restart(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    member: &MemberSpec,
+    host: &Host,
+    binaries: Option<&LocalBinaries>,
+) -> Result<Fingerprints, String> {
+    let prints = install_and_start(
+        spec,
+        member,
+        host,
+        binaries,
+        &spec.initial_cluster(),
+        InitialState::Existing,
+        ctx.now(),
+    )
+    .await?;
+    host.run_ok("systemctl restart --no-block etcd")
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(prints)
+}
+
+/// Applies changed settings (flags, metrics URL, a new etcd version) one
+/// member at a time: rewrite, restart, then wait until the cluster is
+/// healthy and the member runs the new version before the next. A member
+/// whose configuration file and version already match is skipped, so an
+/// interrupted roll continues where it stopped; nothing starts while any
+/// member is unhealthy.
+pub async fn roll(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    fingerprints: &mut BTreeMap<String, Fingerprints>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let binaries = spec.local_binaries()?;
+    for member in &spec.members {
+        if ctx.is_stopped() {
+            return Err("stopped by Terraform; the next apply continues the rolling change".into());
+        }
+        let observed = observe(ctx, spec, fingerprints).await;
+        let unhealthy: Vec<String> = observed
+            .status
+            .iter()
+            .filter(|(_, s)| *s != HEALTHY)
+            .map(|(n, s)| format!("{n} ({s})"))
+            .collect();
+        if !unhealthy.is_empty() {
+            return Err(format!(
+                "rolling change paused: every member must be healthy first: {}",
+                unhealthy.join("; ")
+            ));
+        }
+        let desired = crate::member::render::config_file(
+            member,
+            &spec.settings,
+            &spec.initial_cluster(),
+            InitialState::Existing,
+        );
+        let on_host = observed
+            .files
+            .get(&member.name)
+            .and_then(|f| f.get("config"));
+        let version = observed.versions.get(&member.name);
+        if on_host == Some(&install::sha256_hex(desired.as_bytes()))
+            && version == Some(&spec.settings.etcd_version)
+        {
+            continue;
+        }
+        log::info!("rolling member {} to the new settings", member.name);
+        let host = Host::connect(&member.ssh)
+            .await
+            .map_err(|e| format!("member {}: {e}", member.name))?;
+        let rolled = rewrite_and_restart(ctx, spec, member, &host, binaries.as_ref()).await;
+        host.close().await;
+        fingerprints.insert(
+            member.name.clone(),
+            rolled.map_err(|e| format!("member {}: {e}", member.name))?,
+        );
+        wait_until_healthy(ctx, spec, timeout).await?;
+        let running = observe(ctx, spec, fingerprints)
+            .await
+            .versions
+            .get(&member.name)
+            .cloned();
+        if running.as_ref() != Some(&spec.settings.etcd_version) {
+            return Err(format!(
+                "member {} runs {} after its restart, not {}",
+                member.name,
+                running.as_deref().unwrap_or("nothing"),
+                spec.settings.etcd_version
+            ));
+        }
     }
     Ok(())
 }

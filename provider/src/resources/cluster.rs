@@ -29,19 +29,45 @@ const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(300);
 /// at plan time rather than planned as a replacement that would lose data.
 const FIXED_AFTER_CREATE: &[&str] = &[
     "name",
-    "etcd_version",
     "ca_cert_pem",
     "ca_key_pem",
     "client_port",
     "peer_port",
-    "metrics_url",
     "bin_dir",
     "config_dir",
     "pki_dir",
     "data_dir",
+];
+
+/// Settings a running cluster takes on by a rolling change.
+const ROLLED: &[&str] = &[
+    "etcd_version",
     "extra_flags",
+    "metrics_url",
     "cert_validity_hours",
 ];
+
+/// (major, minor, patch) of a version like `3.4.23`.
+fn version_parts(text: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = text.split('.').map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??, parts.next()??))
+}
+
+/// Why going from etcd `from` to `to` is not a supported rolling upgrade.
+fn upgrade_refusal(from: &str, to: &str) -> Option<String> {
+    let (Some(old), Some(new)) = (version_parts(from), version_parts(to)) else {
+        return None;
+    };
+    if new < old {
+        Some(format!(
+            "{from} -> {to} is a downgrade; etcd supports rolling upgrades only."
+        ))
+    } else if new.0 != old.0 || new.1 > old.1 + 1 {
+        Some(format!("{from} -> {to} skips a minor version; upgrade one minor version at a time (e.g. 3.4 -> 3.5)."))
+    } else {
+        None
+    }
+}
 
 fn schema_block() -> Block {
     let ssh = Block::new("How to reach the member hosts. The system `ssh` is used, so `~/.ssh/config`, the agent and ProxyJump apply; anything unset here is left to them.")
@@ -625,6 +651,21 @@ impl Resource for EtcdCluster {
                 );
             }
         }
+        if let (Some(from), Some(to)) = (
+            plan.prior.get("etcd_version").as_str(),
+            plan.planned.get("etcd_version").as_str(),
+        ) {
+            if let Some(why) = upgrade_refusal(from, to) {
+                plan.diags.error_at(
+                    AttributePath::root("etcd_version"),
+                    "Unsupported version change",
+                    why,
+                );
+            }
+        }
+        let rolling = ROLLED
+            .iter()
+            .any(|name| plan.prior.get(name) != plan.planned.get(name));
         let (prior_spec, planned_spec) = (spec(plan.prior), spec(&plan.planned));
         let (added, removed) = cluster::membership_changes(&prior_spec, &planned_spec);
         let membership_changes = !added.is_empty() || !removed.is_empty();
@@ -666,6 +707,7 @@ impl Resource for EtcdCluster {
             .collect();
         let desired = string_map(&desired);
         let drifted = membership_changes
+            || rolling
             || plan.prior.get("status") != &desired
             || !plan.prior.get("unmanaged_members").as_list().is_empty();
         plan.planned.set("status", desired);
@@ -763,7 +805,14 @@ impl Resource for EtcdCluster {
             );
             return state;
         }
-        let repaired = cluster::repair(ctx, &spec, &mut prints, timeout).await;
+        let repaired = if from.settings != spec.settings {
+            match cluster::roll(ctx, &spec, &mut prints, timeout).await {
+                Ok(()) => cluster::repair(ctx, &spec, &mut prints, timeout).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            cluster::repair(ctx, &spec, &mut prints, timeout).await
+        };
         let observed = cluster::observe(ctx, &spec, &prints).await;
         warn_all(diags, &observed);
         if repaired.is_ok() && observed.all_healthy() {
@@ -1063,6 +1112,19 @@ mod tests {
             Some(("fd00::1".into(), 2379))
         );
         assert_eq!(split_url("10.0.0.1"), None);
+    }
+
+    #[test]
+    fn only_one_minor_version_up_at_a_time() {
+        assert_eq!(upgrade_refusal("3.4.23", "3.5.1"), None);
+        assert_eq!(upgrade_refusal("3.4.23", "3.4.24"), None);
+        assert!(upgrade_refusal("3.5.1", "3.4.23")
+            .unwrap()
+            .contains("downgrade"));
+        assert!(upgrade_refusal("3.3.27", "3.5.1")
+            .unwrap()
+            .contains("skips"));
+        assert!(upgrade_refusal("3.5.1", "4.0.0").unwrap().contains("skips"));
     }
 
     #[test]
