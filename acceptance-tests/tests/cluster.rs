@@ -1072,3 +1072,76 @@ fn rolling_flag_change_and_upgrade_from_3_4_to_3_5_without_losing_a_write() {
 
     check_writes(&lab, "h3");
 }
+
+#[test]
+fn member_certificates_are_renewed_one_member_at_a_time_when_due() {
+    let lab = Lab::up(17, 3);
+    let terraform = tools::terraform_versions().remove(0);
+    let config = SCALING.replace(
+        "  extra_flags  = var.flags\n",
+        "  extra_flags  = var.flags\n  cert_validity_hours      = 720\n  cert_early_renewal_hours = 24\n",
+    );
+    assert!(config.contains("cert_early_renewal_hours = 24"));
+    let mut ws = Workspace::new(&terraform, Install::FilesystemMirror, &config);
+    let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
+    ws.set_vars(&[
+        ("hosts", hcl_list(&hosts)),
+        (
+            "ssh_private_key_path",
+            hcl_string(lab.client_key().display().to_string()),
+        ),
+        (
+            "known_hosts_path",
+            hcl_string(lab.known_hosts().display().to_string()),
+        ),
+        (
+            "etcd_binaries",
+            hcl_string(tools::etcd_dir("3.4.23").display().to_string()),
+        ),
+    ]);
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    let before = lab.ssh_ok(
+        "h1",
+        &format!("sha256sum {KUBEADM_PKI}/server.crt {KUBEADM_PKI}/peer.crt"),
+    );
+    start_writer(&lab);
+
+    // 700 hours on, the 720-hour certificates are inside their 24-hour window.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(700);
+    ws.set_env(
+        "ETCD_PROVIDER_FAKE_NOW",
+        &later
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap(),
+    );
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    assert_eq!(
+        run.stdout.matches("due for renewal").count(),
+        3,
+        "{}",
+        run.stdout
+    );
+    let started = std::time::Instant::now();
+    ws.apply();
+    eprintln!(
+        "certificate renewal: {:.1} s per member",
+        started.elapsed().as_secs_f64() / 3.0
+    );
+    assert_eq!(
+        ws.plan_exit_code().0,
+        0,
+        "renewed certificates are still due"
+    );
+    let after = lab.ssh_ok(
+        "h1",
+        &format!("sha256sum {KUBEADM_PKI}/server.crt {KUBEADM_PKI}/peer.crt"),
+    );
+    assert_ne!(before, after, "certificates were not reissued");
+    ws.remove_env("ETCD_PROVIDER_FAKE_NOW");
+    assert_eq!(ws.plan_exit_code().0, 0);
+    let health = lab.etcdctl("h3", KUBEADM_PKI, "endpoint health --cluster");
+    assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+    check_writes(&lab, "h2");
+}

@@ -389,6 +389,15 @@ pub async fn observe(
                 // its files as first seen become the baseline.
                 let expected = expected.get(&member.name).unwrap_or(&state.files);
                 problems.extend(inspect::differences(expected, state));
+                let renew_from = time::Duration::hours(spec.settings.cert_early_renewal_hours);
+                if let Some(end) = crate::pki::not_after(&state.server_cert_pem) {
+                    if ctx.now() >= end - renew_from {
+                        let end = end
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default();
+                        problems.push(format!("certificates expire {end}: due for renewal"));
+                    }
+                }
                 observed
                     .files
                     .insert(member.name.clone(), state.files.clone());

@@ -23,6 +23,7 @@ impl Credentials {
         ca_key_pem: &str,
         now: OffsetDateTime,
     ) -> Result<Credentials, PkiError> {
+        let (not_before, not_after) = pki::validity_window(now, 24);
         let client = pki::issue(
             ca_cert_pem,
             ca_key_pem,
@@ -31,8 +32,8 @@ impl Credentials {
                 usage: Usage::Client,
                 names: &[],
                 algorithm: KeyAlgorithm::EcdsaP256,
-                not_before: now - time::Duration::minutes(5),
-                not_after: now + time::Duration::hours(24),
+                not_before,
+                not_after,
             },
         )?;
         Ok(Credentials {

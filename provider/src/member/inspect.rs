@@ -14,7 +14,12 @@ pub struct HostState {
     pub unit: String,
     /// SHA-256 of each managed file that exists, by fingerprint name.
     pub files: Fingerprints,
+    /// The member's server certificate (PEM), to tell when it expires.
+    pub server_cert_pem: String,
 }
+
+/// Separates the sums from the certificate in the command's output.
+const CERT_MARKER: &str = "--- server certificate ---";
 
 pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostState, SshError> {
     let l = &settings.layout;
@@ -26,17 +31,20 @@ pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostStat
         paths.insert(cert, name.into());
     }
     let quoted: Vec<String> = paths.keys().map(|p| quote(p)).collect();
+    let server_cert = format!("{}/server.crt", l.pki_dir());
     let out = host
         .run(&format!(
-            "systemctl is-active etcd; sha256sum {} 2>/dev/null; true",
-            quoted.join(" ")
+            "systemctl is-active etcd; sha256sum {} 2>/dev/null; echo '{CERT_MARKER}'; cat {} 2>/dev/null; true",
+            quoted.join(" "),
+            quote(&server_cert)
         ))
         .await?;
     Ok(parse(&out.stdout, &paths))
 }
 
 fn parse(stdout: &str, paths: &BTreeMap<String, String>) -> HostState {
-    let mut lines = stdout.lines();
+    let (sums, server_cert_pem) = stdout.split_once(CERT_MARKER).unwrap_or((stdout, ""));
+    let mut lines = sums.lines();
     let unit = lines.next().unwrap_or("unknown").trim().to_string();
     let files = lines
         .filter_map(|l| l.split_once("  "))
@@ -46,7 +54,11 @@ fn parse(stdout: &str, paths: &BTreeMap<String, String>) -> HostState {
                 .map(|name| (name.clone(), sum.to_string()))
         })
         .collect();
-    HostState { unit, files }
+    HostState {
+        unit,
+        files,
+        server_cert_pem: server_cert_pem.trim().to_string(),
+    }
 }
 
 /// Human descriptions of what differs from `expected`.
@@ -73,7 +85,11 @@ mod tests {
     fn parses_unit_state_and_sums() {
         let paths: BTreeMap<String, String> =
             [("/etc/etcd/etcd.conf.yml".to_string(), "config".to_string())].into();
-        let seen = parse("failed\nabc  /etc/etcd/etcd.conf.yml\n", &paths);
+        let seen = parse(
+            "failed\nabc  /etc/etcd/etcd.conf.yml\n--- server certificate ---\n-----BEGIN CERTIFICATE-----\n",
+            &paths,
+        );
+        assert_eq!(seen.server_cert_pem, "-----BEGIN CERTIFICATE-----");
         assert_eq!(seen.unit, "failed");
         assert_eq!(seen.files.get("config").map(String::as_str), Some("abc"));
         let expected: Fingerprints = [

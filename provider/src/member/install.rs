@@ -41,8 +41,7 @@ pub fn issue_certificates(
     peer_names.extend(member.extra_sans.iter().cloned());
     let mut server_names = peer_names.clone();
     server_names.extend(["127.0.0.1".to_string(), "localhost".to_string()]);
-    let not_before = now - time::Duration::minutes(5);
-    let not_after = now + time::Duration::hours(settings.cert_validity_hours);
+    let (not_before, not_after) = pki::validity_window(now, settings.cert_validity_hours);
     let issue = |usage, names: &[String]| {
         pki::issue(
             ca_cert_pem,

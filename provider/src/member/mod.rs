@@ -82,6 +82,8 @@ pub struct ClusterSettings {
     pub layout: Layout,
     pub extra_flags: BTreeMap<String, String>,
     pub cert_validity_hours: i64,
+    /// How long before expiry a member's certificates are renewed.
+    pub cert_early_renewal_hours: i64,
 }
 
 /// One member's own settings.

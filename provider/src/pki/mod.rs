@@ -29,6 +29,26 @@ impl fmt::Debug for KeyedCertificate {
     }
 }
 
+/// The validity window of a certificate issued at `now` for `hours`. `now`
+/// may be the pinned test clock (ETCD_PROVIDER_FAKE_NOW): the window never
+/// starts after the real time, so no certificate is ever not yet valid for
+/// the hosts, and it starts five minutes early for their clock skew.
+pub fn validity_window(
+    now: time::OffsetDateTime,
+    hours: i64,
+) -> (time::OffsetDateTime, time::OffsetDateTime) {
+    let start = now.min(time::OffsetDateTime::now_utc()) - time::Duration::minutes(5);
+    (start, now + time::Duration::hours(hours))
+}
+
+/// When a PEM certificate expires, if it parses.
+pub fn not_after(cert_pem: &str) -> Option<time::OffsetDateTime> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    let end = cert.validity().not_after.to_datetime();
+    Some(end)
+}
+
 /// What went wrong with certificate material, in words for a diagnostic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PkiError(pub String);

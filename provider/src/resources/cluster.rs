@@ -175,6 +175,14 @@ fn schema_block() -> Block {
         "Validity of the members' server and peer certificates, in hours. Default 8760 (one year).",
     ))
     .attribute(Attribute::with_default(
+        "cert_early_renewal_hours",
+        Type::Number,
+        Value::number(720.0),
+        "How many hours before they expire the members' certificates are due for renewal: from then on the \
+         member's `status` says so, the plan shows it (exit 2), and apply reissues them one member at a time. \
+         Must be less than `cert_validity_hours`. Default 720 (thirty days).",
+    ))
+    .attribute(Attribute::with_default(
         "purge_data_on_destroy",
         Type::Bool,
         Value::Bool(false),
@@ -453,6 +461,23 @@ fn validate_settings(config: &Value, diags: &mut Diagnostics) {
             );
         }
     }
+    let (validity, early) = (
+        config.get("cert_validity_hours"),
+        config.get("cert_early_renewal_hours"),
+    );
+    if let (true, Some(early)) = (validity.is_wholly_known(), early.as_f64()) {
+        let validity = validity.as_f64().unwrap_or(8760.0);
+        if early < 0.0 || early >= validity {
+            diags.error_at(
+                AttributePath::root("cert_early_renewal_hours"),
+                "Invalid early renewal",
+                format!(
+                    "cert_early_renewal_hours ({early}) must be zero or more and less than cert_validity_hours \
+                     ({validity}); otherwise certificates would be due for renewal as soon as they are issued."
+                ),
+            );
+        }
+    }
     for which in ["create", "update"] {
         if let Some(text) = config.get("timeouts").get(which).as_str() {
             if parse_duration(text).is_none() {
@@ -515,6 +540,7 @@ fn spec(value: &Value) -> ClusterSpec {
             _ => BTreeMap::new(),
         },
         cert_validity_hours: number("cert_validity_hours", 8760),
+        cert_early_renewal_hours: number("cert_early_renewal_hours", 720),
     };
     let ssh_block = value.get("ssh");
     let path = |name: &str| ssh_block.get(name).as_str().map(PathBuf::from);
