@@ -1145,3 +1145,103 @@ fn member_certificates_are_renewed_one_member_at_a_time_when_due() {
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");
     check_writes(&lab, "h2");
 }
+
+#[test]
+fn an_interrupted_rolling_change_is_finished_by_the_next_apply_without_redoing_members() {
+    let lab = Lab::up(18, 3);
+    let terraform = tools::terraform_versions().remove(0);
+    let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
+    let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
+    let set_flags = |flags: &str| {
+        ws.set_vars(&[
+            ("hosts", hcl_list(&hosts)),
+            (
+                "ssh_private_key_path",
+                hcl_string(lab.client_key().display().to_string()),
+            ),
+            (
+                "known_hosts_path",
+                hcl_string(lab.known_hosts().display().to_string()),
+            ),
+            (
+                "etcd_binaries",
+                hcl_string(tools::etcd_dir("3.4.23").display().to_string()),
+            ),
+            ("flags", flags.to_string()),
+        ]);
+    };
+    set_flags("{}");
+    ws.apply();
+    start_writer(&lab);
+
+    set_flags(r#"{ "snapshot-count" = "7000" }"#);
+    let apply = ws
+        .command(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !lab
+        .ssh_ok("h1", "cat /etc/etcd/etcd.conf.yml")
+        .contains("snapshot-count: 7000")
+    {
+        assert!(std::time::Instant::now() < deadline, "e1 was never rolled");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Ctrl-C while e1 is being rolled: Terraform calls StopProvider.
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &apply.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = apply.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("Rolling change stopped"), "{text}");
+    let rolled: Vec<bool> = ["h1", "h2", "h3"]
+        .iter()
+        .map(|h| {
+            lab.ssh_ok(h, "cat /etc/etcd/etcd.conf.yml")
+                .contains("snapshot-count: 7000")
+        })
+        .collect();
+    assert_ne!(
+        rolled,
+        vec![true, true, true],
+        "the interrupt came too late to test anything"
+    );
+    let started = |host: &str| {
+        lab.ssh_ok(
+            host,
+            "systemctl show -p ExecMainStartTimestampMonotonic --value etcd",
+        )
+    };
+
+    // The change is still planned, and the next apply finishes it.
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    assert!(run.stdout.contains("snapshot-count"), "{}", run.stdout);
+    // Let e1 settle if it was caught between rewrite and restart.
+    std::thread::sleep(Duration::from_secs(2));
+    let e1_before = started("h1");
+    let e1_fresh = lab.ssh_ok("h1", "pid=$(systemctl show -p MainPID --value etcd); [ /proc/$pid -nt /etc/etcd/etcd.conf.yml ] && echo fresh; true");
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    for host in ["h1", "h2", "h3"] {
+        assert!(
+            lab.ssh_ok(host, "cat /etc/etcd/etcd.conf.yml")
+                .contains("snapshot-count: 7000"),
+            "{host}"
+        );
+    }
+    if e1_fresh.contains("fresh") {
+        assert_eq!(
+            started("h1"),
+            e1_before,
+            "e1 was rolled again although it was done"
+        );
+    }
+    check_writes(&lab, "h3");
+}

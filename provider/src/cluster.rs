@@ -591,15 +591,17 @@ pub async fn roll(
             .get(&member.name)
             .and_then(|f| f.get("config"));
         let version = observed.versions.get(&member.name);
-        if on_host == Some(&install::sha256_hex(desired.as_bytes()))
-            && version == Some(&spec.settings.etcd_version)
-        {
-            continue;
-        }
-        log::info!("rolling member {} to the new settings", member.name);
         let host = Host::connect(&member.ssh)
             .await
             .map_err(|e| format!("member {}: {e}", member.name))?;
+        if on_host == Some(&install::sha256_hex(desired.as_bytes()))
+            && version == Some(&spec.settings.etcd_version)
+            && started_after_config(&host, spec).await
+        {
+            host.close().await;
+            continue;
+        }
+        log::info!("rolling member {} to the new settings", member.name);
         let rolled = rewrite_and_restart(ctx, spec, member, &host, binaries.as_ref()).await;
         host.close().await;
         fingerprints.insert(
@@ -622,6 +624,18 @@ pub async fn roll(
         }
     }
     Ok(())
+}
+
+/// Whether the running etcd started after its configuration file was last
+/// written, i.e. runs with it (a member rewritten by an interrupted roll
+/// but not restarted does not).
+async fn started_after_config(host: &Host, spec: &ClusterSpec) -> bool {
+    let config = crate::ssh::quote(&spec.settings.layout.config_file());
+    let check = format!("pid=$(systemctl show -p MainPID --value etcd); [ \"$pid\" != 0 ] && [ /proc/$pid -nt {config} ] && echo fresh; true");
+    host.run(&check)
+        .await
+        .map(|o| o.stdout.contains("fresh"))
+        .unwrap_or(false)
 }
 
 /// Re-adds a member that was removed from the cluster out of band. Its old

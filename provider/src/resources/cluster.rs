@@ -831,14 +831,25 @@ impl Resource for EtcdCluster {
             );
             return state;
         }
-        let repaired = if from.settings != spec.settings {
-            match cluster::roll(ctx, &spec, &mut prints, timeout).await {
-                Ok(()) => cluster::repair(ctx, &spec, &mut prints, timeout).await,
-                Err(e) => Err(e),
+        if from.settings != spec.settings {
+            if let Err(e) = cluster::roll(ctx, &spec, &mut prints, timeout).await {
+                // The state keeps the settings from before the change, so the
+                // next plan shows it again and the next apply continues it
+                // (members already rolled are skipped).
+                store_fingerprints(private, &prints);
+                let observed = cluster::observe(ctx, &from, &prints).await;
+                let mut state = prior.clone();
+                record(&mut state, &from, &observed);
+                diags.error(
+                    "Rolling change stopped",
+                    format!(
+                        "{e}\n\nMembers already changed stay changed; apply again to continue."
+                    ),
+                );
+                return state;
             }
-        } else {
-            cluster::repair(ctx, &spec, &mut prints, timeout).await
-        };
+        }
+        let repaired = cluster::repair(ctx, &spec, &mut prints, timeout).await;
         let observed = cluster::observe(ctx, &spec, &prints).await;
         warn_all(diags, &observed);
         if repaired.is_ok() && observed.all_healthy() {
