@@ -10,11 +10,11 @@ use acceptance_tests::tools;
 
 const KUBEADM_PKI: &str = "/etc/kubernetes/pki/etcd";
 
-fn cluster3_workspace(lab: &Lab, terraform: &std::path::Path, config: &str) -> Workspace {
-    let ws = Workspace::new(terraform, Install::FilesystemMirror, config);
-    let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
-    ws.set_vars(&[
-        ("hosts", hcl_list(&hosts)),
+/// The variables every cluster configuration of these tests takes: the
+/// member addresses, the lab's SSH key and known_hosts, and the etcd binaries.
+fn lab_vars(lab: &Lab, hosts: &[&str], etcd_version: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("hosts", hcl_list(hosts)),
         (
             "ssh_private_key_path",
             hcl_string(lab.client_key().display().to_string()),
@@ -25,9 +25,15 @@ fn cluster3_workspace(lab: &Lab, terraform: &std::path::Path, config: &str) -> W
         ),
         (
             "etcd_binaries",
-            hcl_string(tools::etcd_dir("3.4.23").display().to_string()),
+            hcl_string(tools::etcd_dir(etcd_version).display().to_string()),
         ),
-    ]);
+    ]
+}
+
+fn cluster3_workspace(lab: &Lab, terraform: &std::path::Path, config: &str) -> Workspace {
+    let ws = Workspace::new(terraform, Install::FilesystemMirror, config);
+    let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
+    ws.set_vars(&lab_vars(lab, &hosts, "3.4.23"));
     ws
 }
 
@@ -915,21 +921,7 @@ fn scale_out_and_in_and_replace_a_host_without_losing_a_write() {
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
     let set_hosts = |hosts: &[&str]| {
         let addresses: Vec<&str> = hosts.iter().map(|h| lab.address(h)).collect();
-        ws.set_vars(&[
-            ("hosts", hcl_list(&addresses)),
-            (
-                "ssh_private_key_path",
-                hcl_string(lab.client_key().display().to_string()),
-            ),
-            (
-                "known_hosts_path",
-                hcl_string(lab.known_hosts().display().to_string()),
-            ),
-            (
-                "etcd_binaries",
-                hcl_string(tools::etcd_dir("3.4.23").display().to_string()),
-            ),
-        ]);
+        ws.set_vars(&lab_vars(&lab, &addresses, "3.4.23"));
     };
     let timed_apply = |what: &str| {
         let started = std::time::Instant::now();
@@ -1008,23 +1000,12 @@ fn rolling_flag_change_and_upgrade_from_3_4_to_3_5_without_losing_a_write() {
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
     let set_vars = |version: &str, flags: &str| {
-        ws.set_vars(&[
-            ("hosts", hcl_list(&hosts)),
-            (
-                "ssh_private_key_path",
-                hcl_string(lab.client_key().display().to_string()),
-            ),
-            (
-                "known_hosts_path",
-                hcl_string(lab.known_hosts().display().to_string()),
-            ),
-            (
-                "etcd_binaries",
-                hcl_string(tools::etcd_dir(version).display().to_string()),
-            ),
+        let mut vars = lab_vars(&lab, &hosts, version);
+        vars.extend([
             ("etcd_version", hcl_string(version)),
             ("flags", flags.to_string()),
         ]);
+        ws.set_vars(&vars);
     };
     let timed_apply = |what: &str| {
         let started = std::time::Instant::now();
@@ -1084,21 +1065,7 @@ fn member_certificates_are_renewed_one_member_at_a_time_when_due() {
     assert!(config.contains("cert_early_renewal_hours = 24"));
     let mut ws = Workspace::new(&terraform, Install::FilesystemMirror, &config);
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
-    ws.set_vars(&[
-        ("hosts", hcl_list(&hosts)),
-        (
-            "ssh_private_key_path",
-            hcl_string(lab.client_key().display().to_string()),
-        ),
-        (
-            "known_hosts_path",
-            hcl_string(lab.known_hosts().display().to_string()),
-        ),
-        (
-            "etcd_binaries",
-            hcl_string(tools::etcd_dir("3.4.23").display().to_string()),
-        ),
-    ]);
+    ws.set_vars(&lab_vars(&lab, &hosts, "3.4.23"));
     ws.apply();
     assert_eq!(ws.plan_exit_code().0, 0);
     let before = lab.ssh_ok(
@@ -1153,22 +1120,9 @@ fn an_interrupted_rolling_change_is_finished_by_the_next_apply_without_redoing_m
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
     let set_flags = |flags: &str| {
-        ws.set_vars(&[
-            ("hosts", hcl_list(&hosts)),
-            (
-                "ssh_private_key_path",
-                hcl_string(lab.client_key().display().to_string()),
-            ),
-            (
-                "known_hosts_path",
-                hcl_string(lab.known_hosts().display().to_string()),
-            ),
-            (
-                "etcd_binaries",
-                hcl_string(tools::etcd_dir("3.4.23").display().to_string()),
-            ),
-            ("flags", flags.to_string()),
-        ]);
+        let mut vars = lab_vars(&lab, &hosts, "3.4.23");
+        vars.extend([("flags", flags.to_string())]);
+        ws.set_vars(&vars);
     };
     set_flags("{}");
     ws.apply();

@@ -524,6 +524,29 @@ pub async fn repair(
     Ok(())
 }
 
+/// The initial cluster for `joining`: the started members of the live
+/// cluster and `joining` itself.
+fn joining_cluster(
+    live: &[etcd::Member],
+    joining: &MemberSpec,
+    settings: &ClusterSettings,
+) -> Vec<String> {
+    let own = joining.peer_url(settings);
+    let mut initial: Vec<String> = live
+        .iter()
+        .filter(|m| !m.name.is_empty() && !m.peer_urls.contains(&own))
+        .map(|m| {
+            format!(
+                "{}={}",
+                m.name,
+                m.peer_urls.first().cloned().unwrap_or_default()
+            )
+        })
+        .collect();
+    initial.push(format!("{}={own}", joining.name));
+    initial
+}
+
 /// Rewrites a running member's files from the spec (certificates
 /// reissued) and restarts it. The initial cluster it names is the
 /// configured one: etcd ignores it for a member that has its data.
@@ -656,23 +679,9 @@ async fn readd(
     .await
     .map_err(|e| e.to_string())?;
     let (_, live) = api.members().await?;
-    let mut initial: Vec<String> = live
-        .iter()
-        .map(|m| {
-            format!(
-                "{}={}",
-                m.name,
-                m.peer_urls.first().cloned().unwrap_or_default()
-            )
-        })
-        .collect();
+    let initial = joining_cluster(&live, member, &spec.settings);
     api.add_member(&member.peer_url(&spec.settings), false)
         .await?;
-    initial.push(format!(
-        "{}={}",
-        member.name,
-        member.peer_url(&spec.settings)
-    ));
     install_and_start(
         spec,
         member,
@@ -844,19 +853,7 @@ pub async fn change_membership(
                 new.name, to.settings.layout.data_dir
             ));
         }
-        let new_peer = new.peer_url(&to.settings);
-        let mut initial: Vec<String> = live
-            .iter()
-            .filter(|m| !m.name.is_empty() && !m.peer_urls.contains(&new_peer))
-            .map(|m| {
-                format!(
-                    "{}={}",
-                    m.name,
-                    m.peer_urls.first().cloned().unwrap_or_default()
-                )
-            })
-            .collect();
-        initial.push(format!("{}={}", new.name, new.peer_url(&to.settings)));
+        let initial = joining_cluster(&live, new, &to.settings);
         log::info!("adding member {} at {}", new.name, new.host);
         let (id, learner) = match earlier {
             Some(m) => (m.id, m.is_learner),
