@@ -580,6 +580,9 @@ fn spec(value: &Value) -> ClusterSpec {
 }
 
 const FINGERPRINTS: &str = "fingerprints";
+/// Set in private state by import, until the first apply has adopted the
+/// configuration's settings.
+const ADOPTING: &str = "adopting";
 
 fn load_fingerprints(private: &Private) -> BTreeMap<String, Fingerprints> {
     private
@@ -831,7 +834,10 @@ impl Resource for EtcdCluster {
             );
             return state;
         }
-        if from.settings != spec.settings {
+        // The first apply after an import only records the configuration's
+        // settings: the hosts run as they are, nothing is rolled.
+        let adopting = private.0.remove(ADOPTING).is_some();
+        if !adopting && from.settings != spec.settings {
             if let Err(e) = cluster::roll(ctx, &spec, &mut prints, timeout).await {
                 // The state keeps the settings from before the change, so the
                 // next plan shows it again and the next apply continues it
@@ -898,11 +904,16 @@ impl Resource for EtcdCluster {
         &self,
         ctx: &Context,
         id: &str,
-        _private: &mut Private,
+        private: &mut Private,
         diags: &mut Diagnostics,
     ) -> Value {
         match import_state(ctx, id).await {
-            Ok(state) => state,
+            Ok(state) => {
+                private
+                    .0
+                    .insert(ADOPTING.into(), serde_json::Value::Bool(true));
+                state
+            }
             Err(e) => {
                 diags.error(
                     "Cannot import the cluster",
