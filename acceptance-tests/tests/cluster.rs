@@ -94,6 +94,13 @@ fn retry_etcdctl(lab: &Lab, args: &str) {
     panic!("etcdctl {args} kept failing");
 }
 
+/// Every one of the three members reports `version` in the state.
+fn assert_member_versions(ws: &Workspace, version: &str) {
+    let cluster = &ws.state_json()["values"]["root_module"]["resources"][1]["values"];
+    let expected = serde_json::json!({"e1": version, "e2": version, "e3": version});
+    assert_eq!(cluster["member_versions"], expected);
+}
+
 fn assert_started_members(lab: &Lab, want: usize) {
     let list = lab.etcdctl("h1", KUBEADM_PKI, "member list");
     assert_eq!(
@@ -112,13 +119,7 @@ fn three_members_bootstrap_show_drift_repair_it_and_destroy() {
     let (code, run) = ws.plan_exit_code();
     assert_eq!(code, 0, "second plan is not empty:\n{}", run.text());
     assert_started_members(&lab, 3);
-    let versions = ws.state_json()["values"]["root_module"]["resources"][1]["values"]
-        ["member_versions"]
-        .clone();
-    assert_eq!(
-        versions,
-        serde_json::json!({"e1": "3.4.23", "e2": "3.4.23", "e3": "3.4.23"})
-    );
+    assert_member_versions(&ws, "3.4.23");
     let health = lab.etcdctl("h2", KUBEADM_PKI, "endpoint health --cluster");
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");
 
@@ -1036,13 +1037,7 @@ fn rolling_flag_change_and_upgrade_from_3_4_to_3_5_without_losing_a_write() {
 
     set_vars("3.5.1", r#"{ "snapshot-count" = "5000" }"#);
     timed_apply("rolling upgrade 3.4.23 -> 3.5.1");
-    let versions = ws.state_json()["values"]["root_module"]["resources"][1]["values"]
-        ["member_versions"]
-        .clone();
-    assert_eq!(
-        versions,
-        serde_json::json!({"e1": "3.5.1", "e2": "3.5.1", "e3": "3.5.1"})
-    );
+    assert_member_versions(&ws, "3.5.1");
     let status = lab.etcdctl("h2", KUBEADM_PKI, "endpoint status --cluster");
     assert_eq!(status.matches("3.5.1").count(), 3, "{status}");
 
