@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use crate::framework::provider::Provider;
-use crate::framework::{Diagnostics, Private, Type};
+use crate::framework::{Diagnostics, Private};
 
 use super::convert::{self, decode, encode};
 use super::proto::tfplugin6 as pb;
@@ -19,12 +19,6 @@ type Reply<T> = Result<Response<T>, Status>;
 
 fn reply<T>(message: T) -> Reply<T> {
     Ok(Response::new(message))
-}
-
-impl ProviderService {
-    fn resource(&self, name: &str) -> Result<(&dyn crate::framework::Resource, Type), Diagnostics> {
-        self.provider.resource(name)
-    }
 }
 
 #[tonic::async_trait]
@@ -70,7 +64,7 @@ impl pb::provider_server::Provider for ProviderService {
         request: Request<pb::validate_resource_config::Request>,
     ) -> Reply<pb::validate_resource_config::Response> {
         let req = request.into_inner();
-        let diags = match self.resource(&req.type_name) {
+        let diags = match self.provider.resource(&req.type_name) {
             Err(diags) => diags,
             Ok((resource, ty)) => match decode(req.config.as_ref(), &ty, "configuration") {
                 Err(diags) => diags,
@@ -87,7 +81,7 @@ impl pb::provider_server::Provider for ProviderService {
         request: Request<pb::upgrade_resource_state::Request>,
     ) -> Reply<pb::upgrade_resource_state::Response> {
         let req = request.into_inner();
-        let (resource, ty) = match self.resource(&req.type_name) {
+        let (resource, ty) = match self.provider.resource(&req.type_name) {
             Ok(found) => found,
             Err(diags) => {
                 return reply(pb::upgrade_resource_state::Response {
@@ -114,7 +108,7 @@ impl pb::provider_server::Provider for ProviderService {
             diagnostics: convert::diagnostics(diags),
             private: req.private.clone(),
         };
-        let (resource, ty) = match self.resource(&req.type_name) {
+        let (resource, ty) = match self.provider.resource(&req.type_name) {
             Ok(found) => found,
             Err(diags) => return reply(failed(diags)),
         };
@@ -140,7 +134,7 @@ impl pb::provider_server::Provider for ProviderService {
             diagnostics: convert::diagnostics(diags),
             ..Default::default()
         };
-        let (resource, ty) = match self.resource(&req.type_name) {
+        let (resource, ty) = match self.provider.resource(&req.type_name) {
             Ok(found) => found,
             Err(diags) => return reply(failed(diags)),
         };
@@ -179,7 +173,7 @@ impl pb::provider_server::Provider for ProviderService {
             private: req.planned_private.clone(),
             diagnostics: convert::diagnostics(diags),
         };
-        let (resource, ty) = match self.resource(&req.type_name) {
+        let (resource, ty) = match self.provider.resource(&req.type_name) {
             Ok(found) => found,
             Err(diags) => return reply(failed(diags)),
         };
@@ -210,7 +204,7 @@ impl pb::provider_server::Provider for ProviderService {
         request: Request<pb::import_resource_state::Request>,
     ) -> Reply<pb::import_resource_state::Response> {
         let req = request.into_inner();
-        let (resource, ty) = match self.resource(&req.type_name) {
+        let (resource, ty) = match self.provider.resource(&req.type_name) {
             Ok(found) => found,
             Err(diags) => {
                 return reply(pb::import_resource_state::Response {
