@@ -586,7 +586,7 @@ pub async fn roll(
     timeout: Duration,
 ) -> Result<(), String> {
     let binaries = spec.local_binaries()?;
-    for member in &spec.members {
+    for (index, member) in spec.members.iter().enumerate() {
         if ctx.is_stopped() {
             return Err("stopped by Terraform; the next apply continues the rolling change".into());
         }
@@ -632,11 +632,9 @@ pub async fn roll(
             rolled.map_err(|e| format!("member {}: {e}", member.name))?,
         );
         wait_until_healthy(ctx, spec, timeout).await?;
-        let running = observe(ctx, spec, fingerprints)
-            .await
-            .versions
-            .get(&member.name)
-            .cloned();
+        // Only this member's endpoint, in the same order as the members.
+        let api = spec.api(ctx.now()).await?;
+        let running = api.endpoint_status(&api.endpoints[index]).await.version;
         if running.as_ref() != Some(&spec.settings.etcd_version) {
             return Err(format!(
                 "member {} runs {} after its restart, not {}",

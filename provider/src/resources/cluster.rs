@@ -819,42 +819,49 @@ impl Resource for EtcdCluster {
             .as_bool()
             .unwrap_or(false);
         let timeout = timeout(planned, "update");
-        if let Err(e) =
-            cluster::change_membership(ctx, &from, &spec, &mut prints, timeout, purge).await
+        // The first apply after an import only records the configuration's
+        // settings: the hosts run as they are, nothing is rolled.
+        let adopting = private.0.contains_key(ADOPTING);
+        let stopped = match cluster::change_membership(
+            ctx,
+            &from,
+            &spec,
+            &mut prints,
+            timeout,
+            purge,
+        )
+        .await
         {
-            // The state keeps the members from before the change; the next
-            // apply continues from where this one stopped.
+            Err(e) => Some((
+                "Membership change stopped",
+                format!("{e}\n\nNo step that was done is undone."),
+            )),
+            Ok(()) if !adopting && from.settings != spec.settings => {
+                let rolled = cluster::roll(ctx, &spec, &mut prints, timeout).await;
+                rolled.err().map(|e| {
+                    (
+                        "Rolling change stopped",
+                        format!("{e}\n\nMembers already changed stay changed."),
+                    )
+                })
+            }
+            Ok(()) => None,
+        };
+        if let Some((summary, detail)) = stopped {
+            // The state keeps the members and settings from before the
+            // change, so the next plan shows it again and the next apply
+            // continues it (finished steps are skipped, not redone).
             store_fingerprints(private, &prints);
             let observed = cluster::observe(ctx, &from, &prints).await;
             let mut state = prior.clone();
             record(&mut state, &from, &observed);
             diags.error(
-                "Membership change stopped",
-                format!("{e}\n\nNo step that was done is undone; apply again to continue once the cause is fixed."),
+                summary,
+                format!("{detail} Apply again to continue once the cause is fixed."),
             );
             return state;
         }
-        // The first apply after an import only records the configuration's
-        // settings: the hosts run as they are, nothing is rolled.
-        let adopting = private.0.remove(ADOPTING).is_some();
-        if !adopting && from.settings != spec.settings {
-            if let Err(e) = cluster::roll(ctx, &spec, &mut prints, timeout).await {
-                // The state keeps the settings from before the change, so the
-                // next plan shows it again and the next apply continues it
-                // (members already rolled are skipped).
-                store_fingerprints(private, &prints);
-                let observed = cluster::observe(ctx, &from, &prints).await;
-                let mut state = prior.clone();
-                record(&mut state, &from, &observed);
-                diags.error(
-                    "Rolling change stopped",
-                    format!(
-                        "{e}\n\nMembers already changed stay changed; apply again to continue."
-                    ),
-                );
-                return state;
-            }
-        }
+        private.0.remove(ADOPTING);
         let repaired = cluster::repair(ctx, &spec, &mut prints, timeout).await;
         let observed = cluster::observe(ctx, &spec, &prints).await;
         warn_all(diags, &observed);
