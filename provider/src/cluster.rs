@@ -22,8 +22,12 @@ pub const HEALTHY: &str = "healthy";
 pub struct ClusterSpec {
     pub settings: ClusterSettings,
     pub members: Vec<MemberSpec>,
+    /// The CA the members' certificates are issued from.
     pub ca_cert_pem: String,
     pub ca_key_pem: String,
+    /// The CA certificates the members trust (their `ca.crt`): `ca_cert_pem`,
+    /// or the old and the new CA together during a CA rotation.
+    pub trusted_ca_pem: String,
     /// Reach the client API through SSH port forwards instead of directly.
     pub tunnel: bool,
 }
@@ -85,7 +89,19 @@ impl ClusterSpec {
             members,
             ca_cert_pem: self.ca_cert_pem.clone(),
             ca_key_pem: self.ca_key_pem.clone(),
+            trusted_ca_pem: self.trusted_ca_pem.clone(),
             tunnel: self.tunnel,
+        }
+    }
+
+    /// The same cluster with its certificates issued from another CA and
+    /// another set of trusted CAs (a step of a CA rotation).
+    pub fn with_ca(&self, cert_pem: &str, key_pem: &str, trusted_pem: &str) -> ClusterSpec {
+        ClusterSpec {
+            ca_cert_pem: cert_pem.to_string(),
+            ca_key_pem: key_pem.to_string(),
+            trusted_ca_pem: trusted_pem.to_string(),
+            ..self.with_members(self.members.clone())
         }
     }
 
@@ -119,7 +135,8 @@ impl ClusterSpec {
     /// and shows up as unreachable.
     async fn api(&self, now: OffsetDateTime) -> Result<Api, String> {
         let credentials = Credentials::issue(&self.ca_cert_pem, &self.ca_key_pem, now)
-            .map_err(|e| format!("client certificate: {e}"))?;
+            .map_err(|e| format!("client certificate: {e}"))?
+            .trusting(&self.trusted_ca_pem);
         if !self.tunnel {
             return Ok(Api {
                 cluster: etcd::Cluster::new(self.endpoints(), credentials),
@@ -206,9 +223,15 @@ async fn install_and_start(
     install::install_binaries(host, settings, binaries)
         .await
         .map_err(|e| e.to_string())?;
-    let certs =
-        install::issue_certificates(member, settings, &spec.ca_cert_pem, &spec.ca_key_pem, now)
-            .map_err(|e| format!("certificates: {e}"))?;
+    let certs = install::issue_certificates(
+        member,
+        settings,
+        &spec.ca_cert_pem,
+        &spec.ca_key_pem,
+        &spec.trusted_ca_pem,
+        now,
+    )
+    .map_err(|e| format!("certificates: {e}"))?;
     let prints = install::write_files(host, member, settings, &certs, initial_cluster, state)
         .await
         .map_err(|e| e.to_string())?;
@@ -647,6 +670,103 @@ pub async fn roll(
     Ok(())
 }
 
+/// How far a member is through a CA rotation, judged from the trusted CA
+/// file and the issuer of the server certificate on its host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum RotationStep {
+    /// Trusts the old CA only.
+    TrustsOld,
+    /// Trusts both CAs; its certificates are from the old one.
+    TrustsBoth,
+    /// Trusts both CAs; its certificates are from the new one.
+    NewCertificates,
+    /// Trusts the new CA only: done.
+    TrustsNew,
+}
+
+fn rotation_step(host: &inspect::HostState, new_ca: &str, both: &str) -> RotationStep {
+    let trusted = host.files.get("ca.crt").map(String::as_str);
+    let new_certificates = crate::pki::issued_by(&host.server_cert_pem, new_ca);
+    if new_certificates && trusted == Some(&install::sha256_hex(new_ca.as_bytes())) {
+        RotationStep::TrustsNew
+    } else if new_certificates {
+        RotationStep::NewCertificates
+    } else if trusted == Some(&install::sha256_hex(both.as_bytes())) {
+        RotationStep::TrustsBoth
+    } else {
+        RotationStep::TrustsOld
+    }
+}
+
+/// Moves every member from the CA of `from` to the CA of `to` so that no
+/// two members ever distrust each other: all members first trust both CAs,
+/// then get certificates from the new CA, then stop trusting the old one.
+/// Each of the three passes goes one member at a time (rewrite, restart,
+/// wait for a healthy cluster) and starts only while every member is
+/// healthy; a member already past a pass (an interrupted rotation) is
+/// skipped, so the next apply continues where this one stopped.
+pub async fn rotate_ca(
+    ctx: &Context,
+    from: &ClusterSpec,
+    to: &ClusterSpec,
+    fingerprints: &mut BTreeMap<String, Fingerprints>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let (old, new) = (&from.ca_cert_pem, &to.ca_cert_pem);
+    let both = format!("{}\n{}\n", new.trim_end(), old.trim_end());
+    let passes = [
+        (
+            RotationStep::TrustsBoth,
+            to.with_ca(old, &from.ca_key_pem, &both),
+        ),
+        (
+            RotationStep::NewCertificates,
+            to.with_ca(new, &to.ca_key_pem, &both),
+        ),
+        (
+            RotationStep::TrustsNew,
+            to.with_ca(new, &to.ca_key_pem, new),
+        ),
+    ];
+    let binaries = to.local_binaries()?;
+    for (step, pass) in &passes {
+        for member in &to.members {
+            if ctx.is_stopped() {
+                return Err(
+                    "stopped by Terraform; the next apply continues the CA rotation".into(),
+                );
+            }
+            let host = Host::connect(&member.ssh)
+                .await
+                .map_err(|e| format!("member {}: {e}", member.name))?;
+            let reached = inspect::observe(&host, &to.settings)
+                .await
+                .map(|state| rotation_step(&state, new, &both));
+            if reached.as_ref().is_ok_and(|reached| reached >= step) {
+                host.close().await;
+                continue;
+            }
+            let late = late_members(pass, &*pass.api(ctx.now()).await?).await;
+            if !late.is_empty() {
+                host.close().await;
+                return Err(format!(
+                    "CA rotation paused: every member must be healthy first: {}",
+                    late.join("; ")
+                ));
+            }
+            log::info!("CA rotation: member {} to {step:?}", member.name);
+            let rewritten = rewrite_and_restart(ctx, pass, member, &host, binaries.as_ref()).await;
+            host.close().await;
+            fingerprints.insert(
+                member.name.clone(),
+                rewritten.map_err(|e| format!("member {}: {e}", member.name))?,
+            );
+            wait_until_healthy(ctx, pass, timeout).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Whether the running etcd started after its configuration file was last
 /// written, i.e. runs with it (a member rewritten by an interrupted roll
 /// but not restarted does not).
@@ -908,5 +1028,70 @@ pub async fn teardown(spec: &ClusterSpec, purge_data: bool) -> Result<(), String
         Ok(())
     } else {
         Err(errors.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{
+        create_ca, issue, CaRequest, KeyAlgorithm, KeyedCertificate, LeafRequest, Usage,
+    };
+
+    fn ca() -> KeyedCertificate {
+        let now = OffsetDateTime::now_utc();
+        create_ca(&CaRequest {
+            // Both CAs have the same name: only the signature tells them apart.
+            common_name: "etcd-ca",
+            organization: None,
+            algorithm: KeyAlgorithm::EcdsaP256,
+            not_before: now,
+            not_after: now + time::Duration::days(1),
+        })
+        .unwrap()
+    }
+
+    fn host_with(trusted: &str, issuer: &KeyedCertificate) -> inspect::HostState {
+        let now = OffsetDateTime::now_utc();
+        let server = issue(
+            &issuer.cert_pem,
+            &issuer.key_pem,
+            &LeafRequest {
+                common_name: "e1",
+                usage: Usage::Server,
+                names: &["10.0.0.11".to_string()],
+                algorithm: KeyAlgorithm::EcdsaP256,
+                not_before: now,
+                not_after: now + time::Duration::hours(1),
+            },
+        )
+        .unwrap();
+        inspect::HostState {
+            unit: "active".into(),
+            files: [(
+                "ca.crt".to_string(),
+                install::sha256_hex(trusted.as_bytes()),
+            )]
+            .into(),
+            server_cert_pem: server.cert_pem,
+        }
+    }
+
+    #[test]
+    fn rotation_steps_follow_the_trusted_file_and_the_certificate_issuer() {
+        let (old, new) = (ca(), ca());
+        let both = format!("{}\n{}\n", new.cert_pem.trim_end(), old.cert_pem.trim_end());
+        let step = |trusted: &str, issuer: &KeyedCertificate| {
+            rotation_step(&host_with(trusted, issuer), &new.cert_pem, &both)
+        };
+        assert_eq!(step(&old.cert_pem, &old), RotationStep::TrustsOld);
+        assert_eq!(step(&both, &old), RotationStep::TrustsBoth);
+        assert_eq!(step(&both, &new), RotationStep::NewCertificates);
+        assert_eq!(step(&new.cert_pem, &new), RotationStep::TrustsNew);
+        assert!(crate::pki::issued_by(
+            &host_with(&both, &old).server_cert_pem,
+            &old.cert_pem
+        ));
+        assert!(!crate::pki::issued_by("not a certificate", &old.cert_pem));
     }
 }

@@ -43,6 +43,15 @@ impl Credentials {
         })
     }
 
+    /// The same identity, verifying servers against `ca_pem` (one or more
+    /// CA certificates: both the old and the new during a CA rotation).
+    pub fn trusting(self, ca_pem: &str) -> Credentials {
+        Credentials {
+            ca_pem: ca_pem.to_string(),
+            ..self
+        }
+    }
+
     fn options(&self) -> ConnectOptions {
         let tls = TlsOptions::new()
             .ca_certificate(Certificate::from_pem(&self.ca_pem))

@@ -21,20 +21,23 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// A member's certificates: the CA's certificate and its own two.
+/// A member's certificates: the CA certificates it trusts and its own two.
 pub struct Certificates {
-    pub ca_cert_pem: String,
+    pub trusted_ca_pem: String,
     pub server: KeyedCertificate,
     pub peer: KeyedCertificate,
 }
 
-/// Issues the server and peer certificates of `member`. The server
-/// certificate also names the loopback address, which etcd listens on.
+/// Issues the server and peer certificates of `member` from the CA
+/// `ca_cert_pem`; the member trusts `trusted_ca_pem` (that CA, or during a
+/// CA rotation both the old and the new). The server certificate also
+/// names the loopback address, which etcd listens on.
 pub fn issue_certificates(
     member: &MemberSpec,
     settings: &ClusterSettings,
     ca_cert_pem: &str,
     ca_key_pem: &str,
+    trusted_ca_pem: &str,
     now: OffsetDateTime,
 ) -> Result<Certificates, PkiError> {
     let mut peer_names = vec![member.host.clone()];
@@ -57,7 +60,7 @@ pub fn issue_certificates(
         )
     };
     Ok(Certificates {
-        ca_cert_pem: ca_cert_pem.to_string(),
+        trusted_ca_pem: trusted_ca_pem.to_string(),
         server: issue(Usage::Server, &server_names)?,
         peer: issue(Usage::Peer, &peer_names)?,
     })
@@ -210,8 +213,13 @@ pub async fn write_files(
     };
     let config = render::config_file(member, settings, initial_cluster, state);
     let unit = render::unit_file(settings);
-    host.write_file(&ca_path, certs.ca_cert_pem.as_bytes(), 0o644, "root:etcd")
-        .await?;
+    host.write_file(
+        &ca_path,
+        certs.trusted_ca_pem.as_bytes(),
+        0o644,
+        "root:etcd",
+    )
+    .await?;
     host.write_file(
         &server_path,
         certs.server.cert_pem.as_bytes(),
@@ -245,7 +253,7 @@ pub async fn write_files(
     let mut prints = Fingerprints::new();
     prints.insert("config".into(), sha256_hex(config.as_bytes()));
     prints.insert("unit".into(), sha256_hex(unit.as_bytes()));
-    prints.insert("ca.crt".into(), sha256_hex(certs.ca_cert_pem.as_bytes()));
+    prints.insert("ca.crt".into(), sha256_hex(certs.trusted_ca_pem.as_bytes()));
     prints.insert(
         "server.crt".into(),
         sha256_hex(certs.server.cert_pem.as_bytes()),

@@ -49,6 +49,22 @@ pub fn not_after(cert_pem: &str) -> Option<time::OffsetDateTime> {
     Some(end)
 }
 
+/// Whether the certificate `cert_pem` carries a valid signature of the CA
+/// `ca_cert_pem` (false when either does not parse).
+pub fn issued_by(cert_pem: &str, ca_cert_pem: &str) -> bool {
+    use x509_parser::pem::parse_x509_pem;
+    let (Ok((_, cert)), Ok((_, ca))) = (
+        parse_x509_pem(cert_pem.as_bytes()),
+        parse_x509_pem(ca_cert_pem.as_bytes()),
+    ) else {
+        return false;
+    };
+    let (Ok(cert), Ok(ca)) = (cert.parse_x509(), ca.parse_x509()) else {
+        return false;
+    };
+    cert.verify_signature(Some(ca.public_key())).is_ok()
+}
+
 /// What went wrong with certificate material, in words for a diagnostic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PkiError(pub String);

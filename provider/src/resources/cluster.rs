@@ -29,8 +29,6 @@ const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(300);
 /// at plan time rather than planned as a replacement that would lose data.
 const FIXED_AFTER_CREATE: &[&str] = &[
     "name",
-    "ca_cert_pem",
-    "ca_key_pem",
     "client_port",
     "peer_port",
     "bin_dir",
@@ -39,8 +37,10 @@ const FIXED_AFTER_CREATE: &[&str] = &[
     "data_dir",
 ];
 
-/// Settings a running cluster takes on by a rolling change.
+/// Settings a running cluster takes on by a rolling change (a new CA by a
+/// CA rotation).
 const ROLLED: &[&str] = &[
+    "ca_cert_pem",
     "etcd_version",
     "extra_flags",
     "metrics_url",
@@ -139,7 +139,9 @@ fn schema_block() -> Block {
     )
     .attribute(Attribute::computed("id", Type::String, "The cluster ID (hex)."))
     .attribute(Attribute::required("name", Type::String, "Cluster name, also its initial cluster token."))
-    .attribute(Attribute::required("ca_cert_pem", Type::String, "The CA certificate (PEM) the members' certificates are issued from, e.g. `etcd_ca.main.cert_pem`."))
+    .attribute(Attribute::required("ca_cert_pem", Type::String, "The CA certificate (PEM) the members' certificates are issued from, e.g. `etcd_ca.main.cert_pem`. A new CA on a \
+     running cluster is rotated in member by member: every member first trusts the old and the new CA, then gets \
+     certificates from the new one, then stops trusting the old one."))
     .attribute(
         Attribute::required("ca_key_pem", Type::String, "The CA's private key (PEM). It stays on the machine running Terraform; members never get it.")
             .sensitive(),
@@ -575,6 +577,7 @@ fn spec(value: &Value) -> ClusterSpec {
         members,
         ca_cert_pem: value.str_or_empty("ca_cert_pem").to_string(),
         ca_key_pem: value.str_or_empty("ca_key_pem").to_string(),
+        trusted_ca_pem: value.str_or_empty("ca_cert_pem").to_string(),
         tunnel: ssh_block.get("tunnel").as_bool().unwrap_or(false),
     }
 }
@@ -822,10 +825,19 @@ impl Resource for EtcdCluster {
         // The first apply after an import only records the configuration's
         // settings: the hosts run as they are, nothing is rolled.
         let adopting = private.0.contains_key(ADOPTING);
+        // A new CA comes last: membership and rolling changes are made with
+        // the CA the members trust now.
+        let rotating = !adopting && from.ca_cert_pem != spec.ca_cert_pem;
+        let ca_now = if rotating { &from } else { &spec };
+        let staged = spec.with_ca(
+            &ca_now.ca_cert_pem,
+            &ca_now.ca_key_pem,
+            &ca_now.trusted_ca_pem,
+        );
         let stopped = match cluster::change_membership(
             ctx,
             &from,
-            &spec,
+            &staged,
             &mut prints,
             timeout,
             purge,
@@ -836,16 +848,22 @@ impl Resource for EtcdCluster {
                 "Membership change stopped",
                 format!("{e}\n\nNo step that was done is undone."),
             )),
-            Ok(()) if !adopting && from.settings != spec.settings => {
-                let rolled = cluster::roll(ctx, &spec, &mut prints, timeout).await;
-                rolled.err().map(|e| {
+            Ok(()) if adopting => None,
+            Ok(()) => {
+                let mut changed = Ok(());
+                if from.settings != spec.settings {
+                    changed = cluster::roll(ctx, &staged, &mut prints, timeout).await;
+                }
+                if changed.is_ok() && rotating {
+                    changed = cluster::rotate_ca(ctx, &from, &spec, &mut prints, timeout).await;
+                }
+                changed.err().map(|e| {
                     (
                         "Rolling change stopped",
                         format!("{e}\n\nMembers already changed stay changed."),
                     )
                 })
             }
-            Ok(()) => None,
         };
         if let Some((summary, detail)) = stopped {
             // The state keeps the members and settings from before the
