@@ -30,6 +30,11 @@ pub struct ClusterSpec {
     pub trusted_ca_pem: String,
     /// Reach the client API through SSH port forwards instead of directly.
     pub tunnel: bool,
+    /// Client URLs of members the configuration does not own (the cluster
+    /// an `etcd_member` joins), asked after the managed members. Empty for
+    /// `etcd_cluster`, which owns every member: a live member it does not
+    /// list is unmanaged and is removed.
+    pub foreign_endpoints: Vec<String>,
 }
 
 /// The cluster's client API, with the SSH connections that carry it when
@@ -91,6 +96,7 @@ impl ClusterSpec {
             ca_key_pem: self.ca_key_pem.clone(),
             trusted_ca_pem: self.trusted_ca_pem.clone(),
             tunnel: self.tunnel,
+            foreign_endpoints: self.foreign_endpoints.clone(),
         }
     }
 
@@ -133,13 +139,13 @@ impl ClusterSpec {
     /// forward per member to its loopback client URL (which its server
     /// certificate names). A member whose SSH fails keeps its direct URL
     /// and shows up as unreachable.
-    async fn api(&self, now: OffsetDateTime) -> Result<Api, String> {
-        let credentials = Credentials::issue(&self.ca_cert_pem, &self.ca_key_pem, now)
-            .map_err(|e| format!("client certificate: {e}"))?
-            .trusting(&self.trusted_ca_pem);
+    pub async fn api(&self, now: OffsetDateTime) -> Result<Api, String> {
+        let credentials = self.credentials(now)?;
         if !self.tunnel {
+            let mut endpoints = self.endpoints();
+            endpoints.extend(self.foreign_endpoints.iter().cloned());
             return Ok(Api {
-                cluster: etcd::Cluster::new(self.endpoints(), credentials),
+                cluster: etcd::Cluster::new(endpoints, credentials),
                 _tunnels: Vec::new(),
             });
         }
@@ -167,13 +173,21 @@ impl ClusterSpec {
                 }
             }
         }
+        endpoints.extend(self.foreign_endpoints.iter().cloned());
         Ok(Api {
             cluster: etcd::Cluster::new(endpoints, credentials),
             _tunnels: tunnels,
         })
     }
 
-    fn local_binaries(&self) -> Result<Option<LocalBinaries>, String> {
+    /// A client identity for this run, issued from the CA.
+    pub fn credentials(&self, now: OffsetDateTime) -> Result<Credentials, String> {
+        Credentials::issue(&self.ca_cert_pem, &self.ca_key_pem, now)
+            .map(|c| c.trusting(&self.trusted_ca_pem))
+            .map_err(|e| format!("client certificate: {e}"))
+    }
+
+    pub fn local_binaries(&self) -> Result<Option<LocalBinaries>, String> {
         match &self.settings.binary_source {
             BinarySource::LocalPath(dir) => LocalBinaries::load(dir).map(Some),
             BinarySource::Url { .. } | BinarySource::OsPackage => Ok(None),
@@ -459,9 +473,11 @@ pub async fn observe(
             .iter()
             .map(|m| m.peer_url(&spec.settings))
             .collect();
+        // Members of a cluster the configuration does not own are not unmanaged.
+        let owned = spec.foreign_endpoints.is_empty();
         for m in live
             .iter()
-            .filter(|m| !m.peer_urls.iter().any(|u| configured.contains(u)))
+            .filter(|m| owned && !m.peer_urls.iter().any(|u| configured.contains(u)))
         {
             observed.unmanaged.push(format!(
                 "{} ({})",
@@ -573,7 +589,7 @@ fn joining_cluster(
 /// Rewrites a running member's files from the spec (certificates
 /// reissued) and restarts it. The initial cluster it names is the
 /// configured one: etcd ignores it for a member that has its data.
-async fn rewrite_and_restart(
+pub async fn rewrite_and_restart(
     ctx: &Context,
     spec: &ClusterSpec,
     member: &MemberSpec,
@@ -599,7 +615,8 @@ async fn rewrite_and_restart(
 /// Applies changed settings (flags, metrics URL, a new etcd version) one
 /// member at a time: rewrite, restart, then wait until the cluster is
 /// healthy and the member runs the new version before the next. A member
-/// whose configuration file and version already match is skipped, so an
+/// whose configuration file, trusted CA file and version already match is
+/// skipped, so an
 /// interrupted roll continues where it stopped; nothing starts while any
 /// member is unhealthy.
 pub async fn roll(
@@ -632,15 +649,19 @@ pub async fn roll(
             &spec.initial_cluster(),
             InitialState::Existing,
         );
-        let on_host = observed
-            .files
-            .get(&member.name)
-            .and_then(|f| f.get("config"));
+        let on_host = |file: &str| {
+            observed
+                .files
+                .get(&member.name)
+                .and_then(|f| f.get(file))
+                .cloned()
+        };
         let version = observed.versions.get(&member.name);
         let host = Host::connect(&member.ssh)
             .await
             .map_err(|e| format!("member {}: {e}", member.name))?;
-        if on_host == Some(&install::sha256_hex(desired.as_bytes()))
+        if on_host("config") == Some(install::sha256_hex(desired.as_bytes()))
+            && on_host("ca.crt") == Some(install::sha256_hex(spec.trusted_ca_pem.as_bytes()))
             && version == Some(&spec.settings.etcd_version)
             && started_after_config(&host, spec).await
         {
@@ -914,34 +935,10 @@ pub async fn change_membership(
             return Err("stopped by Terraform; the next apply continues the change".into());
         }
         let api = from.with_members(current.clone()).api(ctx.now()).await?;
-        let (_, live) = api.members().await?;
-        if let Some(leaving) = live
-            .iter()
-            .find(|m| m.peer_urls.contains(&gone.peer_url(&from.settings)))
-        {
-            let successor = live
-                .iter()
-                .find(|m| m.id != leaving.id && !m.is_learner)
-                .ok_or_else(|| format!("removing {} would leave no voting member", gone.name))?;
-            api.move_leader_off(leaving.id, successor.id).await?;
-            log::info!(
-                "removing member {} ({})",
-                gone.name,
-                etcd::format_id(leaving.id)
-            );
-            api.remove_member(leaving.id).await?;
-        }
+        remove_member(&api, gone, &from.settings).await?;
         current.retain(|m| !same_member(m, gone));
         fingerprints.remove(&gone.name);
-        match Host::connect(&gone.ssh).await {
-            Ok(host) => {
-                let result = install::uninstall(&host, &from.settings, purge_data).await;
-                host.close().await;
-                result.map_err(|e| format!("member {} left the cluster, but: {e}", gone.name))?;
-            }
-            // A lost host: it is out of the cluster; nothing runs there to stop.
-            Err(e) => log::warn!("member {} removed; its host is unreachable: {e}", gone.name),
-        }
+        uninstall_member(gone, &from.settings, purge_data).await?;
         wait_until_healthy(ctx, &from.with_members(current.clone()), timeout).await?;
     }
     let binaries = to.local_binaries()?;
@@ -949,12 +946,81 @@ pub async fn change_membership(
         if ctx.is_stopped() {
             return Err("stopped by Terraform; the next apply continues the change".into());
         }
-        let host = Host::connect(&new.ssh)
-            .await
-            .map_err(|e| format!("member {}: {e}", new.name))?;
         let api = to.with_members(current.clone()).api(ctx.now()).await?;
+        let prints = add_member(ctx, to, &api, new, binaries.as_ref(), timeout).await?;
+        fingerprints.insert(new.name.clone(), prints);
+        current.push(new.clone());
+        wait_until_healthy(ctx, &to.with_members(current.clone()), timeout).await?;
+    }
+    Ok(())
+}
+
+/// Removes `gone` from the cluster, handing leadership to another voting
+/// member first if it leads. Nothing to do if it is not a member.
+pub async fn remove_member(
+    api: &etcd::Cluster,
+    gone: &MemberSpec,
+    settings: &ClusterSettings,
+) -> Result<(), String> {
+    let (_, live) = api.members().await?;
+    let Some(leaving) = live
+        .iter()
+        .find(|m| m.peer_urls.contains(&gone.peer_url(settings)))
+    else {
+        return Ok(());
+    };
+    let successor = live
+        .iter()
+        .find(|m| m.id != leaving.id && !m.is_learner)
+        .ok_or_else(|| format!("removing {} would leave no voting member", gone.name))?;
+    api.move_leader_off(leaving.id, successor.id).await?;
+    log::info!(
+        "removing member {} ({})",
+        gone.name,
+        etcd::format_id(leaving.id)
+    );
+    api.remove_member(leaving.id).await
+}
+
+/// Stops a member that has left the cluster and removes its installation
+/// (its data stays unless `purge_data`). A lost host is only a warning: the
+/// member is out of the cluster and nothing runs there.
+pub async fn uninstall_member(
+    gone: &MemberSpec,
+    settings: &ClusterSettings,
+    purge_data: bool,
+) -> Result<(), String> {
+    match Host::connect(&gone.ssh).await {
+        Ok(host) => {
+            let result = install::uninstall(&host, settings, purge_data).await;
+            host.close().await;
+            result.map_err(|e| format!("member {} left the cluster, but: {e}", gone.name))
+        }
+        Err(e) => {
+            log::warn!("member {} removed; its host is unreachable: {e}", gone.name);
+            Ok(())
+        }
+    }
+}
+
+/// Adds `new` to the running cluster reached through `api`: member add (as
+/// a learner where etcd has them), install and start it with
+/// `initial-cluster-state=existing`, then promote it once it has caught
+/// up. A member already added by an interrupted earlier run is finished,
+/// not added twice; a data directory that is not its own is refused.
+pub async fn add_member(
+    ctx: &Context,
+    to: &ClusterSpec,
+    api: &etcd::Cluster,
+    new: &MemberSpec,
+    binaries: Option<&LocalBinaries>,
+    timeout: Duration,
+) -> Result<Fingerprints, String> {
+    let host = Host::connect(&new.ssh)
+        .await
+        .map_err(|e| format!("member {}: {e}", new.name))?;
+    let added = async {
         let (_, live) = api.members().await?;
-        // Already added by an earlier, interrupted apply: finish that step.
         let earlier = live
             .iter()
             .find(|m| m.peer_urls.contains(&new.peer_url(&to.settings)));
@@ -964,11 +1030,9 @@ pub async fn change_membership(
             .await
             .map_err(|e| e.to_string())?;
         if earlier.is_none() && has_data.stdout.contains("yes") {
-            host.close().await;
             return Err(format!(
-                "member {}: {} already holds etcd data (of an earlier member?); refusing to join with it. \
-                 Move it away first.",
-                new.name, to.settings.layout.data_dir
+                "{} already holds etcd data (of an earlier member?); refusing to join with it. Move it away first.",
+                to.settings.layout.data_dir
             ));
         }
         let initial = joining_cluster(&live, new, &to.settings);
@@ -981,28 +1045,24 @@ pub async fn change_membership(
                 to.has_learners(),
             ),
         };
-        let installed = install_and_start(
+        let prints = install_and_start(
             to,
             new,
             &host,
-            binaries.as_ref(),
+            binaries,
             &initial,
             InitialState::Existing,
             ctx.now(),
         )
-        .await;
-        host.close().await;
-        fingerprints.insert(
-            new.name.clone(),
-            installed.map_err(|e| format!("member {}: {e}", new.name))?,
-        );
+        .await?;
         if learner {
             api.promote_member(id, timeout).await?;
         }
-        current.push(new.clone());
-        wait_until_healthy(ctx, &to.with_members(current.clone()), timeout).await?;
+        Ok(prints)
     }
-    Ok(())
+    .await;
+    host.close().await;
+    added.map_err(|e| format!("member {}: {e}", new.name))
 }
 
 /// Stops and removes every member's installation. Data directories stay

@@ -207,6 +207,34 @@ impl Cluster {
         futures::future::join_all(asks).await
     }
 
+    /// Live members other than the one with peer URL `except` that are not
+    /// started and healthy, as `name: why`. Every member counts, whoever
+    /// manages it: this is what guards quorum before a step.
+    pub async fn unhealthy_members(&self, except: &str) -> Result<Vec<String>, String> {
+        let (_, live) = self.members().await?;
+        let checks = live
+            .iter()
+            .filter(|m| !m.peer_urls.iter().any(|u| u == except))
+            .map(|m| async move {
+                let Some(url) = m.client_urls.first().filter(|_| !m.name.is_empty()) else {
+                    return Some(format!("{}: added but not started", format_id(m.id)));
+                };
+                let status = self.endpoint_status(url).await;
+                (!status.healthy).then(|| {
+                    format!(
+                        "{}: {}",
+                        m.name,
+                        status.error.unwrap_or_else(|| "unhealthy".into())
+                    )
+                })
+            });
+        Ok(futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
     pub async fn remove_member(&self, id: u64) -> Result<(), String> {
         patiently(|| async {
             let mut client = self.any_client().await?;

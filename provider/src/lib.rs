@@ -17,7 +17,10 @@
 //!   file and unit, install / inspect / uninstall steps.
 //! - [`cluster`]: whole-cluster operations: bootstrap, observe, repair,
 //!   teardown, one member at a time where the cluster is running.
-//! - [`resources`]: one file per resource type (`etcd_ca`, `etcd_cluster`).
+//! - [`joining`]: one member in a cluster the configuration does not own
+//!   (`etcd_member`): join, update, leave, gated on every member's health.
+//! - [`resources`]: one file per resource type (`etcd_ca`, `etcd_cluster`,
+//!   `etcd_member`), with the schema pieces they share in `common`.
 //!
 //! `main.rs` registers the resources and calls [`plugin::serve`].
 //! DESIGN.md at the repository root holds the rules these modules follow.
@@ -25,6 +28,7 @@
 pub mod cluster;
 pub mod etcd;
 pub mod framework;
+pub mod joining;
 pub mod member;
 pub mod pki;
 pub mod plugin;

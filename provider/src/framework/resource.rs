@@ -21,6 +21,20 @@ impl Private {
             .unwrap_or_default()
     }
 
+    /// The value stored under `key`, if there is one of type `T`.
+    pub fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.0
+            .get(key)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
+    pub fn set<T: serde::Serialize>(&mut self, key: &str, value: &T) {
+        self.0.insert(
+            key.to_string(),
+            serde_json::to_value(value).unwrap_or_default(),
+        );
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         if self.0.is_empty() {
             Vec::new()

@@ -5,25 +5,18 @@
 //! `purge_data_on_destroy` is set).
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::common;
 use crate::cluster::{self, ClusterSpec, Observed, HEALTHY};
 use crate::framework::{
     Attribute, AttributePath, Block, Context, Diagnostics, NestedBlock, Plan, Private, Resource,
     Schema, Type, Value,
 };
 use crate::member::install::Fingerprints;
-use crate::member::render::MANAGED_KEYS;
-use crate::member::{BinarySource, ClusterSettings, Layout, MemberSpec, PACKAGE_BIN_DIR};
-use crate::ssh;
 
 pub struct EtcdCluster;
-
-const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Attributes a running cluster cannot change (yet): a change is refused
 /// at plan time rather than planned as a replacement that would lose data.
@@ -47,89 +40,14 @@ const ROLLED: &[&str] = &[
     "cert_validity_hours",
 ];
 
-/// (major, minor, patch) of a version like `3.4.23`.
-fn version_parts(text: &str) -> Option<(u32, u32, u32)> {
-    let mut parts = text.split('.').map(|p| p.parse::<u32>().ok());
-    Some((parts.next()??, parts.next()??, parts.next()??))
-}
-
-/// Why going from etcd `from` to `to` is not a supported rolling upgrade.
-fn upgrade_refusal(from: &str, to: &str) -> Option<String> {
-    let (Some(old), Some(new)) = (version_parts(from), version_parts(to)) else {
-        return None;
-    };
-    if new < old {
-        Some(format!(
-            "{from} -> {to} is a downgrade; etcd supports rolling upgrades only."
-        ))
-    } else if new.0 != old.0 || new.1 > old.1 + 1 {
-        Some(format!("{from} -> {to} skips a minor version; upgrade one minor version at a time (e.g. 3.4 -> 3.5)."))
-    } else {
-        None
-    }
-}
-
 fn schema_block() -> Block {
-    let ssh = Block::new("How to reach the member hosts. The system `ssh` is used, so `~/.ssh/config`, the agent and ProxyJump apply; anything unset here is left to them.")
-        .attribute(Attribute::optional("user", Type::String, "User to log in as; it must be root or have passwordless sudo as root. Default: from ssh_config."))
-        .attribute(Attribute::optional("port", Type::Number, "SSH port. Default: from ssh_config (22)."))
-        .attribute(Attribute::optional("private_key_path", Type::String, "Private key file to log in with."))
-        .attribute(Attribute::optional("known_hosts_path", Type::String, "known_hosts file holding the hosts' keys."))
-        .attribute(Attribute::optional("config_file", Type::String, "An ssh_config file to use instead of `~/.ssh/config`."))
-        .attribute(Attribute::with_default(
-            "tunnel",
-            Type::Bool,
-            Value::Bool(false),
-            "Reach the members' client API through SSH port forwards to their loopback client URL, for when the \
-             client port is not reachable from the machine running Terraform. Default false: direct.",
-        ))
-        .attribute(Attribute::with_default(
-            "strict_host_key_checking",
-            Type::Bool,
-            Value::Bool(true),
-            "Refuse hosts whose key is not in known_hosts (default). Turning this off accepts any host key.",
-        ));
-    let binary_source = Block::new("Where the etcd binaries come from: exactly one of `local_path`, `url` with `sha256`, or `os_package = true`.")
-        .attribute(Attribute::optional(
-            "local_path",
-            Type::String,
-            "A directory on the machine running Terraform holding `etcd` and `etcdctl`; they are uploaded to each host.",
-        ))
-        .attribute(Attribute::optional(
-            "url",
-            Type::String,
-            "URL of a release tarball (`etcd-vX.Y.Z-linux-amd64.tar.gz` layout) that each host downloads.",
-        ))
-        .attribute(Attribute::optional("sha256", Type::String, "SHA-256 of the tarball at `url` (hex); checked on each host."))
-        .attribute(Attribute::optional(
-            "os_package",
-            Type::Bool,
-            "Install the distribution's `etcd-server` and `etcd-client` packages with apt (Debian, Ubuntu). Their \
-             binaries in /usr/bin are used (`bin_dir` does not apply), the packaged service is replaced by this \
-             provider's unit, and destroy leaves the packages installed.",
-        ));
-    let member = Block::new("A member of the cluster. Members are bootstrapped together; their order is not significant.")
-        .attribute(Attribute::required("name", Type::String, "Member name, unique in the cluster."))
-        .attribute(Attribute::required(
-            "host",
-            Type::String,
-            "IP address or DNS name of the host: used in the member's URLs and certificates, and to reach it over SSH unless `ssh_host` is set.",
-        ))
-        .attribute(Attribute::optional("ssh_host", Type::String, "Address or ssh_config host name to SSH to, when it differs from `host`."))
-        .attribute(Attribute::optional("extra_sans", Type::list(Type::String), "More DNS names and IPs for the member's certificates."));
-    let timeouts =
-        Block::new("How long operations may take, as durations like `90s`, `5m` or `1h`.")
-            .attribute(Attribute::optional(
-                "create",
-                Type::String,
-                "Bootstrap, until every member is healthy. Default 5m.",
-            ))
-            .attribute(Attribute::optional(
-                "update",
-                Type::String,
-                "Each step of a repair. Default 5m.",
-            ));
-    Block::new(
+    let member = common::member_attributes(
+        Block::new(
+            "A member of the cluster. Members are bootstrapped together; their order is not significant.",
+        ),
+        false,
+    );
+    let block = Block::new(
         "An etcd cluster bootstrapped over SSH on hosts with systemd. Each member gets the `etcd` user, a 0700 data \
          directory, the etcd binaries, server and peer certificates signed by the CA, a configuration file with \
          client and peer TLS, and a `Type=notify` systemd unit. The live member list and each host are compared \
@@ -139,57 +57,18 @@ fn schema_block() -> Block {
     )
     .attribute(Attribute::computed("id", Type::String, "The cluster ID (hex)."))
     .attribute(Attribute::required("name", Type::String, "Cluster name, also its initial cluster token."))
-    .attribute(Attribute::required("ca_cert_pem", Type::String, "The CA certificate (PEM) the members' certificates are issued from, e.g. `etcd_ca.main.cert_pem`. A new CA on a \
-     running cluster is rotated in member by member: every member first trusts the old and the new CA, then gets \
-     certificates from the new one, then stops trusting the old one."))
+    .attribute(Attribute::required(
+        "ca_cert_pem",
+        Type::String,
+        "The CA certificate (PEM) the members' certificates are issued from, e.g. `etcd_ca.main.cert_pem`. A new \
+         CA on a running cluster is rotated in member by member: every member first trusts the old and the new \
+         CA, then gets certificates from the new one, then stops trusting the old one.",
+    ))
     .attribute(
         Attribute::required("ca_key_pem", Type::String, "The CA's private key (PEM). It stays on the machine running Terraform; members never get it.")
             .sensitive(),
-    )
-    .attribute(Attribute::required("etcd_version", Type::String, "The etcd version to run, like `3.4.23`; the installed binary must report it."))
-    .attribute(Attribute::with_default("client_port", Type::Number, Value::number(2379.0), "Client port. Default 2379."))
-    .attribute(Attribute::with_default("peer_port", Type::Number, Value::number(2380.0), "Peer port. Default 2380."))
-    .attribute(Attribute::with_default(
-        "metrics_url",
-        Type::String,
-        Value::string("http://127.0.0.1:2381"),
-        "Where each member serves `/metrics` and `/health` without TLS. Default `http://127.0.0.1:2381`.",
-    ))
-    .attribute(Attribute::with_default("bin_dir", Type::String, Value::string("/usr/local/bin"), "Directory for `etcd` and `etcdctl` on the hosts."))
-    .attribute(Attribute::with_default("config_dir", Type::String, Value::string("/etc/etcd"), "Directory for the configuration file and `pki/`."))
-    .attribute(Attribute::with_default(
-        "pki_dir",
-        Type::String,
-        Value::string("/etc/etcd/pki"),
-        "Directory for `ca.crt`, `server.crt`/`.key` and `peer.crt`/`.key` (the file names kubeadm uses; set \
-         `/etc/kubernetes/pki/etcd` for its layout).",
-    ))
-    .attribute(Attribute::with_default("data_dir", Type::String, Value::string("/var/lib/etcd"), "etcd's data directory (created 0700, owned by `etcd`)."))
-    .attribute(Attribute::optional(
-        "extra_flags",
-        Type::map(Type::String),
-        "More settings for etcd's configuration file, by flag name without dashes (e.g. `snapshot-count = \"10000\"`).",
-    ))
-    .attribute(Attribute::with_default(
-        "cert_validity_hours",
-        Type::Number,
-        Value::number(8760.0),
-        "Validity of the members' server and peer certificates, in hours. Default 8760 (one year).",
-    ))
-    .attribute(Attribute::with_default(
-        "cert_early_renewal_hours",
-        Type::Number,
-        Value::number(720.0),
-        "How many hours before they expire the members' certificates are due for renewal: from then on the \
-         member's `status` says so, the plan shows it (exit 2), and apply reissues them one member at a time. \
-         Must be less than `cert_validity_hours`. Default 720 (thirty days).",
-    ))
-    .attribute(Attribute::with_default(
-        "purge_data_on_destroy",
-        Type::Bool,
-        Value::Bool(false),
-        "Delete the members' data directories on destroy. Default false: data directories are kept.",
-    ))
+    );
+    common::settings_attributes(block, false)
     .attribute(Attribute::computed("cluster_id", Type::String, "The cluster ID (hex)."))
     .attribute(Attribute::computed("client_endpoints", Type::list(Type::String), "Client URLs of the members."))
     .attribute(Attribute::computed("member_ids", Type::map(Type::String), "Member name to member ID (hex), from the live member list."))
@@ -209,63 +88,16 @@ fn schema_block() -> Block {
         Type::list(Type::String),
         "Live members that the configuration does not list (added out of band); apply removes them.",
     ))
-    .block(NestedBlock::single("binary_source", binary_source))
-    .block(NestedBlock::single("ssh", ssh))
+    .block(NestedBlock::single("binary_source", common::binary_source_block()))
+    .block(NestedBlock::single("ssh", common::ssh_block(true)))
     .block(NestedBlock::list("member", member).min_items(1))
-    .block(NestedBlock::single("timeouts", timeouts))
-}
-
-/// `90s`, `5m`, `1h30m` as a duration.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let mut total = 0u64;
-    let mut number = String::new();
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: u64 = number.parse().ok()?;
-        number.clear();
-        total += n * match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            _ => return None,
-        };
-    }
-    (number.is_empty() && total > 0).then(|| Duration::from_secs(total))
-}
-
-fn timeout(config: &Value, which: &str) -> Duration {
-    config
-        .get("timeouts")
-        .get(which)
-        .as_str()
-        .and_then(parse_duration)
-        .unwrap_or(DEFAULT_CREATE_TIMEOUT)
-}
-
-fn is_valid_host(host: &str) -> bool {
-    if host.parse::<IpAddr>().is_ok() {
-        return true;
-    }
-    !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
-}
-
-fn is_version(text: &str) -> bool {
-    let parts: Vec<&str> = text.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    .block(NestedBlock::single(
+        "timeouts",
+        common::timeouts_block(
+            "Bootstrap, until every member is healthy. Default 5m.",
+            "Each step of a repair. Default 5m.",
+        ),
+    ))
 }
 
 fn member_path(i: usize, attr: &str) -> AttributePath {
@@ -298,18 +130,11 @@ fn validate_members(config: &Value, diags: &mut Diagnostics) {
     let mut names = BTreeMap::new();
     let mut hosts = BTreeMap::new();
     for (i, member) in members.iter().enumerate() {
+        if !common::validate_member(member, &|attr| member_path(i, attr), diags) {
+            continue;
+        }
         if let Some(name) = member.get("name").as_str() {
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
-                diags.error_at(
-                    member_path(i, "name"),
-                    "Invalid member name",
-                    format!("{name:?}: use letters, digits, '-', '_' and '.'."),
-                );
-            } else if let Some(first) = names.insert(name.to_string(), i) {
+            if let Some(first) = names.insert(name.to_string(), i) {
                 diags.error_at(
                     member_path(i, "name"),
                     "Duplicate member name",
@@ -318,13 +143,7 @@ fn validate_members(config: &Value, diags: &mut Diagnostics) {
             }
         }
         if let Some(host) = member.get("host").as_str() {
-            if !is_valid_host(host) {
-                diags.error_at(
-                    member_path(i, "host"),
-                    "Invalid host",
-                    format!("{host:?} is neither an IP address nor a DNS name."),
-                );
-            } else if let Some(first) = hosts.insert(host.to_string(), i) {
+            if let Some(first) = hosts.insert(host.to_string(), i) {
                 diags.error_at(
                     member_path(i, "host"),
                     "Duplicate host",
@@ -335,250 +154,22 @@ fn validate_members(config: &Value, diags: &mut Diagnostics) {
     }
 }
 
-fn validate_binary_source(config: &Value, diags: &mut Diagnostics) {
-    let source = config.get("binary_source");
-    let at = AttributePath::root("binary_source");
-    if source.is_null() {
-        diags.error_at(
-            at,
-            "Missing binary source",
-            "Add a binary_source block with local_path, url and sha256, or os_package = true.",
-        );
-        return;
-    }
-    let (local, url, sha) = (
-        source.get("local_path"),
-        source.get("url"),
-        source.get("sha256"),
-    );
-    let package = source.get("os_package");
-    if [local, url, sha, package]
-        .iter()
-        .any(|v| !v.is_wholly_known())
-    {
-        return;
-    }
-    let sources = [
-        local.is_null(),
-        url.is_null(),
-        package.as_bool() != Some(true),
-    ];
-    if sources.iter().filter(|unset| !**unset).count() != 1 {
-        diags.error_at(
-            at,
-            "Ambiguous binary source",
-            "Set exactly one of local_path, url with sha256, or os_package = true.",
-        );
-        return;
-    }
-    match (local.as_str(), url.as_str()) {
-        // os_package (both set was refused above).
-        (None, None) | (Some(_), Some(_)) => {}
-        (Some(dir), None) => {
-            for binary in ["etcd", "etcdctl"] {
-                if !std::path::Path::new(dir).join(binary).is_file() {
-                    diags.error_at(
-                        at.attribute("local_path"),
-                        "etcd binaries not found",
-                        format!("{dir}/{binary} does not exist."),
-                    );
-                }
-            }
-        }
-        (None, Some(url)) => {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                diags.error_at(
-                    at.attribute("url"),
-                    "Invalid URL",
-                    format!("{url:?} is not an http(s) URL."),
-                );
-            }
-            match sha.as_str() {
-                None => diags.error_at(
-                    at.attribute("sha256"),
-                    "Missing checksum",
-                    "A url needs the sha256 of the tarball.",
-                ),
-                Some(sum) if sum.len() != 64 || !sum.chars().all(|c| c.is_ascii_hexdigit()) => {
-                    diags.error_at(
-                        at.attribute("sha256"),
-                        "Invalid checksum",
-                        format!("{sum:?} is not 64 hex digits."),
-                    );
-                }
-                Some(_) => {}
-            }
-        }
-    }
-}
-
-fn validate_settings(config: &Value, diags: &mut Diagnostics) {
-    if let Some(version) = config.get("etcd_version").as_str() {
-        if !is_version(version) {
-            diags.error_at(
-                AttributePath::root("etcd_version"),
-                "Invalid etcd version",
-                format!("{version:?} is not a version like 3.4.23."),
-            );
-        }
-    }
-    for port in ["client_port", "peer_port"] {
-        if let Some(n) = config.get(port).as_f64() {
-            if !(1.0..=65535.0).contains(&n) || n.fract() != 0.0 {
-                diags.error_at(
-                    AttributePath::root(port),
-                    "Invalid port",
-                    format!("{n} is not a port number."),
-                );
-            }
-        }
-    }
-    if config.get("client_port").as_i64().is_some()
-        && config.get("client_port") == config.get("peer_port")
-    {
-        diags.error_at(
-            AttributePath::root("peer_port"),
-            "Ports collide",
-            "client_port and peer_port must differ.",
-        );
-    }
-    if let Value::Map(flags) = config.get("extra_flags") {
-        for key in flags
-            .keys()
-            .filter(|k| MANAGED_KEYS.contains(&k.trim_start_matches('-')))
-        {
-            diags.error_at(
-                AttributePath::root("extra_flags"),
-                "Flag managed by the provider",
-                format!("{key:?} is set by the provider from the resource's attributes and cannot be overridden."),
-            );
-        }
-    }
-    if let Some(hours) = config.get("cert_validity_hours").as_f64() {
-        if hours < 1.0 || hours.fract() != 0.0 {
-            diags.error_at(
-                AttributePath::root("cert_validity_hours"),
-                "Invalid validity",
-                "cert_validity_hours must be a whole number of hours, at least 1.",
-            );
-        }
-    }
-    let (validity, early) = (
-        config.get("cert_validity_hours"),
-        config.get("cert_early_renewal_hours"),
-    );
-    if let (true, Some(early)) = (validity.is_wholly_known(), early.as_f64()) {
-        let validity = validity.as_f64().unwrap_or(8760.0);
-        if early < 0.0 || early >= validity {
-            diags.error_at(
-                AttributePath::root("cert_early_renewal_hours"),
-                "Invalid early renewal",
-                format!(
-                    "cert_early_renewal_hours ({early}) must be zero or more and less than cert_validity_hours \
-                     ({validity}); otherwise certificates would be due for renewal as soon as they are issued."
-                ),
-            );
-        }
-    }
-    for which in ["create", "update"] {
-        if let Some(text) = config.get("timeouts").get(which).as_str() {
-            if parse_duration(text).is_none() {
-                diags.error_at(
-                    AttributePath::root("timeouts").attribute(which),
-                    "Invalid duration",
-                    format!("{text:?} is not a duration like 90s, 5m or 1h."),
-                );
-            }
-        }
-    }
-    if let (Some(cert), Some(key)) = (
-        config.get("ca_cert_pem").as_str(),
-        config.get("ca_key_pem").as_str(),
-    ) {
-        if let Err(e) = crate::pki::inspect_ca(cert, key) {
-            diags.error_at(
-                AttributePath::root("ca_key_pem"),
-                "CA certificate and key do not fit",
-                e.to_string(),
-            );
-        }
-    }
-}
-
 /// The domain view of a (wholly known) configuration or state.
 fn spec(value: &Value) -> ClusterSpec {
-    let number = |name: &str, default: i64| value.get(name).as_i64().unwrap_or(default);
-    let source = value.get("binary_source");
-    let binary_source = match source.get("local_path").as_str() {
-        Some(dir) => BinarySource::LocalPath(dir.to_string()),
-        None if source.get("os_package").as_bool() == Some(true) => BinarySource::OsPackage,
-        None => BinarySource::Url {
-            url: source.str_or_empty("url").to_string(),
-            sha256: source.str_or_empty("sha256").to_lowercase(),
-        },
-    };
-    let bin_dir = match binary_source {
-        BinarySource::OsPackage => PACKAGE_BIN_DIR.to_string(),
-        _ => value.str_or_empty("bin_dir").to_string(),
-    };
-    let settings = ClusterSettings {
-        token: value.str_or_empty("name").to_string(),
-        etcd_version: value.str_or_empty("etcd_version").to_string(),
-        binary_source,
-        client_port: number("client_port", 2379) as u16,
-        peer_port: number("peer_port", 2380) as u16,
-        metrics_url: value.str_or_empty("metrics_url").to_string(),
-        layout: Layout {
-            bin_dir,
-            config_dir: value.str_or_empty("config_dir").to_string(),
-            pki_dir: value.str_or_empty("pki_dir").to_string(),
-            data_dir: value.str_or_empty("data_dir").to_string(),
-        },
-        extra_flags: match value.get("extra_flags") {
-            Value::Map(flags) => flags
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect(),
-            _ => BTreeMap::new(),
-        },
-        cert_validity_hours: number("cert_validity_hours", 8760),
-        cert_early_renewal_hours: number("cert_early_renewal_hours", 720),
-    };
     let ssh_block = value.get("ssh");
-    let path = |name: &str| ssh_block.get(name).as_str().map(PathBuf::from);
-    let members = value
-        .get("member")
-        .as_list()
-        .iter()
-        .map(|m| {
-            let host = m.str_or_empty("host").to_string();
-            MemberSpec {
-                name: m.str_or_empty("name").to_string(),
-                extra_sans: m.get("extra_sans").as_strings(),
-                ssh: ssh::Target {
-                    address: m.get("ssh_host").as_str().unwrap_or(&host).to_string(),
-                    user: ssh_block.get("user").as_str().map(str::to_string),
-                    port: ssh_block.get("port").as_i64().map(|p| p as u16),
-                    private_key_path: path("private_key_path"),
-                    known_hosts_path: path("known_hosts_path"),
-                    config_file: path("config_file"),
-                    strict_host_key_checking: ssh_block
-                        .get("strict_host_key_checking")
-                        .as_bool()
-                        .unwrap_or(true),
-                    connect_timeout: Duration::from_secs(10),
-                },
-                host,
-            }
-        })
-        .collect();
     ClusterSpec {
-        settings,
-        members,
+        settings: common::settings(value, value.str_or_empty("name")),
+        members: value
+            .get("member")
+            .as_list()
+            .iter()
+            .map(|m| common::member_spec(m, ssh_block))
+            .collect(),
         ca_cert_pem: value.str_or_empty("ca_cert_pem").to_string(),
         ca_key_pem: value.str_or_empty("ca_key_pem").to_string(),
         trusted_ca_pem: value.str_or_empty("ca_cert_pem").to_string(),
         tunnel: ssh_block.get("tunnel").as_bool().unwrap_or(false),
+        foreign_endpoints: Vec::new(),
     }
 }
 
@@ -586,29 +177,6 @@ const FINGERPRINTS: &str = "fingerprints";
 /// Set in private state by import, until the first apply has adopted the
 /// configuration's settings.
 const ADOPTING: &str = "adopting";
-
-fn load_fingerprints(private: &Private) -> BTreeMap<String, Fingerprints> {
-    private
-        .0
-        .get(FINGERPRINTS)
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default()
-}
-
-fn store_fingerprints(private: &mut Private, prints: &BTreeMap<String, Fingerprints>) {
-    private.0.insert(
-        FINGERPRINTS.into(),
-        serde_json::to_value(prints).unwrap_or_default(),
-    );
-}
-
-fn string_map(map: &BTreeMap<String, String>) -> Value {
-    Value::Map(
-        map.iter()
-            .map(|(k, v)| (k.clone(), Value::string(v)))
-            .collect(),
-    )
-}
 
 /// Writes what was observed into the computed attributes of `state`.
 fn record(state: &mut Value, spec: &ClusterSpec, observed: &Observed) {
@@ -618,9 +186,9 @@ fn record(state: &mut Value, spec: &ClusterSpec, observed: &Observed) {
         state.set("cluster_id", Value::string(id));
     }
     state.set("client_endpoints", Value::strings(spec.endpoints()));
-    state.set("member_ids", string_map(&observed.member_ids));
-    state.set("member_versions", string_map(&observed.versions));
-    state.set("status", string_map(&observed.status));
+    state.set("member_ids", common::string_map(&observed.member_ids));
+    state.set("member_versions", common::string_map(&observed.versions));
+    state.set("status", common::string_map(&observed.status));
     state.set(
         "leader",
         Value::string(observed.leader.clone().unwrap_or_default()),
@@ -652,8 +220,8 @@ impl Resource for EtcdCluster {
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         validate_members(config, diags);
-        validate_binary_source(config, diags);
-        validate_settings(config, diags);
+        common::validate_binary_source(config, diags);
+        common::validate_settings(config, diags);
     }
 
     async fn modify_plan(&self, _ctx: &Context, plan: &mut Plan<'_>) {
@@ -687,7 +255,7 @@ impl Resource for EtcdCluster {
             plan.prior.get("etcd_version").as_str(),
             plan.planned.get("etcd_version").as_str(),
         ) {
-            if let Some(why) = upgrade_refusal(from, to) {
+            if let Some(why) = common::upgrade_refusal(from, to) {
                 plan.diags.error_at(
                     AttributePath::root("etcd_version"),
                     "Unsupported version change",
@@ -737,7 +305,7 @@ impl Resource for EtcdCluster {
             .iter()
             .map(|m| (m.name.clone(), HEALTHY.to_string()))
             .collect();
-        let desired = string_map(&desired);
+        let desired = common::string_map(&desired);
         let drifted = membership_changes
             || rolling
             || plan.prior.get("status") != &desired
@@ -759,7 +327,8 @@ impl Resource for EtcdCluster {
         diags: &mut Diagnostics,
     ) -> Value {
         let spec = spec(planned);
-        let prints = match cluster::bootstrap(ctx, &spec, timeout(planned, "create")).await {
+        let prints = match cluster::bootstrap(ctx, &spec, common::timeout(planned, "create")).await
+        {
             Ok(prints) => prints,
             Err(e) => {
                 diags.error(
@@ -771,7 +340,7 @@ impl Resource for EtcdCluster {
                 return Value::Null;
             }
         };
-        store_fingerprints(private, &prints);
+        private.set(FINGERPRINTS, &prints);
         let observed = cluster::observe(ctx, &spec, &prints).await;
         warn_all(diags, &observed);
         let mut state = planned.clone();
@@ -793,7 +362,9 @@ impl Resource for EtcdCluster {
         diags: &mut Diagnostics,
     ) -> Value {
         let spec = spec(state);
-        let mut prints = load_fingerprints(private);
+        let mut prints = private
+            .get::<BTreeMap<String, Fingerprints>>(FINGERPRINTS)
+            .unwrap_or_default();
         let observed = cluster::observe(ctx, &spec, &prints).await;
         warn_all(diags, &observed);
         // Members without fingerprints (an imported cluster) get what the
@@ -801,7 +372,7 @@ impl Resource for EtcdCluster {
         for (name, files) in &observed.files {
             prints.entry(name.clone()).or_insert_with(|| files.clone());
         }
-        store_fingerprints(private, &prints);
+        private.set(FINGERPRINTS, &prints);
         let mut state = state.clone();
         record(&mut state, &spec, &observed);
         state
@@ -816,12 +387,14 @@ impl Resource for EtcdCluster {
         diags: &mut Diagnostics,
     ) -> Value {
         let (from, spec) = (spec(prior), spec(planned));
-        let mut prints = load_fingerprints(private);
+        let mut prints = private
+            .get::<BTreeMap<String, Fingerprints>>(FINGERPRINTS)
+            .unwrap_or_default();
         let purge = planned
             .get("purge_data_on_destroy")
             .as_bool()
             .unwrap_or(false);
-        let timeout = timeout(planned, "update");
+        let timeout = common::timeout(planned, "update");
         // The first apply after an import only records the configuration's
         // settings: the hosts run as they are, nothing is rolled.
         let adopting = private.0.contains_key(ADOPTING);
@@ -869,7 +442,7 @@ impl Resource for EtcdCluster {
             // The state keeps the members and settings from before the
             // change, so the next plan shows it again and the next apply
             // continues it (finished steps are skipped, not redone).
-            store_fingerprints(private, &prints);
+            private.set(FINGERPRINTS, &prints);
             let observed = cluster::observe(ctx, &from, &prints).await;
             let mut state = prior.clone();
             record(&mut state, &from, &observed);
@@ -888,7 +461,7 @@ impl Resource for EtcdCluster {
             // files at the paths a just-imported cluster's settings name).
             prints = observed.files.clone();
         }
-        store_fingerprints(private, &prints);
+        private.set(FINGERPRINTS, &prints);
         let mut state = planned.clone();
         record(&mut state, &spec, &observed);
         if let Err(e) = repaired {
@@ -1185,26 +758,5 @@ mod tests {
             Some(("fd00::1".into(), 2379))
         );
         assert_eq!(split_url("10.0.0.1"), None);
-    }
-
-    #[test]
-    fn only_one_minor_version_up_at_a_time() {
-        assert_eq!(upgrade_refusal("3.4.23", "3.5.1"), None);
-        assert_eq!(upgrade_refusal("3.4.23", "3.4.24"), None);
-        assert!(upgrade_refusal("3.5.1", "3.4.23")
-            .unwrap()
-            .contains("downgrade"));
-        assert!(upgrade_refusal("3.3.27", "3.5.1")
-            .unwrap()
-            .contains("skips"));
-        assert!(upgrade_refusal("3.5.1", "4.0.0").unwrap().contains("skips"));
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("5"), None);
-        assert_eq!(parse_duration("5x"), None);
     }
 }

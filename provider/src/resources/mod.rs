@@ -2,6 +2,7 @@
 
 pub mod ca;
 pub mod cluster;
+mod common;
 
 use crate::framework::provider::Provider;
 
