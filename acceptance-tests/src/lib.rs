@@ -7,9 +7,12 @@
 //!   provider installed through a filesystem mirror or `dev_overrides`.
 //! - [`lab`]: test hosts brought up by the `testhosts` script, taken down
 //!   when the guard drops (also on panic), and SSH into them.
+//! - [`fixtures`]: a cluster started by hand, a writer that runs through a
+//!   change and the check that no acknowledged write was lost, drift checks.
 //! - [`docs`]: the generator of `docs/` from `schemas/` and `examples/`.
 
 pub mod docs;
+pub mod fixtures;
 pub mod lab;
 pub mod terraform;
 pub mod tools;

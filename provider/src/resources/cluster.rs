@@ -199,12 +199,6 @@ fn record(state: &mut Value, spec: &ClusterSpec, observed: &Observed) {
     );
 }
 
-fn warn_all(diags: &mut Diagnostics, observed: &Observed) {
-    for warning in &observed.warnings {
-        diags.warning("Cluster member not reachable", warning.clone());
-    }
-}
-
 #[async_trait]
 impl Resource for EtcdCluster {
     fn name(&self) -> &'static str {
@@ -342,7 +336,7 @@ impl Resource for EtcdCluster {
         };
         private.set(FINGERPRINTS, &prints);
         let observed = cluster::observe(ctx, &spec, &prints).await;
-        warn_all(diags, &observed);
+        common::warn_unreachable(diags, &observed);
         let mut state = planned.clone();
         record(&mut state, &spec, &observed);
         if !observed.all_healthy() {
@@ -366,7 +360,7 @@ impl Resource for EtcdCluster {
             .get::<BTreeMap<String, Fingerprints>>(FINGERPRINTS)
             .unwrap_or_default();
         let observed = cluster::observe(ctx, &spec, &prints).await;
-        warn_all(diags, &observed);
+        common::warn_unreachable(diags, &observed);
         // Members without fingerprints (an imported cluster) get what the
         // hosts hold now as their baseline.
         for (name, files) in &observed.files {
@@ -455,7 +449,7 @@ impl Resource for EtcdCluster {
         private.0.remove(ADOPTING);
         let repaired = cluster::repair(ctx, &spec, &mut prints, timeout).await;
         let observed = cluster::observe(ctx, &spec, &prints).await;
-        warn_all(diags, &observed);
+        common::warn_unreachable(diags, &observed);
         if repaired.is_ok() && observed.all_healthy() {
             // The hosts are now as they should be (this also takes in the
             // files at the paths a just-imported cluster's settings name).

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cluster::Observed;
 use crate::framework::{Attribute, AttributePath, Block, Diagnostics, Type, Value};
 use crate::member::render::MANAGED_KEYS;
 use crate::member::{BinarySource, ClusterSettings, Layout, MemberSpec, PACKAGE_BIN_DIR};
@@ -480,6 +481,13 @@ pub fn member_spec(member: &Value, ssh_block: &Value) -> MemberSpec {
             connect_timeout: Duration::from_secs(10),
         },
         host,
+    }
+}
+
+/// A warning for each host or endpoint that could not be reached.
+pub fn warn_unreachable(diags: &mut Diagnostics, observed: &Observed) {
+    for warning in &observed.warnings {
+        diags.warning("Cluster member not reachable", warning.clone());
     }
 }
 

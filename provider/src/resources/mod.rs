@@ -3,6 +3,7 @@
 pub mod ca;
 pub mod cluster;
 mod common;
+pub mod member;
 
 use crate::framework::provider::Provider;
 
@@ -11,5 +12,6 @@ pub fn provider() -> Provider {
     Provider::new(vec![
         Box::new(ca::CertificateAuthority),
         Box::new(cluster::EtcdCluster),
+        Box::new(member::EtcdMember),
     ])
 }

@@ -1,0 +1,161 @@
+//! `etcd_member` with real Terraform, sshd, systemd and etcd: a member joins
+//! a cluster started by hand, drifts and is repaired, takes a changed flag,
+//! is refused removal while another member is down, and leaves on destroy,
+//! with a client writing throughout.
+
+use std::time::Duration;
+
+use acceptance_tests::fixtures::{
+    check_writes, expect_drift, start_cluster_by_hand, start_writer, KUBEADM_PKI,
+};
+use acceptance_tests::lab::Lab;
+use acceptance_tests::terraform::{example, hcl_list, hcl_string, Install, Workspace};
+use acceptance_tests::tools;
+
+/// Lines of `etcdctl member list` on h1 that name `member`.
+fn listed(lab: &Lab, member: &str) -> Vec<String> {
+    lab.etcdctl("h1", KUBEADM_PKI, "member list")
+        .lines()
+        .filter(|l| l.contains(&format!(", {member}, ")))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_member_joins_a_cluster_made_by_hand_is_repaired_changed_and_leaves() {
+    let lab = Lab::up(20, 4);
+    let pki = tempfile::tempdir().unwrap();
+    start_cluster_by_hand(&lab, pki.path(), 3);
+    let terraform = tools::terraform_versions().remove(0);
+    let ws = Workspace::new(&terraform, Install::FilesystemMirror, &example("member"));
+    let endpoints: Vec<String> = ["h1", "h2", "h3"]
+        .iter()
+        .map(|h| format!("https://{}:2379", lab.address(h)))
+        .collect();
+    let endpoints: Vec<&str> = endpoints.iter().map(String::as_str).collect();
+    let set_vars = |endpoints: &[&str], flags: &str| {
+        ws.set_vars(&[
+            ("host", hcl_string(lab.address("h4"))),
+            ("cluster_endpoints", hcl_list(endpoints)),
+            (
+                "ca_cert_path",
+                hcl_string(pki.path().join("ca.crt").display().to_string()),
+            ),
+            (
+                "ca_key_path",
+                hcl_string(pki.path().join("ca.key").display().to_string()),
+            ),
+            (
+                "ssh_private_key_path",
+                hcl_string(lab.client_key().display().to_string()),
+            ),
+            (
+                "known_hosts_path",
+                hcl_string(lab.known_hosts().display().to_string()),
+            ),
+            (
+                "etcd_binaries",
+                hcl_string(tools::etcd_dir("3.4.23").display().to_string()),
+            ),
+            ("extra_flags", flags.to_string()),
+        ]);
+    };
+    let timed_apply = |what: &str| {
+        let started = std::time::Instant::now();
+        ws.apply();
+        eprintln!("{what}: {:.1} s", started.elapsed().as_secs_f64());
+        assert_eq!(
+            ws.plan_exit_code().0,
+            0,
+            "{what}: plan after apply is not empty"
+        );
+    };
+
+    // Bad input is refused at plan time, and no host is touched.
+    let plain_http = format!("http://{}:2379", lab.address("h1"));
+    set_vars(&[&plain_http], "{}");
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 1, "{}", run.text());
+    assert!(
+        run.text().contains("Invalid cluster endpoint"),
+        "{}",
+        run.text()
+    );
+    assert!(lab
+        .ssh("h4", "test -e /etc/etcd || systemctl is-enabled etcd")
+        .status
+        .code()
+        .is_some_and(|c| c != 0));
+
+    start_writer(&lab);
+    set_vars(&endpoints, "{}");
+    timed_apply("join e4");
+    let e4 = listed(&lab, "e4");
+    assert_eq!(e4.len(), 1, "{e4:?}");
+    assert!(
+        e4[0].contains(", started, ") && e4[0].ends_with("false"),
+        "e4 is not a started voting member: {e4:?}"
+    );
+    let member_id = ws.output("member_id");
+    assert!(
+        e4[0].starts_with(member_id.trim_matches('"')),
+        "{member_id} vs {e4:?}"
+    );
+    let perms = lab.ssh_ok(
+        "h4",
+        &format!("stat -c '%a %U' {KUBEADM_PKI}/server.key /var/lib/etcd"),
+    );
+    assert_eq!(perms, "600 etcd\n700 etcd\n");
+
+    // Drift: the member stopped, then removed from the cluster out of band.
+    lab.ssh_ok("h4", "systemctl stop etcd");
+    expect_drift(&ws, "e4 stopped", "e4", "etcd unit is");
+    let id = listed(&lab, "e4")[0].split(',').next().unwrap().to_string();
+    lab.etcdctl("h1", KUBEADM_PKI, &format!("member remove {id}"));
+    expect_drift(
+        &ws,
+        "e4 removed out of band",
+        "e4",
+        "not a member of the cluster",
+    );
+    assert_eq!(listed(&lab, "e4").len(), 1, "e4 was not re-added");
+
+    // A changed flag: the member is rewritten and restarted.
+    set_vars(&endpoints, r#"{ "snapshot-count" = "5000" }"#);
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    timed_apply("flag change on e4");
+    assert!(lab
+        .ssh_ok("h4", "cat /etc/etcd/etcd.conf.yml")
+        .contains("snapshot-count: 5000"));
+
+    // With e2 down, removing e4 would leave 2 of 3 voters up: refused.
+    lab.ssh_ok("h2", "systemctl stop etcd");
+    let refused = ws.run(&["destroy", "-auto-approve", "-input=false"]);
+    assert_ne!(refused.code, 0, "{}", refused.text());
+    assert!(
+        refused.text().contains("other members are not healthy"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(listed(&lab, "e4").len(), 1, "e4 was removed anyway");
+    lab.ssh_ok("h2", "systemctl start etcd");
+    std::thread::sleep(Duration::from_secs(2));
+
+    let started = std::time::Instant::now();
+    ws.destroy();
+    eprintln!("e4 leaves: {:.1} s", started.elapsed().as_secs_f64());
+    assert!(listed(&lab, "e4").is_empty(), "e4 is still a member");
+    let list = lab.etcdctl("h1", KUBEADM_PKI, "member list");
+    assert_eq!(list.matches(", started, ").count(), 3, "{list}");
+    assert!(lab
+        .ssh_ok("h4", "pgrep -x etcd || echo none")
+        .contains("none"));
+    assert!(
+        lab.ssh("h4", "test -d /var/lib/etcd/member")
+            .status
+            .success(),
+        "the data dir was not kept"
+    );
+    check_writes(&lab, "h3");
+}
