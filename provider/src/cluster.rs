@@ -35,6 +35,9 @@ pub struct ClusterSpec {
     /// `etcd_cluster`, which owns every member: a live member it does not
     /// list is unmanaged and is removed.
     pub foreign_endpoints: Vec<String>,
+    /// A snapshot file on the machine running Terraform that the members of
+    /// a new cluster start from (each member's data is restored from it).
+    pub initial_snapshot: Option<String>,
 }
 
 /// The cluster's client API, with the SSH connections that carry it when
@@ -97,6 +100,7 @@ impl ClusterSpec {
             trusted_ca_pem: self.trusted_ca_pem.clone(),
             tunnel: self.tunnel,
             foreign_endpoints: self.foreign_endpoints.clone(),
+            initial_snapshot: self.initial_snapshot.clone(),
         }
     }
 
@@ -199,7 +203,8 @@ async fn connect_all(members: &[MemberSpec]) -> Vec<Result<Host, SshError>> {
     futures::future::join_all(members.iter().map(|m| Host::connect(&m.ssh))).await
 }
 
-/// Installs one member and starts it without waiting for it.
+/// Installs one member and starts it without waiting for it. A member of a
+/// new cluster with an initial snapshot gets its data restored from it.
 async fn install_and_start(
     spec: &ClusterSpec,
     member: &MemberSpec,
@@ -249,6 +254,14 @@ async fn install_and_start(
     let prints = install::write_files(host, member, settings, &certs, initial_cluster, state)
         .await
         .map_err(|e| e.to_string())?;
+    if let (Some(path), InitialState::New, false) = (&spec.initial_snapshot, state, has_data) {
+        let snapshot = tokio::fs::read(path)
+            .await
+            .map_err(|e| format!("initial snapshot {path}: {e}"))?;
+        install::restore_snapshot(host, member, settings, &snapshot, initial_cluster)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     install::start(host).await.map_err(|e| e.to_string())?;
     Ok(prints)
 }

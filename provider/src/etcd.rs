@@ -2,6 +2,7 @@
 //! per-endpoint health and status, and membership changes. TLS with a
 //! client certificate the provider issues itself from the cluster's CA.
 
+use std::path::Path;
 use std::time::Duration;
 
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
@@ -85,6 +86,49 @@ pub struct EndpointStatus {
     pub error: Option<String>,
 }
 
+/// A snapshot saved by [`Cluster::save_snapshot`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The endpoint of the member it came from.
+    pub endpoint: String,
+    /// The revision that member had reached when the snapshot began.
+    pub revision: i64,
+    pub size: u64,
+    /// SHA-256 (hex) of the whole file.
+    pub sha256: String,
+}
+
+/// Checks the SHA-256 that etcd appends to a snapshot stream against
+/// everything before it, fed chunk by chunk.
+#[derive(Default)]
+struct TrailingHash {
+    body: sha2::Sha256,
+    /// The last 32 bytes seen so far: the hash, once the stream has ended.
+    tail: Vec<u8>,
+}
+
+impl TrailingHash {
+    const LEN: usize = 32;
+
+    fn update(&mut self, chunk: &[u8]) {
+        use sha2::Digest;
+        self.tail.extend_from_slice(chunk);
+        if self.tail.len() > Self::LEN {
+            let body = self.tail.len() - Self::LEN;
+            self.body.update(&self.tail[..body]);
+            self.tail.drain(..body);
+        }
+    }
+
+    fn matches(self) -> bool {
+        use sha2::Digest;
+        self.tail.len() == Self::LEN && self.tail[..] == self.body.finalize()[..]
+    }
+}
+
+/// The longest wait for the next chunk of a snapshot.
+const SNAPSHOT_CHUNK_DEADLINE: Duration = Duration::from_secs(60);
+
 /// IDs print as etcd prints them: 16 hex digits.
 pub fn format_id(id: u64) -> String {
     format!("{id:016x}")
@@ -139,19 +183,82 @@ impl Cluster {
     /// A client of the first endpoint that answers a status request: a
     /// client over every endpoint fails while any one of them is down.
     async fn any_client(&self) -> Result<Client, String> {
+        self.first_answering().await.map(|(client, _, _)| client)
+    }
+
+    /// The first endpoint that answers a status request: a client of it,
+    /// the endpoint, and the revision it has reached.
+    async fn first_answering(&self) -> Result<(Client, String, i64), String> {
         let mut last = String::from("no endpoints");
         for endpoint in &self.endpoints {
             let attempt = Self::bounded(endpoint, async {
                 let mut client = self.client(std::slice::from_ref(endpoint)).await?;
-                client.status().await.map_err(text)?;
-                Ok(client)
+                let status = client.status().await.map_err(text)?;
+                let revision = status.header().map(|h| h.revision()).unwrap_or_default();
+                Ok((client, endpoint.clone(), revision))
             });
             match attempt.await {
-                Ok(client) => return Ok(client),
+                Ok(answer) => return Ok(answer),
                 Err(e) => last = format!("{endpoint}: {e}"),
             }
         }
         Err(last)
+    }
+
+    /// Streams a snapshot of the keyspace from the first member that
+    /// answers into `file`: written 0600 to a temporary file beside it and
+    /// renamed once complete. etcd ends the stream with the SHA-256 of what
+    /// came before; a snapshot whose hash does not match is refused.
+    pub async fn save_snapshot(&self, file: &Path) -> Result<Snapshot, String> {
+        use sha2::{Digest, Sha256};
+        use tokio::io::AsyncWriteExt;
+
+        let (mut client, endpoint, revision) = self.first_answering().await?;
+        let partial = file.with_extension("partial");
+        let mut out = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .await
+            .map_err(|e| format!("{}: {e}", partial.display()))?;
+        let mut stream = client.snapshot().await.map_err(text)?;
+        let mut whole = Sha256::new();
+        let mut trailer = TrailingHash::default();
+        let mut size = 0u64;
+        loop {
+            let message = tokio::time::timeout(SNAPSHOT_CHUNK_DEADLINE, stream.message())
+                .await
+                .map_err(|_| format!("{endpoint}: the snapshot stalled"))?
+                .map_err(text)?;
+            let Some(message) = message else { break };
+            let chunk = message.blob();
+            out.write_all(chunk)
+                .await
+                .map_err(|e| format!("{}: {e}", partial.display()))?;
+            whole.update(chunk);
+            trailer.update(chunk);
+            size += chunk.len() as u64;
+        }
+        out.sync_all()
+            .await
+            .map_err(|e| format!("{}: {e}", partial.display()))?;
+        if !trailer.matches() {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(format!(
+                "{endpoint}: the snapshot's trailing SHA-256 does not match its content ({size} bytes); not saved"
+            ));
+        }
+        tokio::fs::rename(&partial, file)
+            .await
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(Snapshot {
+            endpoint,
+            revision,
+            size,
+            sha256: hex::encode(whole.finalize()),
+        })
     }
 
     /// The cluster ID and its members, from whichever endpoint answers.
@@ -320,5 +427,34 @@ impl Cluster {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest;
+
+    fn fed_in_chunks(stream: &[u8], chunk: usize) -> bool {
+        let mut trailer = TrailingHash::default();
+        for piece in stream.chunks(chunk) {
+            trailer.update(piece);
+        }
+        trailer.matches()
+    }
+
+    #[test]
+    fn a_snapshot_must_end_with_the_hash_of_its_content() {
+        let body: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let mut stream = body.clone();
+        stream.extend_from_slice(&sha2::Sha256::digest(&body));
+        for chunk in [1, 7, 32, 33, 4096, stream.len()] {
+            assert!(fed_in_chunks(&stream, chunk), "chunks of {chunk}");
+        }
+        let mut corrupt = stream.clone();
+        corrupt[100] ^= 1;
+        assert!(!fed_in_chunks(&corrupt, 64));
+        assert!(!fed_in_chunks(&body, 64), "no hash at the end");
+        assert!(!fed_in_chunks(&stream[..20], 64), "shorter than a hash");
     }
 }

@@ -273,6 +273,43 @@ pub async fn write_files(
     Ok(prints)
 }
 
+/// Makes the member's data directory from a snapshot with `etcdctl
+/// snapshot restore` (its name, peer URL and the new cluster's initial
+/// cluster and token), for a new cluster that starts from a backup. The
+/// snapshot is uploaded 0600 beside the data directory and removed after.
+pub async fn restore_snapshot(
+    host: &Host,
+    member: &MemberSpec,
+    settings: &ClusterSettings,
+    snapshot: &[u8],
+    initial_cluster: &[String],
+) -> Result<(), SshError> {
+    let l = &settings.layout;
+    let upload = format!("{}.snapshot", l.data_dir);
+    host.write_file(&upload, snapshot, 0o600, "root:root")
+        .await?;
+    let script = format!(
+        "set -e\n\
+         tmp={restoring}; upload={upload}\n\
+         trap 'rm -rf \"$tmp\" \"$upload\"' EXIT\n\
+         rm -rf \"$tmp\"\n\
+         ETCDCTL_API=3 {etcdctl} snapshot restore \"$upload\" --name {name} --initial-cluster {initial} \
+           --initial-cluster-token {token} --initial-advertise-peer-urls {peer} --data-dir \"$tmp\" >/dev/null\n\
+         mv \"$tmp/member\" {data}/member\n\
+         chown -R etcd:etcd {data}\n",
+        restoring = quote(&format!("{}.restoring", l.data_dir)),
+        upload = quote(&upload),
+        etcdctl = quote(&l.etcdctl()),
+        name = quote(&member.name),
+        initial = quote(&initial_cluster.join(",")),
+        token = quote(&settings.token),
+        peer = quote(&member.peer_url(settings)),
+        data = quote(&l.data_dir),
+    );
+    host.run_ok(&script).await?;
+    Ok(())
+}
+
 /// Enables the unit and starts it without waiting: with `Type=notify` a
 /// blocking start would wait for a quorum that the other members have not
 /// formed yet.

@@ -69,6 +69,13 @@ fn schema_block() -> Block {
             .sensitive(),
     );
     common::settings_attributes(block, false)
+    .attribute(Attribute::optional(
+        "initial_snapshot_path",
+        Type::String,
+        "A snapshot file on the machine running Terraform (e.g. an `etcd_snapshot`'s `path`) that a new cluster \
+         starts from: each member's data directory is restored from it (`etcdctl snapshot restore`) before its \
+         first start. Only used when the cluster is created; a later change does nothing.",
+    ))
     .attribute(Attribute::computed("cluster_id", Type::String, "The cluster ID (hex)."))
     .attribute(Attribute::computed("client_endpoints", Type::list(Type::String), "Client URLs of the members."))
     .attribute(Attribute::computed("member_ids", Type::map(Type::String), "Member name to member ID (hex), from the live member list."))
@@ -170,6 +177,10 @@ fn spec(value: &Value) -> ClusterSpec {
         trusted_ca_pem: value.str_or_empty("ca_cert_pem").to_string(),
         tunnel: ssh_block.get("tunnel").as_bool().unwrap_or(false),
         foreign_endpoints: Vec::new(),
+        initial_snapshot: value
+            .get("initial_snapshot_path")
+            .as_str()
+            .map(str::to_string),
     }
 }
 
@@ -220,6 +231,15 @@ impl Resource for EtcdCluster {
 
     async fn modify_plan(&self, _ctx: &Context, plan: &mut Plan<'_>) {
         if plan.is_create() {
+            if let Some(path) = plan.planned.get("initial_snapshot_path").as_str() {
+                if !std::path::Path::new(path).is_file() {
+                    plan.diags.error_at(
+                        AttributePath::root("initial_snapshot_path"),
+                        "Snapshot not found",
+                        format!("{path} is not a file on this machine."),
+                    );
+                }
+            }
             let endpoints = spec(&plan.planned).endpoints();
             if plan.planned.get("member").is_wholly_known() {
                 plan.planned

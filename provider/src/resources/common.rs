@@ -405,6 +405,11 @@ pub fn validate_settings(config: &Value, diags: &mut Diagnostics) {
             }
         }
     }
+    validate_ca_pair(config, diags);
+}
+
+/// `ca_cert_pem` must be a CA certificate and `ca_key_pem` its key.
+pub fn validate_ca_pair(config: &Value, diags: &mut Diagnostics) {
     if let (Some(cert), Some(key)) = (
         config.get("ca_cert_pem").as_str(),
         config.get("ca_key_pem").as_str(),
@@ -414,6 +419,38 @@ pub fn validate_settings(config: &Value, diags: &mut Diagnostics) {
                 AttributePath::root("ca_key_pem"),
                 "CA certificate and key do not fit",
                 e.to_string(),
+            );
+        }
+    }
+}
+
+/// `cluster_endpoints`: at least one `https://HOST:PORT` client URL.
+pub fn validate_endpoints(config: &Value, diags: &mut Diagnostics) {
+    let endpoints = config.get("cluster_endpoints");
+    if !endpoints.is_wholly_known() {
+        return;
+    }
+    let at = AttributePath::root("cluster_endpoints");
+    if endpoints.as_list().is_empty() {
+        diags.error_at(
+            at.clone(),
+            "No cluster endpoints",
+            "Give at least one client URL of the running cluster.",
+        );
+    }
+    for (i, url) in endpoints.as_strings().iter().enumerate() {
+        let host_port = url.strip_prefix("https://").unwrap_or("");
+        let valid = host_port
+            .trim_end_matches('/')
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !valid {
+            diags.error_at(
+                at.index(i),
+                "Invalid cluster endpoint",
+                format!(
+                    "{url:?} is not a client URL like https://10.0.0.11:2379 (the cluster must use TLS)."
+                ),
             );
         }
     }

@@ -97,35 +97,7 @@ fn spec(value: &Value) -> ClusterSpec {
         trusted_ca_pem: value.str_or_empty("ca_cert_pem").to_string(),
         tunnel: false,
         foreign_endpoints: value.get("cluster_endpoints").as_strings(),
-    }
-}
-
-fn validate_endpoints(config: &Value, diags: &mut Diagnostics) {
-    let endpoints = config.get("cluster_endpoints");
-    if !endpoints.is_wholly_known() {
-        return;
-    }
-    let at = AttributePath::root("cluster_endpoints");
-    if endpoints.as_list().is_empty() {
-        diags.error_at(
-            at.clone(),
-            "No cluster endpoints",
-            "Give at least one client URL of the running cluster.",
-        );
-    }
-    for (i, url) in endpoints.as_strings().iter().enumerate() {
-        let host_port = url.strip_prefix("https://").unwrap_or("");
-        let valid = host_port
-            .trim_end_matches('/')
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-        if !valid {
-            diags.error_at(
-                at.index(i),
-                "Invalid cluster endpoint",
-                format!("{url:?} is not a client URL like https://10.0.0.11:2379 (the cluster must use TLS)."),
-            );
-        }
+        initial_snapshot: None,
     }
 }
 
@@ -172,7 +144,7 @@ impl Resource for EtcdMember {
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         common::validate_member(config, &AttributePath::root, diags);
-        validate_endpoints(config, diags);
+        common::validate_endpoints(config, diags);
         common::validate_binary_source(config, diags);
         common::validate_settings(config, diags);
     }

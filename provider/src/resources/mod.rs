@@ -4,6 +4,7 @@ pub mod ca;
 pub mod cluster;
 mod common;
 pub mod member;
+pub mod snapshot;
 
 use crate::framework::provider::Provider;
 
@@ -13,5 +14,6 @@ pub fn provider() -> Provider {
         Box::new(ca::CertificateAuthority),
         Box::new(cluster::EtcdCluster),
         Box::new(member::EtcdMember),
+        Box::new(snapshot::EtcdSnapshot),
     ])
 }
