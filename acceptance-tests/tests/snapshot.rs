@@ -1,7 +1,8 @@
 //! `etcd_snapshot` and `etcd_cluster.initial_snapshot_path` with real
 //! Terraform, sshd, systemd and etcd: a snapshot is taken, checked by
 //! `etcdctl snapshot status`, retaken when its file goes missing or its
-//! trigger changes, and a cluster that lost all its data is rebuilt from it.
+//! trigger changes, and a cluster that lost all its data is rebuilt from it
+//! (and `etcdctl` works on a member from the env file the provider wrote).
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -125,6 +126,12 @@ fn a_snapshot_is_taken_retaken_when_lost_and_restores_a_cluster_that_lost_its_da
     );
     let list = lab.etcdctl("h1", KUBEADM_PKI, "member list");
     assert_eq!(list.matches(", started, ").count(), 3, "{list}");
+    // An operator on a member host: etcdctl set up by the provider's env file.
+    let health = lab.ssh_ok(
+        "h2",
+        "set -a; . /etc/etcd/etcdctl.env; set +a; etcdctl endpoint health --cluster 2>&1",
+    );
+    assert_eq!(health.matches("is healthy").count(), 3, "{health}");
     assert_eq!(ws.plan_exit_code().0, 0);
     ws.destroy();
 }

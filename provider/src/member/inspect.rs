@@ -26,6 +26,7 @@ pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostStat
     let mut paths: BTreeMap<String, String> = BTreeMap::new();
     paths.insert(l.config_file(), "config".into());
     paths.insert(l.unit_file(), "unit".into());
+    paths.insert(l.etcdctl_env_file(), "etcdctl.env".into());
     paths.insert(l.etcd(), "etcd".into());
     for (name, cert, _) in l.certificate_files() {
         paths.insert(cert, name.into());

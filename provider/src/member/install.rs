@@ -14,7 +14,7 @@ use crate::pki::{self, KeyAlgorithm, KeyedCertificate, LeafRequest, PkiError, Us
 use crate::ssh::{quote, Host, SshError};
 
 /// SHA-256 (hex) of what the provider wrote, by file: `config`, `unit`,
-/// `ca.crt`, `server.crt`, `peer.crt`, `etcd`.
+/// `etcdctl.env`, `ca.crt`, `server.crt`, `peer.crt`, `etcd`.
 pub type Fingerprints = BTreeMap<String, String>;
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -247,12 +247,21 @@ pub async fn write_files(
         .await?;
     host.write_file(&l.unit_file(), unit.as_bytes(), 0o644, "root:root")
         .await?;
+    let etcdctl_env = render::etcdctl_env(settings);
+    host.write_file(
+        &l.etcdctl_env_file(),
+        etcdctl_env.as_bytes(),
+        0o644,
+        "root:root",
+    )
+    .await?;
     let binary = host
         .run_ok(&format!("sha256sum {}", quote(&l.etcd())))
         .await?;
     let mut prints = Fingerprints::new();
     prints.insert("config".into(), sha256_hex(config.as_bytes()));
     prints.insert("unit".into(), sha256_hex(unit.as_bytes()));
+    prints.insert("etcdctl.env".into(), sha256_hex(etcdctl_env.as_bytes()));
     prints.insert("ca.crt".into(), sha256_hex(certs.trusted_ca_pem.as_bytes()));
     prints.insert(
         "server.crt".into(),
@@ -327,7 +336,7 @@ pub async fn uninstall(
     purge_data: bool,
 ) -> Result<(), SshError> {
     let l = &settings.layout;
-    let mut files = vec![l.unit_file(), l.config_file()];
+    let mut files = vec![l.unit_file(), l.config_file(), l.etcdctl_env_file()];
     if settings.binary_source != BinarySource::OsPackage {
         // Packaged binaries belong to the package manager.
         files.extend([l.etcd(), l.etcdctl()]);

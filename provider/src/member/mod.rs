@@ -27,6 +27,10 @@ impl Layout {
     pub fn config_file(&self) -> String {
         format!("{}/etcd.conf.yml", self.config_dir)
     }
+    /// Environment for `etcdctl` on the host (`set -a; . FILE; set +a`).
+    pub fn etcdctl_env_file(&self) -> String {
+        format!("{}/etcdctl.env", self.config_dir)
+    }
     pub fn unit_file(&self) -> String {
         "/etc/systemd/system/etcd.service".to_string()
     }

@@ -94,6 +94,23 @@ pub fn config_file(
     out
 }
 
+/// Variables that point `etcdctl` on the member's host at its local
+/// client URL with its certificates, so that an operator there can run
+/// `set -a; . /etc/etcd/etcdctl.env; set +a; etcdctl member list`.
+pub fn etcdctl_env(settings: &ClusterSettings) -> String {
+    let pki = settings.layout.pki_dir();
+    format!(
+        "# Managed by terraform-provider-etcd. Use: set -a; . {file}; set +a\n\
+         ETCDCTL_API=3\n\
+         ETCDCTL_ENDPOINTS=https://127.0.0.1:{port}\n\
+         ETCDCTL_CACERT={pki}/ca.crt\n\
+         ETCDCTL_CERT={pki}/server.crt\n\
+         ETCDCTL_KEY={pki}/server.key\n",
+        file = settings.layout.etcdctl_env_file(),
+        port = settings.client_port,
+    )
+}
+
 /// The systemd unit. `Type=notify`: etcd tells systemd when it has joined
 /// the cluster, so `systemctl start` blocks until there is a quorum.
 pub fn unit_file(settings: &ClusterSettings) -> String {
@@ -193,6 +210,19 @@ mod tests {
         let mut m = member();
         m.host = "fd00::11".into();
         assert_eq!(m.client_url(&settings()), "https://[fd00::11]:2379");
+    }
+
+    #[test]
+    fn etcdctl_env_points_at_the_local_member_with_its_certificates() {
+        let env = etcdctl_env(&settings());
+        for line in [
+            "ETCDCTL_API=3\n",
+            "ETCDCTL_ENDPOINTS=https://127.0.0.1:2379\n",
+            "ETCDCTL_CACERT=/etc/etcd/pki/ca.crt\n",
+            "ETCDCTL_KEY=/etc/etcd/pki/server.key\n",
+        ] {
+            assert!(env.contains(line), "{line}");
+        }
     }
 
     #[test]
