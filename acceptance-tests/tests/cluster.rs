@@ -300,14 +300,22 @@ fn a_host_killed_during_bootstrap_then_apply_again_converges() {
     let first = apply.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&first.stdout).to_string()
         + &String::from_utf8_lossy(&first.stderr);
-    assert!(
-        !first.status.success(),
-        "apply succeeded with a dead member:\n{text}"
-    );
-    assert!(
-        text.contains("e3"),
-        "the error does not name the late member:\n{text}"
-    );
+    // Terraform wraps diagnostics: compare with whitespace collapsed.
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if first.status.success() {
+        // h3 died after the cluster had formed: the cluster is in state,
+        // with a warning and e3's status as drift (never tainted).
+        assert!(
+            words.contains("Cluster not healthy right after bootstrap")
+                && words.contains("\"e3\": \"unreachable"),
+            "apply succeeded without a word about the dead member:\n{text}"
+        );
+    } else {
+        assert!(
+            words.contains("late: e3"),
+            "the error does not name the late member:\n{text}"
+        );
+    }
 
     lab.fault("start", "h3", &[]);
     ws.apply();

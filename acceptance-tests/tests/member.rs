@@ -130,12 +130,32 @@ fn a_member_joins_a_cluster_made_by_hand_is_repaired_changed_and_leaves() {
         .ssh_ok("h4", "cat /etc/etcd/etcd.conf.yml")
         .contains("snapshot-count: 5000"));
 
-    // With e2 down, removing e4 would leave 2 of 3 voters up: refused.
+    // With e2 down, a drifted e4 that still serves is not restarted (3 of
+    // 4 up; a restart would leave 2)...
     lab.ssh_ok("h2", "systemctl stop etcd");
+    lab.ssh_ok("h4", "echo '# edited by hand' >> /etc/etcd/etcd.conf.yml");
+    let refused = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    assert_ne!(refused.code, 0, "{}", refused.text());
+    assert!(
+        refused.text().contains("refusing to restart"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(lab.ssh_ok("h4", "systemctl is-active etcd"), "active\n");
+    // ...but a stopped e4 is brought back even so: that restores a voter.
+    lab.ssh_ok("h4", "systemctl stop etcd");
+    ws.apply();
+    assert_eq!(lab.ssh_ok("h4", "systemctl is-active etcd"), "active\n");
+    assert!(!lab
+        .ssh_ok("h4", "cat /etc/etcd/etcd.conf.yml")
+        .contains("edited by hand"));
+
+    // Still with e2 down, removing e4 would leave 2 of 3 voters up: refused.
     let refused = ws.run(&["destroy", "-auto-approve", "-input=false"]);
     assert_ne!(refused.code, 0, "{}", refused.text());
     assert!(
-        refused.text().contains("other members are not healthy"),
+        refused.text().contains("Could not remove the member")
+            && refused.text().contains("refusing to restart"),
         "{}",
         refused.text()
     );

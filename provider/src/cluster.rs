@@ -2,7 +2,7 @@
 //! (for drift), repair and teardown. Changes to a running cluster go one
 //! member at a time and wait for the cluster to be healthy in between.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -74,6 +74,9 @@ pub struct Observed {
     pub versions: BTreeMap<String, String>,
     /// Member name to `healthy` or what is wrong with it.
     pub status: BTreeMap<String, String>,
+    /// Members whose endpoint answers a quorum read: restarting one of
+    /// these takes a serving member away for a moment.
+    pub serving: BTreeSet<String>,
     /// Live members the configuration does not have, as `name (id)`.
     pub unmanaged: Vec<String>,
     pub leader: Option<String>,
@@ -426,6 +429,9 @@ pub async fn observe(
                 .versions
                 .insert(member.name.clone(), version.clone());
         }
+        if status.healthy {
+            observed.serving.insert(member.name.clone());
+        }
         let mut problems = Vec::new();
         match &host_state {
             Err(e) => {
@@ -538,29 +544,28 @@ pub async fn repair(
             return Err("stopped by Terraform; the next apply continues the repair".into());
         }
         log::info!("repairing member {}: {status}", member.name);
-        let others_healthy = spec
-            .members
-            .iter()
-            .filter(|m| m.name != member.name)
-            .all(|m| observed.status.get(&m.name).map(String::as_str) == Some(HEALTHY));
+        let removed = status.contains("not a member of the cluster");
+        // Re-adding changes the membership, and restarting a member that
+        // still serves takes it away for a moment: both only while every
+        // other member is healthy. A member that does not serve can always
+        // be brought back.
+        if removed || observed.serving.contains(&member.name) {
+            ensure_others_healthy(spec, &api, &observed, member).await?;
+        }
         let host = Host::connect(&member.ssh)
             .await
             .map_err(|e| format!("member {}: {e}", member.name))?;
         let result = async {
-            let prints = if status.contains("not a member of the cluster") {
-                if !others_healthy {
-                    return Err(format!(
-                        "member {} must be re-added, but other members are unhealthy; refusing until they recover",
-                        member.name
-                    ));
-                }
+            let prints = if removed {
                 let prints = readd(ctx, spec, &api, member, &host, binaries.as_ref()).await?;
-                host.run_ok("systemctl restart --no-block etcd").await.map_err(|e| e.to_string())?;
+                host.run_ok("systemctl restart --no-block etcd")
+                    .await
+                    .map_err(|e| e.to_string())?;
                 prints
             } else {
                 rewrite_and_restart(ctx, spec, member, &host, binaries.as_ref()).await?
             };
-            Ok(prints)
+            Ok::<_, String>(prints)
         }
         .await;
         host.close().await;
@@ -574,6 +579,48 @@ pub async fn repair(
         remove_unmanaged(ctx, spec, &api, timeout).await?;
     }
     Ok(())
+}
+
+/// Refuses a step on `member` (a restart, a membership change) unless
+/// every other member serves (answers a quorum read as a voting member):
+/// the configured ones as `observed` saw them and, in a cluster the
+/// configuration does not own, every other live member by its own
+/// endpoint. Drift that does not stop a member serving (a changed file, a
+/// certificate due for renewal) does not block the step.
+pub async fn ensure_others_healthy(
+    spec: &ClusterSpec,
+    api: &etcd::Cluster,
+    observed: &Observed,
+    member: &MemberSpec,
+) -> Result<(), String> {
+    let mut unhealthy: Vec<String> = spec
+        .members
+        .iter()
+        .filter(|m| m.name != member.name && !observed.serving.contains(&m.name))
+        .map(|m| {
+            let status = observed
+                .status
+                .get(&m.name)
+                .map_or("unknown", String::as_str);
+            format!("{} ({status})", m.name)
+        })
+        .collect();
+    if !spec.foreign_endpoints.is_empty() {
+        unhealthy.extend(
+            api.unhealthy_members(&member.peer_url(&spec.settings))
+                .await?,
+        );
+    }
+    if unhealthy.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "member {}: refusing to restart, add or remove it while other members are not healthy \
+             (that could lose quorum): {}",
+            member.name,
+            unhealthy.join("; ")
+        ))
+    }
 }
 
 /// The initial cluster for `joining`: the started members of the live
@@ -626,12 +673,11 @@ pub async fn rewrite_and_restart(
 }
 
 /// Applies changed settings (flags, metrics URL, a new etcd version) one
-/// member at a time: rewrite, restart, then wait until the cluster is
-/// healthy and the member runs the new version before the next. A member
+/// member at a time, each only while every other member serves: rewrite,
+/// restart, then wait until the cluster is healthy and the member runs the
+/// new version before the next. A member
 /// whose configuration file, trusted CA file and version already match is
-/// skipped, so an
-/// interrupted roll continues where it stopped; nothing starts while any
-/// member is unhealthy.
+/// skipped, so an interrupted roll continues where it stopped.
 pub async fn roll(
     ctx: &Context,
     spec: &ClusterSpec,
@@ -644,17 +690,10 @@ pub async fn roll(
             return Err("stopped by Terraform; the next apply continues the rolling change".into());
         }
         let observed = observe(ctx, spec, fingerprints).await;
-        let unhealthy: Vec<String> = observed
-            .status
-            .iter()
-            .filter(|(_, s)| *s != HEALTHY)
-            .map(|(n, s)| format!("{n} ({s})"))
-            .collect();
-        if !unhealthy.is_empty() {
-            return Err(format!(
-                "rolling change paused: every member must be healthy first: {}",
-                unhealthy.join("; ")
-            ));
+        let status = observed.status.get(&member.name);
+        if status.is_some_and(|s| s.contains("not a member of the cluster")) {
+            // Re-added by the repair that follows, with the new settings.
+            continue;
         }
         let desired = crate::member::render::config_file(
             member,
@@ -681,6 +720,11 @@ pub async fn roll(
             host.close().await;
             continue;
         }
+        let api = spec.api(ctx.now()).await?;
+        if let Err(e) = ensure_others_healthy(spec, &api, &observed, member).await {
+            host.close().await;
+            return Err(format!("rolling change paused: {e}"));
+        }
         log::info!("rolling member {} to the new settings", member.name);
         let rolled = rewrite_and_restart(ctx, spec, member, &host, binaries.as_ref()).await;
         host.close().await;
@@ -690,7 +734,6 @@ pub async fn roll(
         );
         wait_until_healthy(ctx, spec, timeout).await?;
         // Only this member's endpoint, in the same order as the members.
-        let api = spec.api(ctx.now()).await?;
         let running = api.endpoint_status(&api.endpoints[index]).await.version;
         if running.as_ref() != Some(&spec.settings.etcd_version) {
             return Err(format!(

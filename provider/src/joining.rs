@@ -1,9 +1,10 @@
 //! One member in a cluster that the configuration does not own (the
 //! `etcd_member` resource): join it, change it, take it out again. The
 //! spec holds that one member and the cluster's client URLs as foreign
-//! endpoints. Every step first checks that every other live member, managed
-//! here or not, is started and healthy, so that no step costs the cluster
-//! its quorum; the steps themselves are the ones `etcd_cluster` uses.
+//! endpoints. A step that restarts a serving member or changes the
+//! membership first checks that every other live member, managed here or
+//! not, is started and healthy, so that no step costs the cluster its
+//! quorum; the steps themselves are the ones `etcd_cluster` uses.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,25 +19,6 @@ fn the_member(spec: &ClusterSpec) -> &MemberSpec {
     &spec.members[0]
 }
 
-/// Refuses with the names of the other live members that are not healthy.
-async fn others_healthy(
-    api: &etcd::Cluster,
-    spec: &ClusterSpec,
-    doing: &str,
-) -> Result<(), String> {
-    let me = the_member(spec).peer_url(&spec.settings);
-    let unhealthy = api.unhealthy_members(&me).await?;
-    if unhealthy.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "refusing to {doing} while other members are not healthy (a restart or removal now could lose \
-             quorum): {}",
-            unhealthy.join("; ")
-        ))
-    }
-}
-
 /// Adds the member to the running cluster, installs and starts it, and
 /// waits until it is a healthy voting member. Run again after a failure, it
 /// finishes the member an earlier run added.
@@ -47,7 +29,7 @@ pub async fn join(
 ) -> Result<Fingerprints, String> {
     // The cluster's own endpoints: the new member has none to answer yet.
     let api = etcd::Cluster::new(spec.foreign_endpoints.clone(), spec.credentials(ctx.now())?);
-    others_healthy(&api, spec, "add a member").await?;
+    cluster::ensure_others_healthy(spec, &api, &Observed::default(), the_member(spec)).await?;
     let binaries = spec.local_binaries()?;
     let me = the_member(spec);
     let prints = cluster::add_member(ctx, spec, &api, me, binaries.as_ref(), timeout).await?;
@@ -65,7 +47,9 @@ pub async fn observe(ctx: &Context, spec: &ClusterSpec, expected: &Fingerprints)
 /// Repairs drift (a stopped member, changed files, a member removed out of
 /// band), then, if `settings_changed` (settings or CA), rewrites the
 /// member's files and restarts it; it must come back healthy on the
-/// configured version. Only while every other member is healthy.
+/// configured version. A member that serves is restarted, and a removed
+/// one re-added, only while every other member is healthy; a member that
+/// does not serve is always brought back.
 pub async fn update(
     ctx: &Context,
     spec: &ClusterSpec,
@@ -74,8 +58,6 @@ pub async fn update(
     timeout: Duration,
 ) -> Result<(), String> {
     let me = the_member(spec);
-    let api = spec.api(ctx.now()).await?;
-    others_healthy(&api, spec, "change the member").await?;
     let mut prints = BTreeMap::from([(me.name.clone(), fingerprints.clone())]);
     let mut result = cluster::repair(ctx, spec, &mut prints, timeout).await;
     if result.is_ok() && settings_changed {
@@ -92,8 +74,8 @@ pub async fn update(
 /// `purge_data`. Refused while another member is unhealthy.
 pub async fn leave(ctx: &Context, spec: &ClusterSpec, purge_data: bool) -> Result<(), String> {
     let api = spec.api(ctx.now()).await?;
-    others_healthy(&api, spec, "remove the member").await?;
     let me = the_member(spec);
+    cluster::ensure_others_healthy(spec, &api, &Observed::default(), me).await?;
     cluster::remove_member(&api, me, &spec.settings).await?;
     cluster::uninstall_member(me, &spec.settings, purge_data).await
 }

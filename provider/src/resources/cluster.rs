@@ -360,9 +360,15 @@ impl Resource for EtcdCluster {
         let mut state = planned.clone();
         record(&mut state, &spec, &observed);
         if !observed.all_healthy() {
-            diags.error(
-                "Cluster not healthy after bootstrap",
-                format!("{:?}", observed.status),
+            // The cluster exists: an error here would taint it, and a
+            // tainted cluster is replaced. Its status shows what is wrong,
+            // so the next plan repairs it instead.
+            diags.warning(
+                "Cluster not healthy right after bootstrap",
+                format!(
+                    "{:?}\n\nThe next plan shows this as drift and apply repairs it.",
+                    observed.status
+                ),
             );
         }
         state

@@ -46,7 +46,8 @@ fn schema_block() -> Block {
             "cluster_endpoints",
             Type::list(Type::String),
             "Client URLs (`https://HOST:PORT`) of members of the running cluster: for the member list, the health \
-             of every member, and the membership changes.",
+             of every member, and the membership changes. Every member's advertised client URL must be reachable \
+             from the machine running Terraform too: an unreachable member counts as unhealthy.",
         ))
         .attribute(Attribute::required(
             "ca_cert_pem",
@@ -218,9 +219,14 @@ impl Resource for EtcdMember {
         let mut state = planned.clone();
         record(&mut state, &spec, &observed);
         if !is_healthy(&observed) {
-            diags.error(
-                "Member not healthy after joining",
-                format!("{:?}", observed.status),
+            // An error would taint the member and replace it; as drift, the
+            // next apply repairs it instead.
+            diags.warning(
+                "Member not healthy right after joining",
+                format!(
+                    "{:?}\n\nThe next plan shows this as drift and apply repairs it.",
+                    observed.status
+                ),
             );
         }
         state
