@@ -129,9 +129,9 @@ impl TrailingHash {
 /// The longest wait for the next chunk of a snapshot.
 const SNAPSHOT_CHUNK_DEADLINE: Duration = Duration::from_secs(60);
 
-/// IDs print as etcd prints them: 16 hex digits.
+/// IDs print as etcd and etcdctl print them: hex without leading zeros.
 pub fn format_id(id: u64) -> String {
-    format!("{id:016x}")
+    format!("{id:x}")
 }
 
 /// The longest one call to one endpoint may take, connection included.
@@ -441,6 +441,12 @@ mod tests {
             trailer.update(piece);
         }
         trailer.matches()
+    }
+
+    #[test]
+    fn ids_print_like_etcdctl() {
+        assert_eq!(format_id(0x0e95_d6b9_49d1_bea7), "e95d6b949d1bea7");
+        assert_eq!(format_id(0x8e9e_05c5_2164_694d), "8e9e05c52164694d");
     }
 
     #[test]
