@@ -30,16 +30,6 @@ const FIXED_AFTER_CREATE: &[&str] = &[
     "data_dir",
 ];
 
-/// Settings a running cluster takes on by a rolling change (a new CA by a
-/// CA rotation).
-const ROLLED: &[&str] = &[
-    "ca_cert_pem",
-    "etcd_version",
-    "extra_flags",
-    "metrics_url",
-    "cert_validity_hours",
-];
-
 fn schema_block() -> Block {
     let member = common::member_attributes(
         Block::new(
@@ -265,21 +255,7 @@ impl Resource for EtcdCluster {
                 );
             }
         }
-        if let (Some(from), Some(to)) = (
-            plan.prior.get("etcd_version").as_str(),
-            plan.planned.get("etcd_version").as_str(),
-        ) {
-            if let Some(why) = common::upgrade_refusal(from, to) {
-                plan.diags.error_at(
-                    AttributePath::root("etcd_version"),
-                    "Unsupported version change",
-                    why,
-                );
-            }
-        }
-        let rolling = ROLLED
-            .iter()
-            .any(|name| plan.prior.get(name) != plan.planned.get(name));
+        let rolling = common::plan_rolled_change(plan);
         let (prior_spec, planned_spec) = (spec(plan.prior), spec(&plan.planned));
         let (added, removed) = cluster::membership_changes(&prior_spec, &planned_spec);
         let membership_changes = !added.is_empty() || !removed.is_empty();

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cluster::Observed;
-use crate::framework::{Attribute, AttributePath, Block, Diagnostics, Type, Value};
+use crate::framework::{Attribute, AttributePath, Block, Diagnostics, Plan, Type, Value};
 use crate::member::render::MANAGED_KEYS;
 use crate::member::{BinarySource, ClusterSettings, Layout, MemberSpec, PACKAGE_BIN_DIR};
 use crate::ssh;
@@ -519,6 +519,36 @@ pub fn member_spec(member: &Value, ssh_block: &Value) -> MemberSpec {
         },
         host,
     }
+}
+
+/// Settings a running member takes on by being rewritten and restarted
+/// (member by member in a cluster; a new CA by a CA rotation there).
+const ROLLED: &[&str] = &[
+    "ca_cert_pem",
+    "etcd_version",
+    "extra_flags",
+    "metrics_url",
+    "cert_validity_hours",
+];
+
+/// For a plan on a running cluster or member: refuses an unsupported
+/// version change, and tells whether any rolled setting changes.
+pub fn plan_rolled_change(plan: &mut Plan<'_>) -> bool {
+    if let (Some(from), Some(to)) = (
+        plan.prior.get("etcd_version").as_str(),
+        plan.planned.get("etcd_version").as_str(),
+    ) {
+        if let Some(why) = upgrade_refusal(from, to) {
+            plan.diags.error_at(
+                AttributePath::root("etcd_version"),
+                "Unsupported version change",
+                why,
+            );
+        }
+    }
+    ROLLED
+        .iter()
+        .any(|name| plan.prior.get(name) != plan.planned.get(name))
 }
 
 /// A warning for each host or endpoint that could not be reached.

@@ -21,15 +21,6 @@ pub struct EtcdMember;
 
 const FINGERPRINTS: &str = "fingerprints";
 
-/// Settings a running member takes on by being rewritten and restarted.
-const REWRITTEN: &[&str] = &[
-    "ca_cert_pem",
-    "etcd_version",
-    "extra_flags",
-    "metrics_url",
-    "cert_validity_hours",
-];
-
 fn schema_block() -> Block {
     let block = Block::new(
         "One etcd member that joins a running cluster this configuration does not own: one made by kubeadm, by \
@@ -166,21 +157,7 @@ impl Resource for EtcdMember {
         if plan.is_create() {
             return;
         }
-        if let (Some(from), Some(to)) = (
-            plan.prior.get("etcd_version").as_str(),
-            plan.planned.get("etcd_version").as_str(),
-        ) {
-            if let Some(why) = common::upgrade_refusal(from, to) {
-                plan.diags.error_at(
-                    AttributePath::root("etcd_version"),
-                    "Unsupported version change",
-                    why,
-                );
-            }
-        }
-        let rewritten = REWRITTEN
-            .iter()
-            .any(|name| plan.prior.get(name) != plan.planned.get(name));
+        let rewritten = common::plan_rolled_change(plan);
         let drifted = rewritten || plan.prior.get("status").as_str() != Some(HEALTHY);
         plan.planned.set("status", Value::string(HEALTHY));
         if drifted {
