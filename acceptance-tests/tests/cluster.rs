@@ -38,23 +38,49 @@ fn cluster3_workspace(lab: &Lab, terraform: &std::path::Path, config: &str) -> W
     ws
 }
 
-/// Starts `terraform apply` in the background and returns once `host`'s
-/// member is installed and enabled (its start is under way).
-fn apply_until_installed(ws: &Workspace, lab: &Lab, host: &str) -> std::process::Child {
-    let apply = ws
-        .command(&["apply", "-auto-approve", "-input=false", "-no-color"])
+/// Starts `terraform apply` in the background.
+fn spawn_apply(ws: &Workspace) -> std::process::Child {
+    ws.command(&["apply", "-auto-approve", "-input=false", "-no-color"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Waits up to a minute for `ready`; fails the test with `what` otherwise.
+fn wait_for(what: &str, ready: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !lab.ssh(host, "systemctl is-enabled etcd").status.success() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{host} was never installed"
-        );
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Ctrl-C to a running apply, as a user would (Terraform then calls
+/// StopProvider); the apply must fail. Returns its output.
+fn interrupt(apply: std::process::Child) -> String {
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &apply.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = apply.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the interrupted apply succeeded:\n{text}"
+    );
+    text
+}
+
+/// Starts `terraform apply` in the background and returns once `host`'s
+/// member is installed and enabled (its start is under way).
+fn apply_until_installed(ws: &Workspace, lab: &Lab, host: &str) -> std::process::Child {
+    let apply = spawn_apply(ws);
+    wait_for(&format!("{host} was never installed"), || {
+        lab.ssh(host, "systemctl is-enabled etcd").status.success()
+    });
     apply
 }
 
@@ -454,17 +480,7 @@ fn interrupting_a_bootstrap_stops_the_provider_and_the_next_apply_resumes() {
     lab.fault("partition", "h3", &["h1", "h2"]);
     let apply = apply_until_installed(&ws, &lab, "h3");
     std::thread::sleep(Duration::from_secs(2));
-    // Ctrl-C, as a user would: Terraform calls StopProvider.
-    let pid = apply.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = apply.wait_with_output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{text}");
+    let text = interrupt(apply);
     assert!(
         text.contains("stopped by Terraform"),
         "the provider did not stop at Terraform's request:\n{text}"
@@ -940,30 +956,13 @@ fn an_interrupted_rolling_change_is_finished_by_the_next_apply_without_redoing_m
     start_writer(&lab);
 
     set_flags(r#"{ "snapshot-count" = "7000" }"#);
-    let apply = ws
-        .command(&["apply", "-auto-approve", "-input=false", "-no-color"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !lab
-        .ssh_ok("h1", "cat /etc/etcd/etcd.conf.yml")
-        .contains("snapshot-count: 7000")
-    {
-        assert!(std::time::Instant::now() < deadline, "e1 was never rolled");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // Ctrl-C while e1 is being rolled: Terraform calls StopProvider.
-    assert!(std::process::Command::new("kill")
-        .args(["-INT", &apply.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let out = apply.wait_with_output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{text}");
+    let apply = spawn_apply(&ws);
+    wait_for("e1 was never rolled", || {
+        lab.ssh_ok("h1", "cat /etc/etcd/etcd.conf.yml")
+            .contains("snapshot-count: 7000")
+    });
+    // Ctrl-C while e1 is being rolled.
+    let text = interrupt(apply);
     assert!(text.contains("Rolling change stopped"), "{text}");
     let rolled: Vec<bool> = ["h1", "h2", "h3"]
         .iter()
@@ -1066,30 +1065,13 @@ fn ca_rotation_trusts_both_then_the_new_ca_only_and_resumes_after_an_interrupt()
     assert!(run.stdout.contains("ca_cert_pem"), "{}", run.stdout);
 
     // Interrupt once the first member trusts both CAs.
-    let apply = ws
-        .command(&["apply", "-auto-approve", "-input=false", "-no-color"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let apply = spawn_apply(&ws);
     let started = std::time::Instant::now();
     let trusted = |host: &str| lab.ssh_ok(host, &format!("cat {KUBEADM_PKI}/ca.crt"));
-    while trusted("h1").matches("BEGIN CERTIFICATE").count() < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "e1 never trusted both CAs"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(std::process::Command::new("kill")
-        .args(["-INT", &apply.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let out = apply.wait_with_output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{text}");
+    wait_for("e1 never trusted both CAs", || {
+        trusted("h1").matches("BEGIN CERTIFICATE").count() >= 2
+    });
+    let text = interrupt(apply);
     assert!(text.contains("Rolling change stopped"), "{text}");
     assert!(
         trusted("h3").contains(old_ca.trim()),

@@ -335,18 +335,11 @@ impl Resource for EtcdCluster {
         common::warn_unreachable(diags, &observed);
         let mut state = planned.clone();
         record(&mut state, &spec, &observed);
-        if !observed.all_healthy() {
-            // The cluster exists: an error here would taint it, and a
-            // tainted cluster is replaced. Its status shows what is wrong,
-            // so the next plan repairs it instead.
-            diags.warning(
-                "Cluster not healthy right after bootstrap",
-                format!(
-                    "{:?}\n\nThe next plan shows this as drift and apply repairs it.",
-                    observed.status
-                ),
-            );
-        }
+        common::warn_if_unhealthy(
+            diags,
+            "Cluster not healthy right after bootstrap",
+            &observed,
+        );
         state
     }
 

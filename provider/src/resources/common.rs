@@ -558,6 +558,21 @@ pub fn warn_unreachable(diags: &mut Diagnostics, observed: &Observed) {
     }
 }
 
+/// After create: members that are not healthy yet are a warning, never an
+/// error. An error would taint the resource, and Terraform replaces a
+/// tainted resource; as `status` drift, the next apply repairs them.
+pub fn warn_if_unhealthy(diags: &mut Diagnostics, summary: &str, observed: &Observed) {
+    if !observed.all_healthy() {
+        diags.warning(
+            summary,
+            format!(
+                "{:?}\n\nThe next plan shows this as drift and apply repairs it.",
+                observed.status
+            ),
+        );
+    }
+}
+
 /// A map of strings as a value.
 pub fn string_map(map: &BTreeMap<String, String>) -> Value {
     Value::Map(

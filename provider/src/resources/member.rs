@@ -117,10 +117,6 @@ fn record(state: &mut Value, spec: &ClusterSpec, observed: &Observed) {
     );
 }
 
-fn is_healthy(observed: &Observed) -> bool {
-    observed.status.values().all(|s| s == HEALTHY)
-}
-
 #[async_trait]
 impl Resource for EtcdMember {
     fn name(&self) -> &'static str {
@@ -195,17 +191,7 @@ impl Resource for EtcdMember {
         common::warn_unreachable(diags, &observed);
         let mut state = planned.clone();
         record(&mut state, &spec, &observed);
-        if !is_healthy(&observed) {
-            // An error would taint the member and replace it; as drift, the
-            // next apply repairs it instead.
-            diags.warning(
-                "Member not healthy right after joining",
-                format!(
-                    "{:?}\n\nThe next plan shows this as drift and apply repairs it.",
-                    observed.status
-                ),
-            );
-        }
+        common::warn_if_unhealthy(diags, "Member not healthy right after joining", &observed);
         state
     }
 
@@ -256,7 +242,7 @@ impl Resource for EtcdMember {
         common::warn_unreachable(diags, &observed);
         let mut state = planned.clone();
         record(&mut state, &spec, &observed);
-        if !is_healthy(&observed) {
+        if !observed.all_healthy() {
             diags.error(
                 "Member still not healthy after the change",
                 format!("{:?}", observed.status),
