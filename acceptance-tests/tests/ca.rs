@@ -248,7 +248,7 @@ fn bad_input_is_reported_on_the_attribute_at_plan_time() {
 
 #[test]
 fn logs_reach_terraform_and_never_hold_the_private_key() {
-    let terraform = tools::terraform_versions().remove(0);
+    let terraform = tools::newest_terraform();
     let mut ws = Workspace::new(&terraform, Install::DevOverrides, &example("ca"));
     ws.set_env("TF_LOG", "TRACE");
     let run = ws.run(&["apply", "-auto-approve", "-input=false"]);

@@ -117,7 +117,7 @@ fn assert_started_members(lab: &Lab, want: usize) {
 #[test]
 fn three_members_bootstrap_show_drift_repair_it_and_destroy() {
     let lab = Lab::up(3, 3);
-    let terraform = tools::terraform_versions().remove(0);
+    let terraform = tools::newest_terraform();
     let ws = cluster3_workspace(&lab, &terraform, &example("cluster-3"));
     ws.apply();
     let (code, run) = ws.plan_exit_code();
@@ -259,7 +259,7 @@ fn five_members_download_and_check_the_release_tarball() {
     let sha =
         std::fs::read_to_string(releases.join("etcd-v3.4.23-linux-amd64.tar.gz.sha256")).unwrap();
     let sha = sha.split_whitespace().next().unwrap().to_string();
-    let terraform = tools::terraform_versions().pop().unwrap();
+    let terraform = tools::oldest_terraform();
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, &example("cluster-5"));
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
     let url = format!("{}/etcd-v3.4.23-linux-amd64.tar.gz", server.url);
@@ -313,7 +313,7 @@ fn five_members_download_and_check_the_release_tarball() {
 #[test]
 fn a_host_killed_during_bootstrap_then_apply_again_converges() {
     let lab = Lab::up(5, 3);
-    let terraform = tools::terraform_versions().remove(0);
+    let terraform = tools::newest_terraform();
     let config = example("cluster-3").replace(
         "  pki_dir      = \"/etc/kubernetes/pki/etcd\"\n",
         "  pki_dir      = \"/etc/kubernetes/pki/etcd\"\n\n  timeouts {\n    create = \"30s\"\n  }\n",
@@ -359,7 +359,7 @@ fn a_host_killed_during_bootstrap_then_apply_again_converges() {
 #[test]
 fn single_member_example_warns_and_purges_its_data_on_destroy() {
     let lab = Lab::up(6, 1);
-    let terraform = tools::terraform_versions().remove(0);
+    let terraform = tools::oldest_terraform();
     let ws = Workspace::new(&terraform, Install::DevOverrides, &example("single-member"));
     ws.set_vars(&[
         ("host", hcl_string(lab.address("h1"))),
@@ -429,7 +429,7 @@ fn bad_cluster_input_fails_at_plan_time_and_touches_no_host() {
         (format!("  etcd_version = \"3.4.23\"\n  binary_source {{\n    url = \"http://127.0.0.1:1/e.tgz\"\n    sha256 = \"xyz\"\n  }}\n{three}"), "Invalid checksum", "sha256 = \"xyz\""),
         (format!("{source}  extra_flags = {{ \"data-dir\" = \"/tmp\" }}\n{three}"), "Flag managed by the provider", "extra_flags = {"),
     ];
-    let terraform = tools::terraform_versions().remove(0);
+    let terraform = tools::newest_terraform();
     for (body, summary, attribute) in cases {
         let ws = Workspace::new(&terraform, Install::DevOverrides, &cluster(&body));
         let (code, run) = ws.plan_exit_code();
@@ -474,7 +474,7 @@ fn bad_cluster_input_fails_at_plan_time_and_touches_no_host() {
 #[test]
 fn interrupting_a_bootstrap_stops_the_provider_and_the_next_apply_resumes() {
     let lab = Lab::up(11, 3);
-    let terraform = tools::terraform_versions().remove(0);
+    let terraform = tools::newest_terraform();
     let ws = cluster3_workspace(&lab, &terraform, &example("cluster-3"));
     // h3 cannot reach its peers: the bootstrap waits for e3 (5 minutes by default).
     lab.fault("partition", "h3", &["h1", "h2"]);
@@ -500,7 +500,7 @@ fn a_cluster_started_by_hand_is_imported_and_then_managed() {
     start_cluster_by_hand(&lab, pki.path(), 3);
     lab.etcdctl("h1", KUBEADM_PKI, "put /made-by-hand yes");
 
-    let terraform = tools::terraform_versions().remove(0);
+    let terraform = tools::newest_terraform();
     let (crt, key) = (pki.path().join("ca.crt"), pki.path().join("ca.key"));
     let config = example("cluster-3")
         .replace(
@@ -639,7 +639,7 @@ fn client_api_through_ssh_tunnels_when_the_client_port_is_unreachable() {
         );
         assert!(direct.is_err(), "{address} is still reachable");
     }
-    let terraform = tools::terraform_versions().remove(0);
+    let terraform = tools::newest_terraform();
     let ws = Workspace::new(&terraform, Install::DevOverrides, &config);
     ws.apply();
     assert_eq!(ws.plan_exit_code().0, 0);
@@ -674,7 +674,7 @@ fn binaries_from_the_distribution_packages() {
         "  binary_source {\n    os_package = true\n  }",
     );
     assert!(config.contains("os_package = true"));
-    let terraform = tools::terraform_versions().remove(0);
+    let terraform = tools::newest_terraform();
     let ws = cluster3_workspace(&lab, &terraform, &config);
     ws.apply();
     assert_eq!(ws.plan_exit_code().0, 0);
@@ -750,7 +750,7 @@ resource "etcd_cluster" "main" {
 #[test]
 fn scale_out_and_in_and_replace_a_host_without_losing_a_write() {
     let lab = Lab::up(15, 5);
-    let terraform = tools::terraform_versions().remove(0);
+    let terraform = tools::newest_terraform();
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
     let set_hosts = |hosts: &[&str]| {
         let addresses: Vec<&str> = hosts.iter().map(|h| lab.address(h)).collect();
@@ -829,7 +829,7 @@ fn scale_out_and_in_and_replace_a_host_without_losing_a_write() {
 #[test]
 fn rolling_flag_change_and_upgrade_from_3_4_to_3_5_without_losing_a_write() {
     let lab = Lab::up(16, 3);
-    let terraform = tools::terraform_versions().remove(0);
+    let terraform = tools::newest_terraform();
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
     let set_vars = |version: &str, flags: &str| {
@@ -884,7 +884,7 @@ fn rolling_flag_change_and_upgrade_from_3_4_to_3_5_without_losing_a_write() {
 #[test]
 fn member_certificates_are_renewed_one_member_at_a_time_when_due() {
     let lab = Lab::up(17, 3);
-    let terraform = tools::terraform_versions().remove(0);
+    let terraform = tools::newest_terraform();
     let config = SCALING.replace(
         "  extra_flags  = var.flags\n",
         "  extra_flags  = var.flags\n  cert_validity_hours      = 720\n  cert_early_renewal_hours = 24\n",
@@ -943,7 +943,7 @@ fn member_certificates_are_renewed_one_member_at_a_time_when_due() {
 #[test]
 fn an_interrupted_rolling_change_is_finished_by_the_next_apply_without_redoing_members() {
     let lab = Lab::up(18, 3);
-    let terraform = tools::terraform_versions().remove(0);
+    let terraform = tools::newest_terraform();
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
     let set_flags = |flags: &str| {
@@ -1025,7 +1025,7 @@ fn resource_values(ws: &Workspace, address: &str) -> serde_json::Value {
 #[test]
 fn ca_rotation_trusts_both_then_the_new_ca_only_and_resumes_after_an_interrupt() {
     let lab = Lab::up(19, 3);
-    let terraform = tools::terraform_versions().remove(0);
+    let terraform = tools::newest_terraform();
     // A second CA with the same name: members tell them apart by signature.
     let config = SCALING
         .replace(

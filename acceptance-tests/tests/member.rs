@@ -26,8 +26,7 @@ fn a_member_joins_a_cluster_made_by_hand_is_repaired_changed_and_leaves() {
     let lab = Lab::up(20, 4);
     let pki = tempfile::tempdir().unwrap();
     start_cluster_by_hand(&lab, pki.path(), 3);
-    // The oldest Terraform present (1.0.3); the cluster tests use the newest.
-    let terraform = tools::terraform_versions().pop().unwrap();
+    let terraform = tools::newest_terraform();
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, &example("member"));
     let endpoints: Vec<String> = ["h1", "h2", "h3"]
         .iter()

@@ -26,8 +26,7 @@ fn count_keys(lab: &Lab, prefix: &str) -> usize {
 #[test]
 fn a_snapshot_is_taken_retaken_when_lost_and_restores_a_cluster_that_lost_its_data() {
     let lab = Lab::up(21, 3);
-    // The oldest Terraform present (1.0.3); the cluster tests use the newest.
-    let terraform = tools::terraform_versions().pop().unwrap();
+    let terraform = tools::newest_terraform();
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, &example("snapshot"));
     let files = tempfile::tempdir().unwrap();
     let snapshot = files.path().join("etcd.db");
