@@ -1,15 +1,93 @@
-//! Fixtures shared by the cluster and member tests: a cluster started by
-//! hand as the runbooks do, a client writing throughout a change and the
-//! check that every acknowledged write survived, and the drift check.
+//! Fixtures shared by the cluster, member and snapshot tests: the lab's
+//! variables for the examples, a cluster started by hand as the runbooks
+//! do, a client writing throughout a change and the check that every
+//! acknowledged write survived, the drift check, waits and retries.
 
 use std::time::Duration;
 
 use crate::lab::Lab;
-use crate::terraform::Workspace;
+use crate::terraform::{hcl_list, hcl_string, Workspace};
 use crate::tools;
 
 /// kubeadm's directory for etcd's certificates, used by these tests' clusters.
 pub const KUBEADM_PKI: &str = "/etc/kubernetes/pki/etcd";
+
+/// The variables every example configuration takes to reach a lab: its
+/// SSH key and known_hosts, and the directory of the etcd binaries.
+pub fn lab_access_vars(lab: &Lab, etcd_version: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "ssh_private_key_path",
+            hcl_string(lab.client_key().display().to_string()),
+        ),
+        (
+            "known_hosts_path",
+            hcl_string(lab.known_hosts().display().to_string()),
+        ),
+        (
+            "etcd_binaries",
+            hcl_string(tools::etcd_dir(etcd_version).display().to_string()),
+        ),
+    ]
+}
+
+/// The variables that give an example the CA of a cluster made by
+/// [`start_cluster_by_hand`] in `pki`.
+pub fn hand_ca_vars(pki: &std::path::Path) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "ca_cert_path",
+            hcl_string(pki.join("ca.crt").display().to_string()),
+        ),
+        (
+            "ca_key_path",
+            hcl_string(pki.join("ca.key").display().to_string()),
+        ),
+    ]
+}
+
+/// [`lab_access_vars`] and `hosts`, the member addresses: what the cluster
+/// configurations take.
+pub fn lab_vars(lab: &Lab, hosts: &[&str], etcd_version: &str) -> Vec<(&'static str, String)> {
+    let mut vars = vec![("hosts", hcl_list(hosts))];
+    vars.extend(lab_access_vars(lab, etcd_version));
+    vars
+}
+
+/// Waits up to a minute for `ready`; fails the test with `what` otherwise.
+pub fn wait_for(what: &str, ready: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs etcdctl on h1 against its local member (kubeadm's PKI paths) until
+/// it succeeds, for up to 30 seconds.
+pub fn retry_etcdctl(lab: &Lab, args: &str) {
+    for _ in 0..60 {
+        let command = format!(
+            "ETCDCTL_API=3 etcdctl --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt \
+             --key {KUBEADM_PKI}/server.key --endpoints https://127.0.0.1:2379 {args}"
+        );
+        if lab.ssh("h1", &command).status.success() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("etcdctl {args} kept failing");
+}
+
+/// h1's member list shows `want` started members.
+pub fn assert_started_members(lab: &Lab, want: usize) {
+    let list = lab.etcdctl("h1", KUBEADM_PKI, "member list");
+    assert_eq!(
+        list.matches(", started, ").count(),
+        want,
+        "member list:\n{list}"
+    );
+}
 
 /// `plan -detailed-exitcode` exits 2 and names `reason` (and the member);
 /// apply repairs it; the next plan is empty.
@@ -37,9 +115,9 @@ pub fn expect_drift(ws: &Workspace, what: &str, member: &str, reason: &str) {
 }
 
 /// Makes a cluster the way the runbooks do: openssl certificates in kubeadm's
-/// layout, flags in a hand-written unit, all members started together, on
-/// the first `count` hosts of the lab.
-pub fn start_cluster_by_hand(lab: &Lab, pki: &std::path::Path, count: usize) {
+/// layout, flags in a hand-written unit named `unit` (e.g. `etcd`), all
+/// members started together, on the first `count` hosts of the lab.
+pub fn start_cluster_by_hand(lab: &Lab, pki: &std::path::Path, count: usize, unit: &str) {
     let hosts = &lab.hosts[..count];
     let openssl = |args: &[&str]| {
         let out = std::process::Command::new("openssl")
@@ -138,7 +216,7 @@ pub fn start_cluster_by_hand(lab: &Lab, pki: &std::path::Path, count: usize) {
                 &format!("{KUBEADM_PKI}/{kind}.key"),
             );
         }
-        let unit = format!(
+        let unit_text = format!(
             "[Unit]\nDescription=etcd\n[Service]\nType=notify\nUser=etcd\nExecStart=/usr/local/bin/etcd --name={member_name} \
              --cert-file={KUBEADM_PKI}/server.crt --key-file={KUBEADM_PKI}/server.key --peer-cert-file={KUBEADM_PKI}/peer.crt \
              --peer-key-file={KUBEADM_PKI}/peer.key --trusted-ca-file={KUBEADM_PKI}/ca.crt --peer-trusted-ca-file={KUBEADM_PKI}/ca.crt \
@@ -152,8 +230,8 @@ pub fn start_cluster_by_hand(lab: &Lab, pki: &std::path::Path, count: usize) {
         lab.ssh_ok(
             name,
             &format!(
-                "chown etcd:etcd {KUBEADM_PKI}/*.key && chmod 0600 {KUBEADM_PKI}/*.key && cat > /etc/systemd/system/etcd.service <<'UNIT'\n{unit}UNIT\n\
-                 systemctl daemon-reload && systemctl enable --quiet etcd && systemctl start --no-block etcd"
+                "chown etcd:etcd {KUBEADM_PKI}/*.key && chmod 0600 {KUBEADM_PKI}/*.key && cat > /etc/systemd/system/{unit}.service <<'UNIT'\n{unit_text}UNIT\n\
+                 systemctl daemon-reload && systemctl enable --quiet {unit} && systemctl start --no-block {unit}"
             ),
         );
     }
@@ -188,6 +266,13 @@ pub fn check_writes(lab: &Lab, reader: &str) {
         .lines()
         .map(|l| format!("w{l}"))
         .collect();
+    assert_none_lost(lab, reader, &acked);
+    eprintln!("{} acknowledged writes, none lost", acked.len());
+}
+
+/// Every acknowledged key (`w1`, `w2`, ...) is in the cluster, read through
+/// `reader`; the writer must have run long enough to mean something.
+fn assert_none_lost(lab: &Lab, reader: &str, acked: &[String]) {
     assert!(
         acked.len() > 50,
         "the writer barely ran: {} writes",
@@ -206,5 +291,88 @@ pub fn check_writes(lab: &Lab, reader: &str) {
         lost.len(),
         &lost[..lost.len().min(5)]
     );
-    eprintln!("{} acknowledged writes, none lost", acked.len());
+}
+
+/// A client on the machine running the tests that writes a key every 50 ms
+/// through any of the given client URLs (etcdctl fails over between them),
+/// logging each acknowledged write with the time. For changes that take
+/// away every member a host-side writer could use.
+pub struct Writer {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+/// What a [`Writer`] saw: how many writes were acknowledged, and the
+/// longest time between two acknowledgements.
+pub struct WriteReport {
+    pub acked: usize,
+    pub longest_pause: Duration,
+}
+
+impl Writer {
+    /// Starts writing with the client identity (kubeadm's PKI paths) of
+    /// the member on `host`.
+    pub fn start(lab: &Lab, host: &str, endpoints: &[String]) -> Writer {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        for file in ["ca.crt", "server.crt", "server.key"] {
+            let path = dir.path().join(file);
+            std::fs::write(
+                &path,
+                lab.ssh_ok(host, &format!("cat {KUBEADM_PKI}/{file}")),
+            )
+            .expect("write certificate");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        let etcdctl = tools::etcd_dir("3.4.23").join("etcdctl");
+        let script = format!(
+            "i=0; while :; do i=$((i+1)); ETCDCTL_API=3 {etcdctl} --dial-timeout=2s --command-timeout=3s \
+             --cacert ca.crt --cert server.crt --key server.key --endpoints {endpoints} put w$i v$i \
+             >/dev/null 2>&1 && echo \"$i $(date +%s%N)\" >> acked; sleep 0.05; done",
+            etcdctl = etcdctl.display(),
+            endpoints = endpoints.join(","),
+        );
+        let child = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .current_dir(dir.path())
+            .process_group(0)
+            .spawn()
+            .expect("start the writer");
+        Writer { child, dir }
+    }
+
+    /// Stops writing and checks, through `reader`, that every acknowledged
+    /// write is in the cluster.
+    pub fn finish(mut self, lab: &Lab, reader: &str) -> WriteReport {
+        let group = format!("-{}", self.child.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .status();
+        let _ = self.child.wait();
+        let log = std::fs::read_to_string(self.dir.path().join("acked")).unwrap_or_default();
+        let acks: Vec<(String, u128)> = log
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter_map(|(i, t)| Some((format!("w{i}"), t.trim().parse().ok()?)))
+            .collect();
+        let keys: Vec<String> = acks.iter().map(|(key, _)| key.clone()).collect();
+        assert_none_lost(lab, reader, &keys);
+        let longest = acks
+            .windows(2)
+            .map(|pair| pair[1].1.saturating_sub(pair[0].1))
+            .max()
+            .unwrap_or_default();
+        let report = WriteReport {
+            acked: acks.len(),
+            longest_pause: Duration::from_nanos(u64::try_from(longest).unwrap_or(u64::MAX)),
+        };
+        eprintln!(
+            "{} acknowledged writes, none lost; longest pause between two {:.2} s",
+            report.acked,
+            report.longest_pause.as_secs_f64()
+        );
+        report
+    }
 }

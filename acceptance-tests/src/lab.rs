@@ -36,9 +36,10 @@ fn check(output: Output, what: &str) -> String {
 }
 
 impl Lab {
-    /// Boots `count` hosts in lab `number`. A run that cannot create hosts
-    /// fails here, loudly; it never skips.
-    pub fn up(number: u32, count: usize) -> Lab {
+    /// Boots `count` hosts in lab `id` (see [`crate::labs`]). A run that
+    /// cannot create hosts fails here, loudly; it never skips.
+    pub fn up(id: crate::labs::LabId, count: usize) -> Lab {
+        let number = id.number();
         // A lab left over by an earlier, killed run is taken down first.
         let _ = testhosts(number, &["down"]);
         let up = testhosts(number, &["up", &count.to_string()]);

@@ -4,15 +4,19 @@
 //! - [`tools`]: where the provider binary, Terraform versions and etcd
 //!   binaries are (installed by `install-deps`).
 //! - [`terraform`]: a throw-away Terraform working directory with the
-//!   provider installed through a filesystem mirror or `dev_overrides`.
+//!   provider installed through a filesystem mirror or `dev_overrides`;
+//!   applies timed, in the background and interrupted as a user would.
 //! - [`lab`]: test hosts brought up by the `testhosts` script, taken down
-//!   when the guard drops (also on panic), and SSH into them.
-//! - [`fixtures`]: a cluster started by hand, a writer that runs through a
-//!   change and the check that no acknowledged write was lost, drift checks.
+//!   when the guard drops (also on panic), and SSH into them; [`labs`]:
+//!   every test's lab number in one table.
+//! - [`fixtures`]: the lab's variables for the examples, a cluster started
+//!   by hand, a writer that runs through a change and the check that no
+//!   acknowledged write was lost, drift checks, waits and retries.
 //! - [`docs`]: the generator of `docs/` from `schemas/` and `examples/`.
 
 pub mod docs;
 pub mod fixtures;
 pub mod lab;
+pub mod labs;
 pub mod terraform;
 pub mod tools;

@@ -173,6 +173,28 @@ impl Workspace {
         self.run_ok(&["destroy", "-auto-approve", "-input=false"])
     }
 
+    /// Applies, prints how long it took (for the issue notes' figures, never
+    /// asserted), and checks that the next plan is empty.
+    pub fn apply_timed(&self, what: &str) {
+        let started = std::time::Instant::now();
+        self.apply();
+        eprintln!("{what}: {:.1} s", started.elapsed().as_secs_f64());
+        assert_eq!(
+            self.plan_exit_code().0,
+            0,
+            "{what}: plan after apply is not empty"
+        );
+    }
+
+    /// Starts `terraform apply` in the background.
+    pub fn spawn_apply(&self) -> std::process::Child {
+        self.command(&["apply", "-auto-approve", "-input=false", "-no-color"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start terraform apply")
+    }
+
     /// `terraform plan -detailed-exitcode`: 0 no changes, 2 changes, 1 error.
     pub fn plan_exit_code(&self) -> (i32, Run) {
         let run = self.run(&["plan", "-detailed-exitcode", "-input=false"]);
@@ -194,6 +216,18 @@ impl Workspace {
         serde_json::from_str(&run.stdout).expect("state is JSON")
     }
 
+    /// A resource's values in `terraform show -json`, by address.
+    pub fn resource_values(&self, address: &str) -> serde_json::Value {
+        let state = self.state_json();
+        state["values"]["root_module"]["resources"]
+            .as_array()
+            .expect("resources in state")
+            .iter()
+            .find(|r| r["address"] == address)
+            .unwrap_or_else(|| panic!("{address} is not in the state"))["values"]
+            .clone()
+    }
+
     pub fn version(&self) -> String {
         self.run_ok(&["version"])
             .stdout
@@ -202,6 +236,24 @@ impl Workspace {
             .unwrap_or_default()
             .to_string()
     }
+}
+
+/// Ctrl-C to a running apply, as a user would (Terraform then calls
+/// StopProvider); the apply must fail. Returns its output.
+pub fn interrupt(apply: std::process::Child) -> String {
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &apply.id().to_string()])
+        .status()
+        .expect("run kill")
+        .success());
+    let out = apply.wait_with_output().expect("wait for terraform");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the interrupted apply succeeded:\n{text}"
+    );
+    text
 }
 
 /// A string as an HCL literal.

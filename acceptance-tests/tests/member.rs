@@ -6,9 +6,11 @@
 use std::time::Duration;
 
 use acceptance_tests::fixtures::{
-    check_writes, expect_drift, start_cluster_by_hand, start_writer, KUBEADM_PKI,
+    check_writes, expect_drift, hand_ca_vars, lab_access_vars, start_cluster_by_hand, start_writer,
+    KUBEADM_PKI,
 };
 use acceptance_tests::lab::Lab;
+use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{example, hcl_list, hcl_string, Install, Workspace};
 use acceptance_tests::tools;
 
@@ -23,9 +25,9 @@ fn listed(lab: &Lab, member: &str) -> Vec<String> {
 
 #[test]
 fn a_member_joins_a_cluster_made_by_hand_is_repaired_changed_and_leaves() {
-    let lab = Lab::up(20, 4);
+    let lab = Lab::up(LabId::Member, 4);
     let pki = tempfile::tempdir().unwrap();
-    start_cluster_by_hand(&lab, pki.path(), 3);
+    start_cluster_by_hand(&lab, pki.path(), 3, "etcd");
     let terraform = tools::newest_terraform();
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, &example("member"));
     let endpoints: Vec<String> = ["h1", "h2", "h3"]
@@ -34,41 +36,14 @@ fn a_member_joins_a_cluster_made_by_hand_is_repaired_changed_and_leaves() {
         .collect();
     let endpoints: Vec<&str> = endpoints.iter().map(String::as_str).collect();
     let set_vars = |endpoints: &[&str], flags: &str| {
-        ws.set_vars(&[
+        let mut vars = vec![
             ("host", hcl_string(lab.address("h4"))),
             ("cluster_endpoints", hcl_list(endpoints)),
-            (
-                "ca_cert_path",
-                hcl_string(pki.path().join("ca.crt").display().to_string()),
-            ),
-            (
-                "ca_key_path",
-                hcl_string(pki.path().join("ca.key").display().to_string()),
-            ),
-            (
-                "ssh_private_key_path",
-                hcl_string(lab.client_key().display().to_string()),
-            ),
-            (
-                "known_hosts_path",
-                hcl_string(lab.known_hosts().display().to_string()),
-            ),
-            (
-                "etcd_binaries",
-                hcl_string(tools::etcd_dir("3.4.23").display().to_string()),
-            ),
             ("extra_flags", flags.to_string()),
-        ]);
-    };
-    let timed_apply = |what: &str| {
-        let started = std::time::Instant::now();
-        ws.apply();
-        eprintln!("{what}: {:.1} s", started.elapsed().as_secs_f64());
-        assert_eq!(
-            ws.plan_exit_code().0,
-            0,
-            "{what}: plan after apply is not empty"
-        );
+        ];
+        vars.extend(hand_ca_vars(pki.path()));
+        vars.extend(lab_access_vars(&lab, "3.4.23"));
+        ws.set_vars(&vars);
     };
 
     // Bad input is refused at plan time, and no host is touched.
@@ -89,7 +64,7 @@ fn a_member_joins_a_cluster_made_by_hand_is_repaired_changed_and_leaves() {
 
     start_writer(&lab);
     set_vars(&endpoints, "{}");
-    timed_apply("join e4");
+    ws.apply_timed("join e4");
     let e4 = listed(&lab, "e4");
     assert_eq!(e4.len(), 1, "{e4:?}");
     assert!(
@@ -124,7 +99,7 @@ fn a_member_joins_a_cluster_made_by_hand_is_repaired_changed_and_leaves() {
     set_vars(&endpoints, r#"{ "snapshot-count" = "5000" }"#);
     let (code, run) = ws.plan_exit_code();
     assert_eq!(code, 2, "{}", run.text());
-    timed_apply("flag change on e4");
+    ws.apply_timed("flag change on e4");
     assert!(lab
         .ssh_ok("h4", "cat /etc/etcd/etcd.conf.yml")
         .contains("snapshot-count: 5000"));

@@ -6,8 +6,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use acceptance_tests::fixtures::lab_access_vars;
 use acceptance_tests::fixtures::KUBEADM_PKI;
 use acceptance_tests::lab::Lab;
+use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{example, hcl_list, hcl_string, Install, Workspace};
 use acceptance_tests::tools;
 
@@ -25,34 +27,24 @@ fn count_keys(lab: &Lab, prefix: &str) -> usize {
 
 #[test]
 fn a_snapshot_is_taken_retaken_when_lost_and_restores_a_cluster_that_lost_its_data() {
-    let lab = Lab::up(21, 3);
+    let lab = Lab::up(LabId::Snapshot, 3);
     let terraform = tools::newest_terraform();
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, &example("snapshot"));
     let files = tempfile::tempdir().unwrap();
     let snapshot = files.path().join("etcd.db");
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
     let set_vars = |day: &str, restore_from: Option<&std::path::Path>| {
-        ws.set_vars(&[
+        let mut vars = vec![
             ("hosts", hcl_list(&hosts)),
-            (
-                "ssh_private_key_path",
-                hcl_string(lab.client_key().display().to_string()),
-            ),
-            (
-                "known_hosts_path",
-                hcl_string(lab.known_hosts().display().to_string()),
-            ),
-            (
-                "etcd_binaries",
-                hcl_string(tools::etcd_dir("3.4.23").display().to_string()),
-            ),
             ("snapshot_path", hcl_string(snapshot.display().to_string())),
             ("snapshot_day", hcl_string(day)),
             (
                 "restore_from",
                 restore_from.map_or("null".to_string(), |p| hcl_string(p.display().to_string())),
             ),
-        ]);
+        ];
+        vars.extend(lab_access_vars(&lab, "3.4.23"));
+        ws.set_vars(&vars);
     };
     set_vars("1", None);
     ws.apply_targets(&["etcd_cluster.main"]);

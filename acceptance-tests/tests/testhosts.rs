@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use acceptance_tests::lab::Lab;
+use acceptance_tests::labs::LabId;
 use acceptance_tests::tools;
 
 /// `etcdctl endpoint health` over every member: (healthy, total).
@@ -55,7 +56,7 @@ fn start_etcd(lab: &Lab, name: &str, cluster: &str, state: &str) {
 
 #[test]
 fn three_hosts_run_etcd_survive_a_kill_and_leave_nothing_behind() {
-    let lab = Lab::up(1, 3);
+    let lab = Lab::up(LabId::TesthostsSmoke, 3);
     let names = ["h1", "h2", "h3"];
     for name in names {
         // Strict host key checking is on in the exported ssh_config.

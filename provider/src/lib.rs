@@ -12,25 +12,27 @@
 //! - [`pki`]: certificate authorities and the member and client
 //!   certificates issued from them.
 //! - [`ssh`]: commands and files on member hosts over the system `ssh`.
-//! - [`etcd`]: the cluster's client API (member list, health, membership).
+//! - [`etcd`]: the etcd client (member list, health, membership, snapshots);
+//!   the only module that calls etcd's API.
 //! - [`member`]: one member on one host: layout, rendering of its config
 //!   file and unit, install / inspect / uninstall steps.
-//! - [`cluster`]: whole-cluster operations: bootstrap, observe, repair,
-//!   teardown, one member at a time where the cluster is running.
-//! - [`joining`]: one member in a cluster the configuration does not own
-//!   (`etcd_member`): join, update, leave, gated on every member's health.
+//! - [`cluster`]: whole-cluster operations as phases, one file each
+//!   (bootstrap, membership, roll, rotate_ca, repair, teardown, and
+//!   `etcd_member`'s foreign_member), over the quorum guard, the per-member
+//!   steps, observation and the client API.
 //! - [`resources`]: one file per resource type (`etcd_ca`, `etcd_cluster`,
-//!   `etcd_member`), with the schema pieces they share in `common`.
+//!   `etcd_member`, `etcd_snapshot`), with what `etcd_cluster` and
+//!   `etcd_member` share in `settings`.
 //!
 //! `main.rs` registers the resources and calls [`plugin::serve`].
 //! DESIGN.md at the repository root holds the rules these modules follow.
 
-pub mod cluster;
-pub mod etcd;
 pub mod framework;
-pub mod joining;
-pub mod member;
-pub mod pki;
 pub mod plugin;
 pub mod resources;
-pub mod ssh;
+
+pub(crate) mod cluster;
+pub(crate) mod etcd;
+pub(crate) mod member;
+pub(crate) mod pki;
+pub(crate) mod ssh;

@@ -23,6 +23,8 @@ pub struct Target {
     pub config_file: Option<PathBuf>,
     pub strict_host_key_checking: bool,
     pub connect_timeout: Duration,
+    /// The longest any one command may run; the host then ends it.
+    pub command_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +50,12 @@ pub struct Output {
 pub struct Host {
     pub address: String,
     session: Session,
+    command_timeout: Duration,
 }
+
+/// How long past its time limit a command may take to end before the
+/// connection itself is given up.
+const KILL_GRACE: Duration = Duration::from_secs(15);
 
 /// Quotes a string for a POSIX shell.
 pub fn quote(s: &str) -> String {
@@ -87,16 +94,27 @@ impl Host {
         Ok(Host {
             address: target.address.clone(),
             session,
+            command_timeout: target.command_timeout,
         })
     }
 
-    /// Runs `script` with `sh -c` as the SSH user, feeding `stdin` to it.
-    /// (`Session::command` quotes each argument for the remote shell.)
+    /// Runs `script` with `sh -c` as the SSH user, feeding `stdin` to it,
+    /// under the host's `timeout` (coreutils): a command that runs past the
+    /// time limit is ended there (TERM, then KILL) and is an error that
+    /// says so. (`Session::command` quotes each argument for the remote
+    /// shell.)
     pub async fn run_with_input(&self, script: &str, stdin: &[u8]) -> Result<Output, SshError> {
+        let limit = self.command_timeout;
         let mut child = self
             .session
-            .command("sh")
-            .arg("-c")
+            .command("timeout")
+            .args([
+                "-k",
+                "5",
+                &format!("{}s", limit.as_secs().max(1)),
+                "sh",
+                "-c",
+            ])
             .arg(script)
             .stdin(openssh::Stdio::piped())
             .stdout(openssh::Stdio::piped())
@@ -114,15 +132,29 @@ impl Host {
                 .await
                 .map_err(|e| SshError(format!("{}: closing stdin: {e}", self.address)))?;
         }
-        let out = child
-            .wait_with_output()
+        let out = tokio::time::timeout(limit + KILL_GRACE, child.wait_with_output())
             .await
+            .map_err(|_| self.timed_out(script))?
             .map_err(|e| SshError(format!("{}: {}", self.address, describe(&e))))?;
+        let status = out.status.code().unwrap_or(-1);
+        // timeout(1) exits 124 when it ended the command, 137 when it had to kill it.
+        if status == 124 || status == 137 {
+            return Err(self.timed_out(script));
+        }
         Ok(Output {
-            status: out.status.code().unwrap_or(-1),
+            status,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+
+    fn timed_out(&self, script: &str) -> SshError {
+        let first = script.lines().next().unwrap_or_default();
+        let shown: String = first.chars().take(80).collect();
+        SshError(format!(
+            "{}: a command ran longer than its time limit of {:?} (timeouts.command) and was ended: {shown}",
+            self.address, self.command_timeout
+        ))
     }
 
     pub async fn run(&self, script: &str) -> Result<Output, SshError> {

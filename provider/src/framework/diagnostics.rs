@@ -30,6 +30,13 @@ impl AttributePath {
         steps.push(PathStep::Index(index as i64));
         AttributePath(steps)
     }
+
+    /// The element of a map attribute under `key`.
+    pub fn key(&self, key: &str) -> AttributePath {
+        let mut steps = self.0.clone();
+        steps.push(PathStep::Key(key.to_string()));
+        AttributePath(steps)
+    }
 }
 
 impl fmt::Display for AttributePath {

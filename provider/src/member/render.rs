@@ -96,16 +96,18 @@ pub fn config_file(
 
 /// Variables that point `etcdctl` on the member's host at its local
 /// client URL with its certificates, so that an operator there can run
-/// `set -a; . /etc/etcd/etcdctl.env; set +a; etcdctl member list`.
+/// `set -a; . /etc/etcd/etcdctl.env; set +a; etcdctl member list`. Values
+/// are single-quoted (paths are validated to hold no quote) so that
+/// sourcing the file never runs anything.
 pub fn etcdctl_env(settings: &ClusterSettings) -> String {
     let pki = settings.layout.pki_dir();
     format!(
         "# Managed by terraform-provider-etcd. Use: set -a; . {file}; set +a\n\
-         ETCDCTL_API=3\n\
-         ETCDCTL_ENDPOINTS=https://127.0.0.1:{port}\n\
-         ETCDCTL_CACERT={pki}/ca.crt\n\
-         ETCDCTL_CERT={pki}/server.crt\n\
-         ETCDCTL_KEY={pki}/server.key\n",
+         ETCDCTL_API='3'\n\
+         ETCDCTL_ENDPOINTS='https://127.0.0.1:{port}'\n\
+         ETCDCTL_CACERT='{pki}/ca.crt'\n\
+         ETCDCTL_CERT='{pki}/server.crt'\n\
+         ETCDCTL_KEY='{pki}/server.key'\n",
         file = settings.layout.etcdctl_env_file(),
         port = settings.client_port,
     )
@@ -182,6 +184,7 @@ mod tests {
                 config_file: None,
                 strict_host_key_checking: true,
                 connect_timeout: std::time::Duration::from_secs(10),
+                command_timeout: std::time::Duration::from_secs(600),
             },
         }
     }
@@ -216,10 +219,10 @@ mod tests {
     fn etcdctl_env_points_at_the_local_member_with_its_certificates() {
         let env = etcdctl_env(&settings());
         for line in [
-            "ETCDCTL_API=3\n",
-            "ETCDCTL_ENDPOINTS=https://127.0.0.1:2379\n",
-            "ETCDCTL_CACERT=/etc/etcd/pki/ca.crt\n",
-            "ETCDCTL_KEY=/etc/etcd/pki/server.key\n",
+            "ETCDCTL_API='3'\n",
+            "ETCDCTL_ENDPOINTS='https://127.0.0.1:2379'\n",
+            "ETCDCTL_CACERT='/etc/etcd/pki/ca.crt'\n",
+            "ETCDCTL_KEY='/etc/etcd/pki/server.key'\n",
         ] {
             assert!(env.contains(line), "{line}");
         }

@@ -8,7 +8,7 @@ pub mod leaf;
 
 use std::fmt;
 
-pub use authority::{create_ca, inspect_ca, CaInfo, CaRequest};
+pub use authority::{create_ca, inspect_ca, CaRequest};
 pub use key::KeyAlgorithm;
 pub use leaf::{issue, LeafRequest, Usage};
 
@@ -33,6 +33,11 @@ impl fmt::Debug for KeyedCertificate {
 /// may be the pinned test clock (ETCD_PROVIDER_FAKE_NOW): the window never
 /// starts after the real time, so no certificate is ever not yet valid for
 /// the hosts, and it starts five minutes early for their clock skew.
+/// The longest certificate lifetime (and renewal window) accepted, in
+/// hours: 100 years. Larger values are typos and would overflow time
+/// arithmetic.
+pub const MAX_VALIDITY_HOURS: i64 = 876_000;
+
 pub fn validity_window(
     now: time::OffsetDateTime,
     hours: i64,

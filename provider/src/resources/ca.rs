@@ -11,7 +11,7 @@ use crate::framework::{
     Attribute, AttributePath, Block, Context, Diagnostics, Plan, Private, Resource, Schema, Type,
     Value,
 };
-use crate::pki::{self, CaRequest, KeyAlgorithm};
+use crate::pki::{self, CaRequest, KeyAlgorithm, MAX_VALIDITY_HOURS};
 
 pub struct CertificateAuthority;
 
@@ -129,20 +129,25 @@ impl Resource for CertificateAuthority {
         let validity = config.get("validity_period_hours");
         let early = config.get("early_renewal_hours");
         if let Some(hours) = validity.as_f64() {
-            if hours <= 0.0 || validity.as_i64().is_none() {
+            if hours <= 0.0 || hours > MAX_VALIDITY_HOURS as f64 || validity.as_i64().is_none() {
                 diags.error_at(
                     AttributePath::root("validity_period_hours"),
                     "Invalid validity period",
-                    format!("validity_period_hours must be a whole number of hours greater than zero, not {hours}."),
+                    format!(
+                        "validity_period_hours must be a whole number of hours from 1 to {MAX_VALIDITY_HOURS} \
+                         (100 years), not {hours}."
+                    ),
                 );
             }
         }
         if let Some(hours) = early.as_f64() {
-            if hours < 0.0 || early.as_i64().is_none() {
+            if hours < 0.0 || hours > MAX_VALIDITY_HOURS as f64 || early.as_i64().is_none() {
                 diags.error_at(
                     AttributePath::root("early_renewal_hours"),
                     "Invalid early renewal",
-                    format!("early_renewal_hours must be a whole number of hours, zero or more, not {hours}."),
+                    format!(
+                        "early_renewal_hours must be a whole number of hours from 0 to {MAX_VALIDITY_HOURS}, not {hours}."
+                    ),
                 );
             }
         }

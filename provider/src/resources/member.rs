@@ -8,13 +8,13 @@
 
 use async_trait::async_trait;
 
-use super::common;
+use super::settings;
+use crate::cluster::foreign_member;
 use crate::cluster::{ClusterSpec, Observed, HEALTHY};
 use crate::framework::{
     Attribute, AttributePath, Block, Context, Diagnostics, NestedBlock, Plan, Private, Resource,
     Schema, Type, Value,
 };
-use crate::joining;
 use crate::member::install::Fingerprints;
 
 pub struct EtcdMember;
@@ -32,7 +32,7 @@ fn schema_block() -> Block {
          owns its membership and removes members it does not list; add members there instead.",
     )
     .attribute(Attribute::computed("id", Type::String, "The member ID (hex)."));
-    let block = common::member_attributes(block, true)
+    let block = settings::member_attributes(block, true)
         .attribute(Attribute::required(
             "cluster_endpoints",
             Type::list(Type::String),
@@ -55,7 +55,7 @@ fn schema_block() -> Block {
             )
             .sensitive(),
         );
-    common::settings_attributes(block, true)
+    settings::settings_attributes(block, true)
         .attribute(Attribute::computed("member_id", Type::String, "The member ID (hex), from the live member list."))
         .attribute(Attribute::computed("cluster_id", Type::String, "The ID (hex) of the cluster the member is in."))
         .attribute(Attribute::computed("version", Type::String, "The etcd version the running member reports."))
@@ -66,11 +66,11 @@ fn schema_block() -> Block {
             Type::String,
             "`healthy`, or what is wrong with the member. Anything but `healthy` is planned to be repaired.",
         ))
-        .block(NestedBlock::single("binary_source", common::binary_source_block()))
-        .block(NestedBlock::single("ssh", common::ssh_block(false)))
+        .block(NestedBlock::single("binary_source", settings::binary_source_block()))
+        .block(NestedBlock::single("ssh", settings::ssh_block(false)))
         .block(NestedBlock::single(
             "timeouts",
-            common::timeouts_block(
+            settings::timeouts_block(
                 "Joining, until the member is a healthy voting member. Default 5m.",
                 "Each step of a change or repair. Default 5m.",
             ),
@@ -82,8 +82,12 @@ fn schema_block() -> Block {
 /// the initial cluster token only when it bootstraps a new cluster.
 fn spec(value: &Value) -> ClusterSpec {
     ClusterSpec {
-        settings: common::settings(value, value.str_or_empty("name")),
-        members: vec![common::member_spec(value, value.get("ssh"))],
+        settings: settings::settings(value, value.str_or_empty("name")),
+        members: vec![settings::member_spec(
+            value,
+            value.get("ssh"),
+            settings::timeout(value, "command"),
+        )],
         ca_cert_pem: value.str_or_empty("ca_cert_pem").to_string(),
         ca_key_pem: value.str_or_empty("ca_key_pem").to_string(),
         trusted_ca_pem: value.str_or_empty("ca_cert_pem").to_string(),
@@ -110,7 +114,7 @@ fn record(state: &mut Value, spec: &ClusterSpec, observed: &Observed) {
         Value::string(member.client_url(&spec.settings)),
     );
     state.set("peer_url", Value::string(member.peer_url(&spec.settings)));
-    let status = observed.status.get(&member.name).cloned();
+    let status = observed.health.get(&member.name).map(ToString::to_string);
     state.set(
         "status",
         Value::string(status.unwrap_or_else(|| "unknown".into())),
@@ -131,10 +135,10 @@ impl Resource for EtcdMember {
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        common::validate_member(config, &AttributePath::root, diags);
-        common::validate_endpoints(config, diags);
-        common::validate_binary_source(config, diags);
-        common::validate_settings(config, diags);
+        settings::validate_member(config, &AttributePath::root, diags);
+        settings::validate_endpoints(config, diags);
+        settings::validate_binary_source(config, diags);
+        settings::validate_settings(config, diags);
     }
 
     async fn modify_plan(&self, _ctx: &Context, plan: &mut Plan<'_>) {
@@ -153,7 +157,7 @@ impl Resource for EtcdMember {
         if plan.is_create() {
             return;
         }
-        let rewritten = common::plan_rolled_change(plan);
+        let rewritten = settings::plan_rolled_change(plan);
         let drifted = rewritten || plan.prior.get("status").as_str() != Some(HEALTHY);
         plan.planned.set("status", Value::string(HEALTHY));
         if drifted {
@@ -172,7 +176,11 @@ impl Resource for EtcdMember {
         diags: &mut Diagnostics,
     ) -> Value {
         let spec = spec(planned);
-        let prints = match joining::join(ctx, &spec, common::timeout(planned, "create")).await {
+        let mut warnings = Vec::new();
+        let timeout = settings::timeout(planned, "create");
+        let joined = foreign_member::join(ctx, &spec, timeout, &mut warnings).await;
+        settings::warn_all(diags, &warnings);
+        let prints = match joined {
             Ok(prints) => prints,
             Err(e) => {
                 diags.error(
@@ -187,11 +195,11 @@ impl Resource for EtcdMember {
             }
         };
         private.set(FINGERPRINTS, &prints);
-        let observed = joining::observe(ctx, &spec, &prints).await;
-        common::warn_unreachable(diags, &observed);
+        let observed = foreign_member::observe(ctx, &spec, &prints).await;
+        settings::warn_unreachable(diags, &observed);
         let mut state = planned.clone();
         record(&mut state, &spec, &observed);
-        common::warn_if_unhealthy(diags, "Member not healthy right after joining", &observed);
+        settings::warn_if_unhealthy(diags, "Member not healthy right after joining", &observed);
         state
     }
 
@@ -204,8 +212,8 @@ impl Resource for EtcdMember {
     ) -> Value {
         let spec = spec(state);
         let prints: Fingerprints = private.get(FINGERPRINTS).unwrap_or_default();
-        let observed = joining::observe(ctx, &spec, &prints).await;
-        common::warn_unreachable(diags, &observed);
+        let observed = foreign_member::observe(ctx, &spec, &prints).await;
+        settings::warn_unreachable(diags, &observed);
         let mut state = state.clone();
         record(&mut state, &spec, &observed);
         state
@@ -223,13 +231,14 @@ impl Resource for EtcdMember {
         let mut prints: Fingerprints = private.get(FINGERPRINTS).unwrap_or_default();
         let settings_changed =
             from.settings != spec.settings || from.ca_cert_pem != spec.ca_cert_pem;
-        let timeout = common::timeout(planned, "update");
-        let updated = joining::update(ctx, &spec, settings_changed, &mut prints, timeout).await;
+        let timeout = settings::timeout(planned, "update");
+        let updated =
+            foreign_member::update(ctx, &spec, settings_changed, &mut prints, timeout).await;
         private.set(FINGERPRINTS, &prints);
         if let Err(e) = updated {
             // The prior settings stay in state, so the next plan shows the
             // change again and the next apply continues it.
-            let observed = joining::observe(ctx, &from, &prints).await;
+            let observed = foreign_member::observe(ctx, &from, &prints).await;
             let mut state = prior.clone();
             record(&mut state, &from, &observed);
             diags.error(
@@ -238,14 +247,14 @@ impl Resource for EtcdMember {
             );
             return state;
         }
-        let observed = joining::observe(ctx, &spec, &prints).await;
-        common::warn_unreachable(diags, &observed);
+        let observed = foreign_member::observe(ctx, &spec, &prints).await;
+        settings::warn_unreachable(diags, &observed);
         let mut state = planned.clone();
         record(&mut state, &spec, &observed);
         if !observed.all_healthy() {
             diags.error(
                 "Member still not healthy after the change",
-                format!("{:?}", observed.status),
+                format!("{:?}", observed.status_text()),
             );
         }
         state
@@ -262,7 +271,8 @@ impl Resource for EtcdMember {
             .get("purge_data_on_destroy")
             .as_bool()
             .unwrap_or(false);
-        if let Err(e) = joining::leave(ctx, &spec(prior), purge).await {
+        let timeout = settings::timeout(prior, "update");
+        if let Err(e) = foreign_member::leave(ctx, &spec(prior), purge, timeout).await {
             diags.error(
                 "Could not remove the member",
                 format!("{e}\n\nThe member stays in the cluster and in state; apply the destroy again once the cause is fixed."),

@@ -2,8 +2,8 @@
 
 pub mod ca;
 pub mod cluster;
-mod common;
 pub mod member;
+mod settings;
 pub mod snapshot;
 
 use crate::framework::provider::Provider;

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 
-use super::common;
+use super::settings;
 use crate::etcd::{self, Credentials};
 use crate::framework::{
     Attribute, AttributePath, Block, Context, Diagnostics, Plan, Private, Resource, Schema, Type,
@@ -107,8 +107,8 @@ impl Resource for EtcdSnapshot {
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        common::validate_endpoints(config, diags);
-        common::validate_ca_pair(config, diags);
+        settings::validate_endpoints(config, diags);
+        settings::validate_ca_pair(config, diags);
         validate_path(config, diags);
     }
 
@@ -133,8 +133,7 @@ impl Resource for EtcdSnapshot {
                 return Value::Null;
             }
         };
-        let cluster =
-            etcd::Cluster::new(planned.get("cluster_endpoints").as_strings(), credentials);
+        let cluster = etcd::Client::new(planned.get("cluster_endpoints").as_strings(), credentials);
         let saved = tokio::select! {
             saved = cluster.save_snapshot(Path::new(path)) => saved,
             _ = ctx.stopped() => Err("stopped by Terraform before the snapshot was complete".into()),

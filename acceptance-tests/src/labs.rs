@@ -1,0 +1,35 @@
+//! Every test's lab in one table. A lab is a bridge and a /24 of its own
+//! (`testhosts`), so tests that run at the same time must use different
+//! labs; the compiler refuses two labs with one number.
+
+/// A lab and its number (`TESTHOSTS_LAB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum LabId {
+    TesthostsSmoke = 1,
+    Bootstrap3 = 3,
+    Download5 = 4,
+    HostKilledDuringBootstrap = 5,
+    SingleMember = 6,
+    /// `acceptance-tests/demo` (a script: it sets `TESTHOSTS_LAB=9` itself).
+    Demo = 9,
+    InterruptedBootstrap = 11,
+    Import = 12,
+    Tunnels = 13,
+    OsPackages = 14,
+    Scaling = 15,
+    Rolling = 16,
+    CertRenewal = 17,
+    InterruptedRoll = 18,
+    CaRotation = 19,
+    Member = 20,
+    Snapshot = 21,
+    MoveAll = 22,
+    MemberPair = 23,
+}
+
+impl LabId {
+    pub fn number(self) -> u32 {
+        self as u32
+    }
+}

@@ -1,0 +1,47 @@
+//! `etcd_cluster` with real Terraform, sshd, systemd and etcd, one file per
+//! capability. Most tests apply `scaling.tf` or an example to a lab of test
+//! hosts, with a client writing throughout where members change.
+
+mod adoption;
+mod bootstrap;
+mod ca_rotation;
+mod moves;
+mod plan_checks;
+mod reach;
+mod rolling;
+mod scaling;
+
+use std::path::Path;
+
+use acceptance_tests::fixtures::{lab_vars, wait_for};
+use acceptance_tests::lab::Lab;
+use acceptance_tests::terraform::{Install, Workspace};
+
+/// A CA and a cluster of one member per entry of `hosts` (e1, e2, ...) in
+/// kubeadm's PKI layout, with version and flags as variables.
+const SCALING: &str = include_str!("scaling.tf");
+
+/// A workspace with `config` for the lab's first three hosts on etcd 3.4.23.
+fn cluster3_workspace(lab: &Lab, terraform: &Path, config: &str) -> Workspace {
+    let ws = Workspace::new(terraform, Install::FilesystemMirror, config);
+    let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
+    ws.set_vars(&lab_vars(lab, &hosts, "3.4.23"));
+    ws
+}
+
+/// Starts `terraform apply` in the background and returns once `host`'s
+/// member is installed and enabled (its start is under way).
+fn apply_until_installed(ws: &Workspace, lab: &Lab, host: &str) -> std::process::Child {
+    let apply = ws.spawn_apply();
+    wait_for(&format!("{host} was never installed"), || {
+        lab.ssh(host, "systemctl is-enabled etcd").status.success()
+    });
+    apply
+}
+
+/// Every one of the three members reports `version` in the state.
+fn assert_member_versions(ws: &Workspace, version: &str) {
+    let cluster = &ws.state_json()["values"]["root_module"]["resources"][1]["values"];
+    let expected = serde_json::json!({"e1": version, "e2": version, "e3": version});
+    assert_eq!(cluster["member_versions"], expected);
+}

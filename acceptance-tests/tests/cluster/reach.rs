@@ -1,0 +1,105 @@
+//! How the provider reaches members and binaries: the client API through
+//! SSH tunnels, and etcd from the distribution's packages.
+
+use std::time::Duration;
+
+use acceptance_tests::fixtures::assert_started_members;
+use acceptance_tests::lab::Lab;
+use acceptance_tests::labs::LabId;
+use acceptance_tests::terraform::{example, Install, Workspace};
+use acceptance_tests::tools;
+
+use crate::cluster3_workspace;
+
+#[test]
+fn client_api_through_ssh_tunnels_when_the_client_port_is_unreachable() {
+    let lab = Lab::up(LabId::Tunnels, 3);
+    let members: String = lab
+        .hosts
+        .iter()
+        .zip(&lab.second_addresses)
+        .enumerate()
+        .map(|(i, ((_, address), second))| {
+            format!("  member {{\n    name = \"e{}\"\n    host = \"{address}\"\n    ssh_host = \"{second}\"\n  }}\n", i + 1)
+        })
+        .collect();
+    let config = format!(
+        "terraform {{\n  required_providers {{\n    etcd = {{ source = \"terraform-provider-etcd/etcd\" }}\n  }}\n}}\n\
+         resource \"etcd_ca\" \"main\" {{\n  common_name = \"etcd-ca\"\n}}\n\
+         resource \"etcd_cluster\" \"main\" {{\n  name = \"tunnelled\"\n  ca_cert_pem = etcd_ca.main.cert_pem\n  \
+         ca_key_pem = etcd_ca.main.private_key_pem\n  etcd_version = \"3.4.23\"\n  \
+         binary_source {{\n    local_path = \"{}\"\n  }}\n  \
+         ssh {{\n    user = \"root\"\n    private_key_path = \"{}\"\n    known_hosts_path = \"{}\"\n    tunnel = true\n  }}\n{members}}}\n",
+        tools::etcd_dir("3.4.23").display(),
+        lab.client_key().display(),
+        lab.known_hosts().display()
+    );
+    // The members' own addresses (in their URLs and certificates) are out of
+    // this machine's reach; only their second addresses answer, for SSH.
+    for (name, address) in &lab.hosts {
+        lab.fault("hide", name, &[]);
+        let direct = std::net::TcpStream::connect_timeout(
+            &format!("{address}:22").parse().unwrap(),
+            Duration::from_secs(1),
+        );
+        assert!(direct.is_err(), "{address} is still reachable");
+    }
+    let terraform = tools::newest_terraform();
+    let ws = Workspace::new(&terraform, Install::DevOverrides, &config);
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    let members = lab.ssh_ok(
+        &lab.second_addresses[0],
+        "ETCDCTL_API=3 etcdctl --cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/server.crt \
+         --key /etc/etcd/pki/server.key --endpoints https://127.0.0.1:2379 member list",
+    );
+    assert_eq!(members.matches(", started, ").count(), 3, "{members}");
+
+    lab.ssh_ok(&lab.second_addresses[1], "systemctl stop etcd");
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    ws.destroy();
+}
+
+#[test]
+fn binaries_from_the_distribution_packages() {
+    let lab = Lab::up(LabId::OsPackages, 3);
+    let server = lab.serve(&tools::tools_dir().join("apt"), 8380);
+    for (name, _) in &lab.hosts {
+        // The hosts' only package source: the etcd packages served here.
+        lab.ssh_ok(
+            name,
+            &format!("rm -f /etc/apt/sources.list.d/*; echo 'deb [trusted=yes] {}/ ./' > /etc/apt/sources.list", server.url),
+        );
+    }
+    let config = example("cluster-3").replace(
+        "  binary_source {\n    local_path = var.etcd_binaries\n  }",
+        "  binary_source {\n    os_package = true\n  }",
+    );
+    assert!(config.contains("os_package = true"));
+    let terraform = tools::newest_terraform();
+    let ws = cluster3_workspace(&lab, &terraform, &config);
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    let unit = lab.ssh_ok("h1", "systemctl cat etcd; dpkg-query -W etcd-server");
+    assert!(
+        unit.contains("ExecStart=/usr/bin/etcd --config-file /etc/etcd/etcd.conf.yml"),
+        "{unit}"
+    );
+    assert!(unit.contains("3.4.23"), "{unit}");
+    assert!(
+        !lab.ssh("h1", "test -e /usr/sbin/policy-rc.d")
+            .status
+            .success(),
+        "policy-rc.d left behind"
+    );
+    assert_started_members(&lab, 3);
+    ws.destroy();
+    for (name, _) in &lab.hosts {
+        // Nothing runs and nothing will start at boot; the package stays.
+        let left = lab.ssh_ok(name, "pgrep -x etcd; systemctl is-enabled etcd; test -x /usr/bin/etcd && echo package-kept; true");
+        assert_eq!(left.trim(), "disabled\npackage-kept", "{name}: {left}");
+    }
+}

@@ -1,0 +1,218 @@
+//! Rolling changes: flags and a 3.4 -> 3.5 upgrade, certificate renewal,
+//! and an interrupted roll finished by the next apply.
+
+use std::time::Duration;
+
+use acceptance_tests::fixtures::{check_writes, lab_vars, start_writer, wait_for, KUBEADM_PKI};
+use acceptance_tests::lab::Lab;
+use acceptance_tests::labs::LabId;
+use acceptance_tests::terraform::{hcl_string, interrupt, Install, Workspace};
+use acceptance_tests::tools;
+
+use crate::{assert_member_versions, SCALING};
+
+#[test]
+fn rolling_flag_change_and_upgrade_from_3_4_to_3_5_without_losing_a_write() {
+    let lab = Lab::up(LabId::Rolling, 3);
+    let terraform = tools::newest_terraform();
+    let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
+    let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
+    let set_vars = |version: &str, flags: &str| {
+        let mut vars = lab_vars(&lab, &hosts, version);
+        vars.extend([
+            ("etcd_version", hcl_string(version)),
+            ("flags", flags.to_string()),
+        ]);
+        ws.set_vars(&vars);
+    };
+    set_vars("3.4.23", "{}");
+    ws.apply();
+    start_writer(&lab);
+
+    set_vars("3.4.23", r#"{ "snapshot-count" = "5000" }"#);
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    // Another run holds the cluster's change lock for ten seconds (here an
+    // operator with etcdctl): the apply waits for it and changes nothing
+    // meanwhile, then rolls.
+    lab.ssh_ok(
+        "h2",
+        &format!(
+            "systemd-run --unit=holder sh -c 'ETCDCTL_API=3 etcdctl --cacert {KUBEADM_PKI}/ca.crt \
+             --cert {KUBEADM_PKI}/server.crt --key {KUBEADM_PKI}/server.key --endpoints https://127.0.0.1:2379 \
+             lock terraform-provider-etcd/changes sleep 10'"
+        ),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    let apply = ws.spawn_apply();
+    std::thread::sleep(Duration::from_secs(6));
+    for (name, _) in &lab.hosts {
+        assert!(
+            !lab.ssh_ok(name, "cat /etc/etcd/etcd.conf.yml")
+                .contains("snapshot-count: 5000"),
+            "{name} was changed while another run held the change lock"
+        );
+    }
+    let out = apply.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "rolling flag change after waiting for the lock: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(ws.plan_exit_code().0, 0);
+    for (name, _) in &lab.hosts {
+        assert!(
+            lab.ssh_ok(name, "cat /etc/etcd/etcd.conf.yml")
+                .contains("snapshot-count: 5000"),
+            "{name}"
+        );
+    }
+
+    set_vars("3.5.1", r#"{ "snapshot-count" = "5000" }"#);
+    ws.apply_timed("rolling upgrade 3.4.23 -> 3.5.1");
+    assert_member_versions(&ws, "3.5.1");
+    let status = lab.etcdctl("h2", KUBEADM_PKI, "endpoint status --cluster");
+    assert_eq!(status.matches("3.5.1").count(), 3, "{status}");
+
+    set_vars("3.4.23", r#"{ "snapshot-count" = "5000" }"#);
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 1, "{}", run.text());
+    assert!(run.text().contains("is a downgrade"), "{}", run.text());
+
+    check_writes(&lab, "h3");
+}
+
+#[test]
+fn member_certificates_are_renewed_one_member_at_a_time_when_due() {
+    let lab = Lab::up(LabId::CertRenewal, 3);
+    let terraform = tools::newest_terraform();
+    let config = SCALING.replace(
+        "  extra_flags  = var.flags\n",
+        "  extra_flags  = var.flags\n  cert_validity_hours      = 720\n  cert_early_renewal_hours = 24\n",
+    );
+    assert!(config.contains("cert_early_renewal_hours = 24"));
+    let mut ws = Workspace::new(&terraform, Install::FilesystemMirror, &config);
+    let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
+    ws.set_vars(&lab_vars(&lab, &hosts, "3.4.23"));
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    let before = lab.ssh_ok(
+        "h1",
+        &format!("sha256sum {KUBEADM_PKI}/server.crt {KUBEADM_PKI}/peer.crt"),
+    );
+    start_writer(&lab);
+
+    // 700 hours on, the 720-hour certificates are inside their 24-hour window.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(700);
+    ws.set_env(
+        "ETCD_PROVIDER_FAKE_NOW",
+        &later
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap(),
+    );
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    assert_eq!(
+        run.stdout.matches("due for renewal").count(),
+        3,
+        "{}",
+        run.stdout
+    );
+    let started = std::time::Instant::now();
+    ws.apply();
+    eprintln!(
+        "certificate renewal: {:.1} s per member",
+        started.elapsed().as_secs_f64() / 3.0
+    );
+    assert_eq!(
+        ws.plan_exit_code().0,
+        0,
+        "renewed certificates are still due"
+    );
+    let after = lab.ssh_ok(
+        "h1",
+        &format!("sha256sum {KUBEADM_PKI}/server.crt {KUBEADM_PKI}/peer.crt"),
+    );
+    assert_ne!(before, after, "certificates were not reissued");
+    ws.remove_env("ETCD_PROVIDER_FAKE_NOW");
+    assert_eq!(ws.plan_exit_code().0, 0);
+    let health = lab.etcdctl("h3", KUBEADM_PKI, "endpoint health --cluster");
+    assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+    check_writes(&lab, "h2");
+}
+
+#[test]
+fn an_interrupted_rolling_change_is_finished_by_the_next_apply_without_redoing_members() {
+    let lab = Lab::up(LabId::InterruptedRoll, 3);
+    let terraform = tools::newest_terraform();
+    let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
+    let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
+    let set_flags = |flags: &str| {
+        let mut vars = lab_vars(&lab, &hosts, "3.4.23");
+        vars.extend([("flags", flags.to_string())]);
+        ws.set_vars(&vars);
+    };
+    set_flags("{}");
+    ws.apply();
+    start_writer(&lab);
+
+    set_flags(r#"{ "snapshot-count" = "7000" }"#);
+    let apply = ws.spawn_apply();
+    wait_for("e1 was never rolled", || {
+        lab.ssh_ok("h1", "cat /etc/etcd/etcd.conf.yml")
+            .contains("snapshot-count: 7000")
+    });
+    // Ctrl-C while e1 is being rolled.
+    let text = interrupt(apply);
+    assert!(text.contains("Rolling change stopped"), "{text}");
+    let rolled: Vec<bool> = ["h1", "h2", "h3"]
+        .iter()
+        .map(|h| {
+            lab.ssh_ok(h, "cat /etc/etcd/etcd.conf.yml")
+                .contains("snapshot-count: 7000")
+        })
+        .collect();
+    assert_ne!(
+        rolled,
+        vec![true, true, true],
+        "the interrupt came too late to test anything"
+    );
+    let started = |host: &str| {
+        lab.ssh_ok(
+            host,
+            "systemctl show -p ExecMainStartTimestampMonotonic --value etcd",
+        )
+    };
+
+    // The change is still planned, and the next apply finishes it.
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    assert!(run.stdout.contains("snapshot-count"), "{}", run.stdout);
+    // Let e1 settle if it was caught between rewrite and restart.
+    std::thread::sleep(Duration::from_secs(2));
+    let e1_before = started("h1");
+    let e1_fresh = lab.ssh_ok("h1", "pid=$(systemctl show -p MainPID --value etcd); [ /proc/$pid -nt /etc/etcd/etcd.conf.yml ] && echo fresh; true");
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    for host in ["h1", "h2", "h3"] {
+        assert!(
+            lab.ssh_ok(host, "cat /etc/etcd/etcd.conf.yml")
+                .contains("snapshot-count: 7000"),
+            "{host}"
+        );
+    }
+    if e1_fresh.contains("fresh") {
+        assert_eq!(
+            started("h1"),
+            e1_before,
+            "e1 was rolled again although it was done"
+        );
+    }
+    check_writes(&lab, "h3");
+}

@@ -1,0 +1,48 @@
+terraform {
+  required_providers {
+    etcd = { source = "terraform-provider-etcd/etcd" }
+  }
+}
+variable "hosts" { type = list(string) }
+variable "ssh_private_key_path" { type = string }
+variable "known_hosts_path" { type = string }
+variable "etcd_binaries" { type = string }
+variable "etcd_version" {
+  type    = string
+  default = "3.4.23"
+}
+variable "names" {
+  description = "Member names in the order of hosts; default e1, e2, ..."
+  type        = list(string)
+  default     = []
+}
+variable "flags" {
+  type    = map(string)
+  default = {}
+}
+resource "etcd_ca" "main" {
+  common_name = "etcd-ca"
+}
+resource "etcd_cluster" "main" {
+  name         = "scaling"
+  ca_cert_pem  = etcd_ca.main.cert_pem
+  ca_key_pem   = etcd_ca.main.private_key_pem
+  etcd_version = var.etcd_version
+  extra_flags  = var.flags
+  pki_dir      = "/etc/kubernetes/pki/etcd"
+  binary_source {
+    local_path = var.etcd_binaries
+  }
+  ssh {
+    user             = "root"
+    private_key_path = var.ssh_private_key_path
+    known_hosts_path = var.known_hosts_path
+  }
+  dynamic "member" {
+    for_each = var.hosts
+    content {
+      name = length(var.names) > 0 ? var.names[member.key] : "e${member.key + 1}"
+      host = member.value
+    }
+  }
+}

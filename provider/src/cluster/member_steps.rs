@@ -1,0 +1,412 @@
+//! The steps every phase is made of, each on one member: connect to its
+//! host, install and start it, rewrite and restart it, re-add it, add it,
+//! remove it, uninstall it. None of them checks quorum: the phase that
+//! calls a step holds the guard (see `quorum`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::quorum::wait_until_healthy;
+use super::ClusterSpec;
+use crate::etcd;
+use crate::framework::Context;
+use crate::member::install::{self, Fingerprints, LocalBinaries};
+use crate::member::render::InitialState;
+use crate::member::{ClusterSettings, MemberSpec};
+use crate::ssh::{quote, Host};
+
+/// Connects to a member's host; the error names the member.
+pub async fn connect(member: &MemberSpec) -> Result<Host, String> {
+    Host::connect(&member.ssh)
+        .await
+        .map_err(|e| format!("member {}: {e}", member.name))
+}
+
+/// Connects to every member's host at once, in the order of `members`.
+pub async fn connect_all(members: &[MemberSpec]) -> Vec<Result<Host, String>> {
+    futures::future::join_all(members.iter().map(connect)).await
+}
+
+pub async fn close_all(hosts: Vec<Result<Host, String>>) {
+    futures::future::join_all(hosts.into_iter().flatten().map(Host::close)).await;
+}
+
+/// Installs one member and starts it without waiting for it. A member of a
+/// new cluster with an initial snapshot gets its data restored from it.
+pub async fn install_and_start(
+    spec: &ClusterSpec,
+    member: &MemberSpec,
+    host: &Host,
+    binaries: Option<&LocalBinaries>,
+    initial_cluster: &[String],
+    state: InitialState,
+    now: OffsetDateTime,
+) -> Result<Fingerprints, String> {
+    let settings = &spec.settings;
+    let has_data = install::prepare(host, settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    if has_data && state == InitialState::New {
+        refuse_foreign_data(host, settings).await?;
+    }
+    install::install_binaries(host, settings, binaries)
+        .await
+        .map_err(|e| e.to_string())?;
+    let certs = install::issue_certificates(
+        member,
+        settings,
+        &spec.ca_cert_pem,
+        &spec.ca_key_pem,
+        &spec.trusted_ca_pem,
+        now,
+    )
+    .map_err(|e| format!("certificates: {e}"))?;
+    let prints = install::write_files(host, member, settings, &certs, initial_cluster, state)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let (Some(path), InitialState::New, false) = (&spec.initial_snapshot, state, has_data) {
+        let snapshot = tokio::fs::read(path)
+            .await
+            .map_err(|e| format!("initial snapshot {path}: {e}"))?;
+        install::restore_snapshot(host, member, settings, &snapshot, initial_cluster)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    install::start(host).await.map_err(|e| e.to_string())?;
+    Ok(prints)
+}
+
+/// Only data of this very cluster (an earlier, interrupted bootstrap) may
+/// be resumed by a bootstrap; anything else is someone's data.
+async fn refuse_foreign_data(host: &Host, settings: &ClusterSettings) -> Result<(), String> {
+    let config = host
+        .run(&format!(
+            "cat {} 2>/dev/null",
+            quote(&settings.layout.config_file())
+        ))
+        .await;
+    let ours = config.map(|o| {
+        o.stdout
+            .contains(&format!("initial-cluster-token: \"{}\"", settings.token))
+    });
+    if ours == Ok(true) {
+        return Ok(());
+    }
+    Err(format!(
+        "{} already holds etcd data not made by this cluster; refusing to bootstrap over it \
+         (move it away or choose another data_dir)",
+        settings.layout.data_dir
+    ))
+}
+
+/// Rewrites a running member's files from the spec (certificates
+/// reissued) and restarts it. The initial cluster it names is the
+/// configured one: etcd ignores it for a member that has its data.
+pub async fn rewrite_and_restart(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    member: &MemberSpec,
+    host: &Host,
+    binaries: Option<&LocalBinaries>,
+) -> Result<Fingerprints, String> {
+    let prints = install_and_start(
+        spec,
+        member,
+        host,
+        binaries,
+        &spec.initial_cluster(),
+        InitialState::Existing,
+        ctx.now(),
+    )
+    .await?;
+    restart(host).await?;
+    Ok(prints)
+}
+
+async fn restart(host: &Host) -> Result<(), String> {
+    host.run_ok("systemctl restart --no-block etcd")
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// What a one-member change does on the member's host.
+pub enum Change<'a> {
+    /// Rewrite its files from the spec and restart it.
+    Rewrite,
+    /// Re-add it to the cluster reached through the client (it was removed
+    /// out of band), then start it.
+    Readd(&'a etcd::Client),
+}
+
+/// A phase's one-member changes on a running cluster: Terraform's context,
+/// the spec the members are changed to, the binaries to upload, and how
+/// long to wait for a healthy cluster after each change.
+pub struct OneMemberChanges<'a> {
+    pub ctx: &'a Context,
+    pub spec: &'a ClusterSpec,
+    pub binaries: Option<&'a LocalBinaries>,
+    pub timeout: Duration,
+}
+
+impl OneMemberChanges<'_> {
+    /// The shared tail of every one-member change: make the change on the
+    /// (connected) host, close it, record the member's new fingerprints,
+    /// and wait until the whole cluster is healthy again.
+    pub async fn apply(
+        &self,
+        member: &MemberSpec,
+        host: Host,
+        change: Change<'_>,
+        fingerprints: &mut BTreeMap<String, Fingerprints>,
+    ) -> Result<(), String> {
+        let (ctx, spec, binaries) = (self.ctx, self.spec, self.binaries);
+        let changed = match change {
+            Change::Rewrite => rewrite_and_restart(ctx, spec, member, &host, binaries).await,
+            Change::Readd(api) => readd(ctx, spec, api, member, &host, binaries).await,
+        };
+        host.close().await;
+        let prints = changed.map_err(|e| format!("member {}: {e}", member.name))?;
+        fingerprints.insert(member.name.clone(), prints);
+        wait_until_healthy(ctx, spec, self.timeout).await
+    }
+
+    /// Rewrites and restarts every one of `members` (none of which serves),
+    /// then waits once until the cluster is healthy: while a majority is
+    /// down, no single member can become healthy alone, so waiting after
+    /// each would never end.
+    pub async fn bring_back(
+        &self,
+        members: &[&MemberSpec],
+        fingerprints: &mut BTreeMap<String, Fingerprints>,
+    ) -> Result<(), String> {
+        for member in members {
+            log::info!("bringing back member {}, which does not serve", member.name);
+            let host = connect(member).await?;
+            let changed =
+                rewrite_and_restart(self.ctx, self.spec, member, &host, self.binaries).await;
+            host.close().await;
+            let prints = changed.map_err(|e| format!("member {}: {e}", member.name))?;
+            fingerprints.insert(member.name.clone(), prints);
+        }
+        wait_until_healthy(self.ctx, self.spec, self.timeout).await
+    }
+}
+
+/// Re-adds a member that was removed from the cluster out of band, and
+/// starts it. Its old data belongs to the removed member ID, so it is
+/// moved aside (kept).
+async fn readd(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    api: &etcd::Client,
+    member: &MemberSpec,
+    host: &Host,
+    binaries: Option<&LocalBinaries>,
+) -> Result<Fingerprints, String> {
+    host.run_ok("systemctl stop etcd 2>/dev/null || true")
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(aside) = move_data_aside(ctx, host, &spec.settings).await? {
+        log::warn!(
+            "member {}: its old data belongs to its removed member ID; moved aside to {aside}",
+            member.name
+        );
+    }
+    let (_, live) = api.members().await?;
+    let initial = joining_cluster(&live, member, &spec.settings);
+    api.add_member(&member.peer_url(&spec.settings), false)
+        .await?;
+    let prints = install_and_start(
+        spec,
+        member,
+        host,
+        binaries,
+        &initial,
+        InitialState::Existing,
+        ctx.now(),
+    )
+    .await?;
+    restart(host).await?;
+    Ok(prints)
+}
+
+/// Moves the data directory aside (renamed with the time, never deleted)
+/// if it holds etcd data; returns where it went. etcd must not run on it.
+async fn move_data_aside(
+    ctx: &Context,
+    host: &Host,
+    settings: &ClusterSettings,
+) -> Result<Option<String>, String> {
+    let data = &settings.layout.data_dir;
+    let stamp = ctx
+        .now()
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .map_err(|e| e.to_string())?;
+    let aside = format!("{data}.moved-{stamp}");
+    let moved = host
+        .run_ok(&format!(
+            "if [ -d {data}/member ]; then mv -T {data} {aside} && echo moved; fi",
+            data = quote(data),
+            aside = quote(&aside)
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(moved.contains("moved").then_some(aside))
+}
+
+/// The initial cluster for `joining`: the started members of the live
+/// cluster and `joining` itself.
+fn joining_cluster(
+    live: &[etcd::Member],
+    joining: &MemberSpec,
+    settings: &ClusterSettings,
+) -> Vec<String> {
+    let own = joining.peer_url(settings);
+    let mut initial: Vec<String> = live
+        .iter()
+        .filter(|m| !m.name.is_empty() && !m.peer_urls.contains(&own))
+        .map(|m| {
+            format!(
+                "{}={}",
+                m.name,
+                m.peer_urls.first().cloned().unwrap_or_default()
+            )
+        })
+        .collect();
+    initial.push(format!("{}={own}", joining.name));
+    initial
+}
+
+/// Adds `new` to the running cluster reached through `api`: member add (as
+/// a learner where etcd has them), install and start it with
+/// `initial-cluster-state=existing`, then promote it once it has caught
+/// up. A member already added by an interrupted earlier run is finished,
+/// not added twice; data of an earlier member on the host is moved aside
+/// first (a warning in `warnings`).
+pub async fn add_member(
+    ctx: &Context,
+    to: &ClusterSpec,
+    api: &etcd::Client,
+    new: &MemberSpec,
+    binaries: Option<&LocalBinaries>,
+    timeout: Duration,
+    warnings: &mut Vec<String>,
+) -> Result<Fingerprints, String> {
+    let host = connect(new).await?;
+    let added = async {
+        let (_, live) = api.members().await?;
+        let earlier = live
+            .iter()
+            .find(|m| m.peer_urls.contains(&new.peer_url(&to.settings)));
+        if earlier.is_none() {
+            // Data here belongs to an earlier member (removed, renamed, or of
+            // another cluster): a new member must start empty. Kept, aside.
+            let running = host
+                .run_ok("systemctl is-active --quiet etcd && echo active; true")
+                .await
+                .map_err(|e| e.to_string())?;
+            if running.contains("active") {
+                return Err(
+                    "etcd already runs on this host and is not the new member; refusing to stop it. If it is \
+                     a member of this cluster under another name or address, remove that member first."
+                        .to_string(),
+                );
+            }
+            if let Some(aside) = move_data_aside(ctx, &host, &to.settings).await? {
+                warnings.push(format!(
+                    "member {} at {}: {} held etcd data of an earlier member; it was moved aside to {aside} \
+                     (kept: delete it once you no longer need it)",
+                    new.name, new.host, to.settings.layout.data_dir
+                ));
+            }
+        }
+        let initial = joining_cluster(&live, new, &to.settings);
+        log::info!("adding member {} at {}", new.name, new.host);
+        let (id, learner) = match earlier {
+            Some(m) => (m.id, m.is_learner),
+            None => (
+                api.add_member(&new.peer_url(&to.settings), to.has_learners())
+                    .await?,
+                to.has_learners(),
+            ),
+        };
+        let prints = install_and_start(
+            to,
+            new,
+            &host,
+            binaries,
+            &initial,
+            InitialState::Existing,
+            ctx.now(),
+        )
+        .await?;
+        if learner {
+            api.promote_member(id, timeout).await?;
+        }
+        Ok(prints)
+    }
+    .await;
+    host.close().await;
+    added.map_err(|e| format!("member {}: {e}", new.name))
+}
+
+/// Removes `gone` from the cluster, handing leadership to another voting
+/// member first if it leads. Nothing to do if it is not a member.
+pub async fn remove_member(
+    api: &etcd::Client,
+    gone: &MemberSpec,
+    settings: &ClusterSettings,
+) -> Result<(), String> {
+    let (_, live) = api.members().await?;
+    let Some(leaving) = live
+        .iter()
+        .find(|m| m.peer_urls.contains(&gone.peer_url(settings)))
+    else {
+        return Ok(());
+    };
+    let successor = live
+        .iter()
+        .find(|m| m.id != leaving.id && !m.is_learner)
+        .ok_or_else(|| format!("removing {} would leave no voting member", gone.name))?;
+    api.move_leader_off(leaving.id, successor.id).await?;
+    log::info!(
+        "removing member {} ({})",
+        gone.name,
+        etcd::format_id(leaving.id)
+    );
+    match api.remove_member(leaving.id).await {
+        Ok(()) => Ok(()),
+        // Asked through its own endpoint, a removed member may stop before
+        // it answers ("server stopped"): the member list tells.
+        Err(e) => match api.members().await {
+            Ok((_, live)) if !live.iter().any(|m| m.id == leaving.id) => Ok(()),
+            _ => Err(e),
+        },
+    }
+}
+
+/// Stops a member that has left the cluster and removes its installation
+/// (its data stays unless `purge_data`). A lost host is only a warning: the
+/// member is out of the cluster and nothing runs there.
+pub async fn uninstall_member(
+    gone: &MemberSpec,
+    settings: &ClusterSettings,
+    purge_data: bool,
+) -> Result<(), String> {
+    match Host::connect(&gone.ssh).await {
+        Ok(host) => {
+            let result = install::uninstall(&host, settings, purge_data).await;
+            host.close().await;
+            result.map_err(|e| format!("member {} left the cluster, but: {e}", gone.name))
+        }
+        Err(e) => {
+            log::warn!("member {} removed; its host is unreachable: {e}", gone.name);
+            Ok(())
+        }
+    }
+}

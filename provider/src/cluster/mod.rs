@@ -1,0 +1,70 @@
+//! Whole-cluster operations, as phases over SSH and the etcd API.
+//!
+//! ```text
+//! create:  bootstrap
+//! read:    observe
+//! update:  membership -> roll -> rotate_ca -> repair      (order in update.rs)
+//! delete:  teardown
+//! etcd_member: foreign_member (join / observe / update / leave)
+//! ```
+//!
+//! Each phase is one file that opens with what it changes, when it has
+//! nothing to do, its steps and why each is safe, and how an interrupted
+//! run resumes. Below the phases: `quorum` (the guard around every step),
+//! `member_steps` (the steps, each on one member), `observe` (what is
+//! running, with a typed `Problem` per member), `api` (the client API,
+//! direct or tunnelled), `spec` and `version`.
+//!
+//! Rules every phase keeps:
+//! - A running cluster changes one member at a time. Restarting a serving
+//!   member or changing the membership happens only while every other
+//!   member serves; a member that does not serve may always be brought
+//!   back. After each step the whole cluster must be healthy before the
+//!   next.
+//! - Data is never deleted unless the user asked (purge on destroy); data
+//!   in the way is moved aside.
+//! - Every phase can be interrupted (Terraform's stop request is checked
+//!   between steps) and resumes: what is done is read from the cluster and
+//!   the hosts, not from memory, and skipped.
+
+mod api;
+mod bootstrap;
+pub mod foreign_member;
+mod import;
+mod member_steps;
+mod membership;
+mod observe;
+mod quorum;
+mod repair;
+mod roll;
+mod rotate_ca;
+mod spec;
+mod teardown;
+mod update;
+mod version;
+
+pub use bootstrap::bootstrap;
+pub use import::read_live_cluster;
+pub use membership::{change_membership, membership_changes, replaced_in_place, staying};
+pub use observe::{observe, Observed, HEALTHY};
+pub use repair::repair;
+pub use roll::roll;
+pub use rotate_ca::rotate_ca;
+pub use spec::ClusterSpec;
+pub use teardown::teardown;
+pub use update::update;
+pub use version::{upgrade_refusal, EtcdVersion};
+
+use crate::framework::Context;
+
+/// Ends a phase between two steps once Terraform has asked the provider to
+/// stop, saying that the next apply continues `phase`.
+fn continue_unless_stopped(ctx: &Context, phase: &str) -> Result<(), String> {
+    if ctx.is_stopped() {
+        Err(format!(
+            "stopped by Terraform; the next apply continues the {phase}"
+        ))
+    } else {
+        Ok(())
+    }
+}

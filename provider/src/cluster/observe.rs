@@ -1,0 +1,328 @@
+//! What the provider sees of a running cluster: the live member list, each
+//! endpoint's status and each member host, compared with the spec. Every
+//! member gets a [`Health`]: healthy, or the typed problems found, which
+//! the phases decide on and `status` shows as text.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use super::ClusterSpec;
+use crate::etcd;
+use crate::framework::Context;
+use crate::member::inspect;
+use crate::member::install::Fingerprints;
+use crate::ssh::Host;
+
+/// The status text of a member that is as it should be.
+pub const HEALTHY: &str = "healthy";
+
+/// One thing wrong with a member.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Problem {
+    /// The client API could not be set up at all (no client certificate,
+    /// no tunnel): nothing is known about the member.
+    ApiUnavailable(String),
+    /// Its host did not answer over SSH.
+    HostUnreachable(String),
+    /// The unit is not active, or a managed file is missing or changed.
+    Drift(String),
+    /// Its certificates expire at the given time, inside the renewal window.
+    CertificatesDue(String),
+    /// Its endpoint serves although the provider's unit is not active:
+    /// an etcd started some other way (a hand-made unit) holds its ports.
+    ServedOutsideUnit(String),
+    /// It is in the member list as a learner.
+    Learner,
+    /// No live member has its peer URL: removed out of band, or never added.
+    NotAMember,
+    /// Its endpoint does not answer a quorum read.
+    Unhealthy(String),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::ApiUnavailable(e) => write!(f, "unreachable: {e}"),
+            Problem::HostUnreachable(e) => write!(f, "unreachable over SSH: {e}"),
+            Problem::Drift(what) => f.write_str(what),
+            Problem::CertificatesDue(end) => {
+                write!(f, "certificates expire {end}: due for renewal")
+            }
+            Problem::ServedOutsideUnit(unit) => write!(
+                f,
+                "served by an etcd the provider did not start (etcd.service is {unit})"
+            ),
+            Problem::Learner => f.write_str("is a learner"),
+            Problem::NotAMember => f.write_str("not a member of the cluster"),
+            Problem::Unhealthy(e) => write!(f, "unhealthy: {e}"),
+        }
+    }
+}
+
+/// A member's health: no problems, or what is wrong with it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Health(pub Vec<Problem>);
+
+impl Health {
+    pub fn is_healthy(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether the live cluster no longer (or not yet) lists the member.
+    pub fn is_not_a_member(&self) -> bool {
+        self.0.contains(&Problem::NotAMember)
+    }
+
+    /// Whether its host answered over SSH (and the client API could be set
+    /// up at all).
+    pub fn host_reachable(&self) -> bool {
+        !self
+            .0
+            .iter()
+            .any(|p| matches!(p, Problem::HostUnreachable(_) | Problem::ApiUnavailable(_)))
+    }
+
+    /// Why the provider must not touch the member's host, if it must not:
+    /// another etcd (not the provider's unit) serves the member.
+    pub fn refusal(&self, member: &str) -> Option<String> {
+        self.0.iter().find_map(|p| match p {
+            Problem::ServedOutsideUnit(_) => Some(format!(
+                "member {member} is {p}; the provider will not start a second etcd next to it. Stop that \
+                 etcd (e.g. its hand-made unit) and apply again: the provider then starts the member from \
+                 its data with its own unit."
+            )),
+            _ => None,
+        })
+    }
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str(HEALTHY);
+        }
+        let text: Vec<String> = self.0.iter().map(Problem::to_string).collect();
+        f.write_str(&text.join("; "))
+    }
+}
+
+/// What the provider saw of a running cluster.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Observed {
+    pub cluster_id: Option<u64>,
+    /// Member name to its ID (hex), for members in the live list.
+    pub member_ids: BTreeMap<String, String>,
+    /// Member name to the etcd version it reports, for members that answer.
+    pub versions: BTreeMap<String, String>,
+    /// Member name to its health.
+    pub health: BTreeMap<String, Health>,
+    /// Members whose endpoint answers a quorum read: restarting one of
+    /// these takes a serving member away for a moment.
+    pub serving: BTreeSet<String>,
+    /// Live members the configuration does not have, as `name (id)`.
+    pub unmanaged: Vec<String>,
+    pub leader: Option<String>,
+    /// Things worth a warning: unreachable hosts or endpoints.
+    pub warnings: Vec<String>,
+    /// The managed files found on each reachable host, by member name.
+    pub files: BTreeMap<String, Fingerprints>,
+}
+
+impl Observed {
+    pub fn all_healthy(&self) -> bool {
+        self.health.values().all(Health::is_healthy) && self.unmanaged.is_empty()
+    }
+
+    /// A member's health; a member not looked at is unknown, not healthy.
+    pub fn health_of(&self, name: &str) -> Health {
+        self.health
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Health(vec![Problem::Unhealthy("not observed".into())]))
+    }
+
+    /// Member name to its health as text, as `status` shows it.
+    pub fn status_text(&self) -> BTreeMap<String, String> {
+        self.health
+            .iter()
+            .map(|(name, health)| (name.clone(), health.to_string()))
+            .collect()
+    }
+}
+
+/// Looks at the live cluster and every member host. Never fails: what
+/// cannot be reached is reported in the health and as a warning.
+pub async fn observe(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    expected: &BTreeMap<String, Fingerprints>,
+) -> Observed {
+    let mut observed = Observed::default();
+    let api = match spec.api(ctx.now()).await {
+        Ok(api) => api,
+        Err(e) => {
+            observed.warnings.push(e.clone());
+            for m in &spec.members {
+                observed.health.insert(
+                    m.name.clone(),
+                    Health(vec![Problem::ApiUnavailable(e.clone())]),
+                );
+            }
+            return observed;
+        }
+    };
+    let (listed, statuses, host_states) = tokio::join!(
+        api.members(),
+        api.statuses(),
+        futures::future::join_all(spec.members.iter().map(|m| async {
+            let host = Host::connect(&m.ssh).await?;
+            let state = inspect::observe(&host, &spec.settings).await;
+            host.close().await;
+            state
+        }))
+    );
+    let live = match listed {
+        Ok((cluster_id, live)) => {
+            observed.cluster_id = Some(cluster_id);
+            Some(live)
+        }
+        Err(e) => {
+            observed
+                .warnings
+                .push(format!("no member of the cluster answered: {e}"));
+            None
+        }
+    };
+    for ((member, status), host_state) in spec.members.iter().zip(&statuses).zip(host_states) {
+        if let Some(version) = &status.version {
+            observed
+                .versions
+                .insert(member.name.clone(), version.clone());
+        }
+        if status.healthy {
+            observed.serving.insert(member.name.clone());
+        }
+        let mut problems = Vec::new();
+        match &host_state {
+            Err(e) => {
+                observed
+                    .warnings
+                    .push(format!("member {}: {e}", member.name));
+                problems.push(Problem::HostUnreachable(e.to_string()));
+            }
+            Ok(state) => {
+                // A member imported from elsewhere has no fingerprints yet:
+                // its files as first seen become the baseline.
+                let expected = expected.get(&member.name).unwrap_or(&state.files);
+                if matches!(state.unit.as_str(), "inactive" | "failed") && status.healthy {
+                    problems.push(Problem::ServedOutsideUnit(state.unit.clone()));
+                }
+                problems.extend(
+                    inspect::differences(expected, state)
+                        .into_iter()
+                        .map(Problem::Drift),
+                );
+                if let Some(end) = renewal_due(ctx, spec, &state.server_cert_pem) {
+                    problems.push(Problem::CertificatesDue(end));
+                }
+                observed
+                    .files
+                    .insert(member.name.clone(), state.files.clone());
+            }
+        }
+        let peer_url = member.peer_url(&spec.settings);
+        if let Some(live) = &live {
+            match live.iter().find(|m| m.peer_urls.contains(&peer_url)) {
+                Some(m) => {
+                    observed
+                        .member_ids
+                        .insert(member.name.clone(), etcd::format_id(m.id));
+                    if m.is_learner {
+                        problems.push(Problem::Learner);
+                    }
+                }
+                None => problems.push(Problem::NotAMember),
+            }
+        }
+        if !status.healthy && problems.is_empty() {
+            problems.push(Problem::Unhealthy(status.error.clone().unwrap_or_default()));
+        }
+        observed
+            .health
+            .insert(member.name.clone(), Health(problems));
+    }
+    if let Some(live) = &live {
+        observed.unmanaged = unmanaged(spec, live);
+        let leader = statuses.iter().find_map(|s| s.leader.filter(|l| *l != 0));
+        observed.leader = leader
+            .and_then(|id| live.iter().find(|m| m.id == id))
+            .map(|m| m.name.clone());
+    }
+    observed
+}
+
+/// When the server certificate expires (RFC 3339), if that is inside the
+/// renewal window.
+fn renewal_due(ctx: &Context, spec: &ClusterSpec, server_cert_pem: &str) -> Option<String> {
+    let end = crate::pki::not_after(server_cert_pem)?;
+    let renew_from = time::Duration::hours(spec.settings.cert_early_renewal_hours);
+    (ctx.now() >= end - renew_from).then(|| {
+        end.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    })
+}
+
+/// Live members the spec does not list, as `name (id)`. Members of a
+/// cluster the configuration does not own (foreign endpoints) never are.
+pub(super) fn unmanaged(spec: &ClusterSpec, live: &[etcd::Member]) -> Vec<String> {
+    if !spec.foreign_endpoints.is_empty() {
+        return Vec::new();
+    }
+    unlisted(spec, live)
+        .map(|m| {
+            let name = if m.name.is_empty() {
+                "unstarted"
+            } else {
+                &m.name
+            };
+            format!("{name} ({})", etcd::format_id(m.id))
+        })
+        .collect()
+}
+
+/// Live members whose peer URLs are none of the spec's members'.
+pub(super) fn unlisted<'a>(
+    spec: &ClusterSpec,
+    live: &'a [etcd::Member],
+) -> impl Iterator<Item = &'a etcd::Member> {
+    let configured: Vec<String> = spec
+        .members
+        .iter()
+        .map(|m| m.peer_url(&spec.settings))
+        .collect();
+    live.iter()
+        .filter(move |m| !m.peer_urls.iter().any(|u| configured.contains(u)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_reads_as_status_text_and_tells_a_removed_member() {
+        assert_eq!(Health::default().to_string(), HEALTHY);
+        let removed = Health(vec![
+            Problem::Drift("etcd unit is inactive".into()),
+            Problem::NotAMember,
+        ]);
+        assert_eq!(
+            removed.to_string(),
+            "etcd unit is inactive; not a member of the cluster"
+        );
+        assert!(removed.is_not_a_member() && !removed.is_healthy());
+        let learner = Health(vec![Problem::Learner]);
+        assert!(!learner.is_not_a_member());
+        let observed = Observed::default();
+        assert!(!observed.health_of("e1").is_healthy());
+    }
+}

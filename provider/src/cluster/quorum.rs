@@ -1,0 +1,153 @@
+//! The quorum guard, around every step that touches a running member:
+//! before it, every member the step does not touch must serve
+//! ([`ensure_others_serve`]); after it, the cluster must be whole and
+//! healthy again before the next step ([`wait_until_healthy`]). Around a
+//! whole change, the cluster's change lock ([`take_change_lock`]) keeps any
+//! other run from changing the cluster meanwhile.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{ClusterSpec, Observed};
+use crate::etcd;
+use crate::framework::Context;
+use crate::member::MemberSpec;
+
+/// Takes the cluster's change lock (etcd's lock service, on a lease), so
+/// that no other run changes the cluster until it is released; waits up to
+/// `wait` for another holder. A cluster without quorum cannot grant the
+/// lock: then `None`, and the change goes on without it, since the guard
+/// refuses every step that needs a quorum and the others (starting a
+/// member that does not serve) are safe to make twice.
+pub async fn take_change_lock(
+    ctx: &Context,
+    api: &etcd::Client,
+    wait: Duration,
+) -> Result<Option<etcd::HeldLock>, String> {
+    let taken = tokio::select! {
+        taken = api.lock_changes(wait) => taken,
+        _ = ctx.stopped() => return Err("stopped by Terraform while waiting for the change lock; nothing was changed".into()),
+    };
+    match taken {
+        Ok(held) => Ok(Some(held)),
+        Err(etcd::LockError::NoQuorum(e)) => {
+            log::warn!(
+                "no change lock ({e}): the cluster has no quorum; only members that do not serve are brought back"
+            );
+            Ok(None)
+        }
+        Err(etcd::LockError::Busy(e)) => {
+            Err(format!("the cluster is being changed by another run: {e}"))
+        }
+    }
+}
+
+/// Gives a lock from [`take_change_lock`] back.
+pub async fn release_change_lock(lock: Option<etcd::HeldLock>) {
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+}
+
+/// Refuses a step on `member` (a restart, a membership change) unless
+/// every other member serves (answers a quorum read as a voting member):
+/// the configured ones as `observed` saw them and, in a cluster the
+/// configuration does not own, every other live member by its own
+/// endpoint. Drift that does not stop a member serving (a changed file, a
+/// certificate due for renewal) does not block the step.
+pub async fn ensure_others_serve(
+    spec: &ClusterSpec,
+    api: &etcd::Client,
+    observed: &Observed,
+    member: &MemberSpec,
+) -> Result<(), String> {
+    let mut unhealthy: Vec<String> = spec
+        .members
+        .iter()
+        .filter(|m| m.name != member.name && !observed.serving.contains(&m.name))
+        .map(|m| format!("{} ({})", m.name, observed.health_of(&m.name)))
+        .collect();
+    if !spec.foreign_endpoints.is_empty() {
+        unhealthy.extend(
+            api.unhealthy_members(&member.peer_url(&spec.settings))
+                .await?,
+        );
+    }
+    if unhealthy.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "member {}: refusing to restart, add or remove it while other members are not healthy \
+             (that could lose quorum): {}",
+            member.name,
+            unhealthy.join("; ")
+        ))
+    }
+}
+
+/// Waits until every configured member is a started voting member and
+/// healthy. On time-out, names the members that are late and why.
+pub async fn wait_until_healthy(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let api = spec.api(ctx.now()).await?;
+    loop {
+        let late = tokio::select! {
+            late = late_members(spec, &api) => late,
+            _ = ctx.stopped() => return Err("stopped by Terraform before the cluster was healthy".into()),
+        };
+        if late.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the cluster was not healthy within {timeout:?}; late: {}",
+                late.join("; ")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Members that are not yet started, voting and healthy, with the reason.
+pub async fn late_members(spec: &ClusterSpec, api: &etcd::Client) -> Vec<String> {
+    let listed = api.members().await;
+    let statuses = api.statuses().await;
+    spec.members
+        .iter()
+        .zip(statuses)
+        .filter_map(|(member, status)| {
+            let problem = match &listed {
+                Err(e) => Some(format!("member list unavailable ({e})")),
+                Ok((_, live)) => match live.iter().find(|m| m.name == member.name) {
+                    None => Some("not started".to_string()),
+                    Some(m) if m.is_learner => Some("still a learner".to_string()),
+                    Some(_) if !status.healthy => {
+                        Some(status.error.clone().unwrap_or_else(|| "unhealthy".into()))
+                    }
+                    Some(_) => None,
+                },
+            };
+            problem.map(|p| format!("{} ({}): {p}", member.name, member.host))
+        })
+        .collect()
+}
+
+/// Refuses to go on unless every configured member is started, voting and
+/// healthy now (before a membership step or a CA rotation pass).
+pub async fn ensure_all_healthy(
+    spec: &ClusterSpec,
+    api: &etcd::Client,
+    refusal: &str,
+) -> Result<(), String> {
+    let late = late_members(spec, api).await;
+    if late.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{refusal}: {}", late.join("; ")))
+    }
+}

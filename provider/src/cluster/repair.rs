@@ -1,0 +1,129 @@
+//! Phase: repair drift, one member at a time.
+//!
+//! Changes: a member that is stopped, has a changed or missing file, a
+//! certificate due for renewal, or is a learner is rewritten and
+//! restarted; a member removed out of band is re-added (its old data moved
+//! aside, never deleted); live members the configuration does not list
+//! are removed.
+//!
+//! Nothing to do: every member is healthy and none is unmanaged.
+//!
+//! Refused: a member served by an etcd the provider did not start (a
+//! hand-made unit after an import); installing ours would start a second
+//! etcd on its ports and data.
+//!
+//! Steps:
+//! 1. Bring back every listed member that does not serve, all together,
+//!    then wait until the cluster is healthy. Safe: a member that does not
+//!    serve can only restore a voter; together, because while a majority
+//!    is down no one member can become healthy alone.
+//! 2. Then for each member in turn (observing the cluster again first):
+//!    remove unmanaged members, one at a time and only while every
+//!    configured member is healthy; restart a drifted member that still
+//!    serves, or re-add a removed one, only while every other member
+//!    serves (either takes a voter away or changes the membership); wait
+//!    until the cluster is healthy before the next member.
+//!
+//! Interrupted: nothing in state depends on the repair; the next plan
+//! observes the drift that is left and the next apply repairs it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::member_steps::{connect, Change, OneMemberChanges};
+use super::observe::unlisted;
+use super::quorum::{ensure_all_healthy, ensure_others_serve, wait_until_healthy};
+use super::{continue_unless_stopped, observe, ClusterSpec};
+use crate::etcd;
+use crate::framework::Context;
+use crate::member::install::Fingerprints;
+use crate::member::MemberSpec;
+
+/// Brings drifted members back (see the module's steps).
+pub async fn repair(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    fingerprints: &mut BTreeMap<String, Fingerprints>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let binaries = spec.local_binaries()?;
+    let changes = OneMemberChanges {
+        ctx,
+        spec,
+        binaries: binaries.as_ref(),
+        timeout,
+    };
+    let api = spec.api(ctx.now()).await?;
+    let observed = observe(ctx, spec, fingerprints).await;
+    let down: Vec<&MemberSpec> = spec
+        .members
+        .iter()
+        .filter(|m| {
+            let health = observed.health_of(&m.name);
+            !health.is_healthy()
+                && !observed.serving.contains(&m.name)
+                && health.host_reachable()
+                && !health.is_not_a_member()
+                && health.refusal(&m.name).is_none()
+        })
+        .collect();
+    if !down.is_empty() {
+        continue_unless_stopped(ctx, "repair")?;
+        changes.bring_back(&down, fingerprints).await?;
+    }
+    for member in &spec.members {
+        let observed = observe(ctx, spec, fingerprints).await;
+        if !observed.unmanaged.is_empty() {
+            remove_unmanaged(ctx, spec, &api, timeout).await?;
+        }
+        let health = observed.health_of(&member.name);
+        if health.is_healthy() {
+            continue;
+        }
+        continue_unless_stopped(ctx, "repair")?;
+        if let Some(refusal) = health.refusal(&member.name) {
+            return Err(refusal);
+        }
+        log::info!("repairing member {}: {health}", member.name);
+        let removed = health.is_not_a_member();
+        if removed || observed.serving.contains(&member.name) {
+            ensure_others_serve(spec, &api, &observed, member).await?;
+        }
+        let host = connect(member).await?;
+        let change = if removed {
+            Change::Readd(&api)
+        } else {
+            Change::Rewrite
+        };
+        changes.apply(member, host, change, fingerprints).await?;
+    }
+    if !observe(ctx, spec, fingerprints).await.unmanaged.is_empty() {
+        remove_unmanaged(ctx, spec, &api, timeout).await?;
+    }
+    Ok(())
+}
+
+/// Removes live members the configuration does not list, one at a time,
+/// only while every configured member is healthy (so quorum is never at
+/// risk).
+async fn remove_unmanaged(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    api: &etcd::Client,
+    timeout: Duration,
+) -> Result<(), String> {
+    let (_, live) = api.members().await?;
+    for extra in unlisted(spec, &live) {
+        let id = etcd::format_id(extra.id);
+        ensure_all_healthy(
+            spec,
+            api,
+            &format!("refusing to remove unmanaged member {id} while members are unhealthy"),
+        )
+        .await?;
+        log::info!("removing unmanaged member {} ({id})", extra.name);
+        api.remove_member(extra.id).await?;
+        wait_until_healthy(ctx, spec, timeout).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! Phase: roll changed settings (flags, metrics URL, certificate lifetime,
+//! a new etcd version) through the members.
+//!
+//! Changes: each member's files are rewritten from the new settings (new
+//! binaries where the version changes, certificates reissued) and etcd is
+//! restarted.
+//!
+//! Nothing to do for a member whose config file and trusted CA file match
+//! the new settings, that reports the new version, and whose etcd started
+//! after its config was written; a member removed out of band is left to
+//! the repair that follows, which re-adds it with the new settings.
+//!
+//! Steps, one member at a time:
+//! 1. Refuse unless every other member serves: a restart takes this
+//!    member away for a moment, and the others must hold quorum meanwhile.
+//! 2. Rewrite and restart it.
+//! 3. Wait until the cluster is healthy and check that the member runs the
+//!    new version before the next one.
+//!
+//! Interrupted: the state keeps the old settings, so the next plan shows
+//! the change again; members already rolled are skipped (step "nothing to
+//! do"), so the roll continues where it stopped.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::member_steps::{connect, Change, OneMemberChanges};
+use super::quorum::ensure_others_serve;
+use super::{continue_unless_stopped, observe, ClusterSpec, Observed};
+use crate::framework::Context;
+use crate::member::install::{self, Fingerprints};
+use crate::member::render::{self, InitialState};
+use crate::member::MemberSpec;
+use crate::ssh::{quote, Host};
+
+/// Applies changed settings one member at a time (see the module's steps).
+pub async fn roll(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    fingerprints: &mut BTreeMap<String, Fingerprints>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let binaries = spec.local_binaries()?;
+    let changes = OneMemberChanges {
+        ctx,
+        spec,
+        binaries: binaries.as_ref(),
+        timeout,
+    };
+    for (index, member) in spec.members.iter().enumerate() {
+        continue_unless_stopped(ctx, "rolling change")?;
+        let observed = observe(ctx, spec, fingerprints).await;
+        let health = observed.health_of(&member.name);
+        if health.is_not_a_member() {
+            // Re-added by the repair that follows, with the new settings.
+            continue;
+        }
+        if let Some(refusal) = health.refusal(&member.name) {
+            return Err(refusal);
+        }
+        let host = connect(member).await?;
+        if already_rolled(spec, member, &observed, &host).await {
+            host.close().await;
+            continue;
+        }
+        let api = spec.api(ctx.now()).await?;
+        if let Err(e) = ensure_others_serve(spec, &api, &observed, member).await {
+            host.close().await;
+            return Err(format!("rolling change paused: {e}"));
+        }
+        log::info!("rolling member {} to the new settings", member.name);
+        changes
+            .apply(member, host, Change::Rewrite, fingerprints)
+            .await?;
+        // Only this member's endpoint, in the same order as the members.
+        let running = api.endpoint_status(&api.endpoints[index]).await.version;
+        if running.as_ref() != Some(&spec.settings.etcd_version) {
+            return Err(format!(
+                "member {} runs {} after its restart, not {}",
+                member.name,
+                running.as_deref().unwrap_or("nothing"),
+                spec.settings.etcd_version
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the member already runs with the new settings: its config and
+/// trusted CA files are the desired ones, it reports the desired version,
+/// and etcd started after the config was written.
+async fn already_rolled(
+    spec: &ClusterSpec,
+    member: &MemberSpec,
+    observed: &Observed,
+    host: &Host,
+) -> bool {
+    let desired = render::config_file(
+        member,
+        &spec.settings,
+        &spec.initial_cluster(),
+        InitialState::Existing,
+    );
+    let on_host = |file: &str| {
+        observed
+            .files
+            .get(&member.name)
+            .and_then(|f| f.get(file))
+            .cloned()
+    };
+    on_host("config") == Some(install::sha256_hex(desired.as_bytes()))
+        && on_host("ca.crt") == Some(install::sha256_hex(spec.trusted_ca_pem.as_bytes()))
+        && observed.versions.get(&member.name) == Some(&spec.settings.etcd_version)
+        && started_after_config(host, spec).await
+}
+
+/// Whether the running etcd started after its configuration file was last
+/// written, i.e. runs with it (a member rewritten by an interrupted roll
+/// but not restarted does not).
+async fn started_after_config(host: &Host, spec: &ClusterSpec) -> bool {
+    let config = quote(&spec.settings.layout.config_file());
+    let check = format!("pid=$(systemctl show -p MainPID --value etcd); [ \"$pid\" != 0 ] && [ /proc/$pid -nt {config} ] && echo fresh; true");
+    host.run(&check)
+        .await
+        .map(|o| o.stdout.contains("fresh"))
+        .unwrap_or(false)
+}

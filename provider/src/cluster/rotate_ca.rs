@@ -1,0 +1,190 @@
+//! Phase: rotate the cluster to a new CA.
+//!
+//! Changes: every member ends up trusting only the new CA and holding
+//! certificates issued by it. The old CA is kept in state until this
+//! phase has finished.
+//!
+//! Nothing to do for a member already past a pass, judged from its host:
+//! the digest of its trusted-CA file and which CA signed its server
+//! certificate ([`RotationStep`]).
+//!
+//! Steps: three passes, each one member at a time (rewrite, restart, wait
+//! until the cluster is healthy), each member only while every member is
+//! healthy:
+//! 1. Trust both CAs, certificates still from the old one. Safe: every
+//!    peer still presents an old-CA certificate, which everyone trusts.
+//! 2. Certificates from the new CA, both CAs trusted. Safe: after pass 1
+//!    every member trusts the new CA, so a new certificate is accepted.
+//! 3. Trust only the new CA. Safe: after pass 2 no member presents an
+//!    old-CA certificate any more.
+//!
+//! Interrupted: the state keeps the old CA, so the next plan shows the
+//! rotation again; the next apply reads where each member is and continues
+//! from there.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::member_steps::{connect, Change, OneMemberChanges};
+use super::quorum::ensure_all_healthy;
+use super::{continue_unless_stopped, ClusterSpec};
+use crate::framework::Context;
+use crate::member::inspect;
+use crate::member::install::{self, Fingerprints};
+
+/// How far a member is through a CA rotation, judged from the trusted CA
+/// file and the issuer of the server certificate on its host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum RotationStep {
+    /// Trusts the old CA only.
+    TrustsOld,
+    /// Trusts both CAs; its certificates are from the old one.
+    TrustsBoth,
+    /// Trusts both CAs; its certificates are from the new one.
+    NewCertificates,
+    /// Trusts the new CA only: done.
+    TrustsNew,
+}
+
+fn rotation_step(host: &inspect::HostState, new_ca: &str, both: &str) -> RotationStep {
+    let trusted = host.files.get("ca.crt").map(String::as_str);
+    let new_certificates = crate::pki::issued_by(&host.server_cert_pem, new_ca);
+    if new_certificates && trusted == Some(&install::sha256_hex(new_ca.as_bytes())) {
+        RotationStep::TrustsNew
+    } else if new_certificates {
+        RotationStep::NewCertificates
+    } else if trusted == Some(&install::sha256_hex(both.as_bytes())) {
+        RotationStep::TrustsBoth
+    } else {
+        RotationStep::TrustsOld
+    }
+}
+
+/// Moves every member from the CA of `from` to the CA of `to` (see the
+/// module's steps).
+pub async fn rotate_ca(
+    ctx: &Context,
+    from: &ClusterSpec,
+    to: &ClusterSpec,
+    fingerprints: &mut BTreeMap<String, Fingerprints>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let (old, new) = (&from.ca_cert_pem, &to.ca_cert_pem);
+    let both = format!("{}\n{}\n", new.trim_end(), old.trim_end());
+    let passes = [
+        (
+            RotationStep::TrustsBoth,
+            to.with_ca(old, &from.ca_key_pem, &both),
+        ),
+        (
+            RotationStep::NewCertificates,
+            to.with_ca(new, &to.ca_key_pem, &both),
+        ),
+        (
+            RotationStep::TrustsNew,
+            to.with_ca(new, &to.ca_key_pem, new),
+        ),
+    ];
+    let binaries = to.local_binaries()?;
+    for (step, pass) in &passes {
+        let changes = OneMemberChanges {
+            ctx,
+            spec: pass,
+            binaries: binaries.as_ref(),
+            timeout,
+        };
+        for member in &to.members {
+            continue_unless_stopped(ctx, "CA rotation")?;
+            let host = connect(member).await?;
+            let reached = inspect::observe(&host, &to.settings)
+                .await
+                .map(|state| rotation_step(&state, new, &both));
+            if reached.as_ref().is_ok_and(|reached| reached >= step) {
+                host.close().await;
+                continue;
+            }
+            let api = pass.api(ctx.now()).await?;
+            let healthy = ensure_all_healthy(
+                pass,
+                &api,
+                "CA rotation paused: every member must be healthy first",
+            )
+            .await;
+            if let Err(e) = healthy {
+                host.close().await;
+                return Err(e);
+            }
+            log::info!("CA rotation: member {} to {step:?}", member.name);
+            changes
+                .apply(member, host, Change::Rewrite, fingerprints)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{
+        create_ca, issue, CaRequest, KeyAlgorithm, KeyedCertificate, LeafRequest, Usage,
+    };
+    use time::OffsetDateTime;
+
+    fn ca() -> KeyedCertificate {
+        let now = OffsetDateTime::now_utc();
+        create_ca(&CaRequest {
+            // Both CAs have the same name: only the signature tells them apart.
+            common_name: "etcd-ca",
+            organization: None,
+            algorithm: KeyAlgorithm::EcdsaP256,
+            not_before: now,
+            not_after: now + time::Duration::days(1),
+        })
+        .unwrap()
+    }
+
+    fn host_with(trusted: &str, issuer: &KeyedCertificate) -> inspect::HostState {
+        let now = OffsetDateTime::now_utc();
+        let server = issue(
+            &issuer.cert_pem,
+            &issuer.key_pem,
+            &LeafRequest {
+                common_name: "e1",
+                usage: Usage::Server,
+                names: &["10.0.0.11".to_string()],
+                algorithm: KeyAlgorithm::EcdsaP256,
+                not_before: now,
+                not_after: now + time::Duration::hours(1),
+            },
+        )
+        .unwrap();
+        inspect::HostState {
+            unit: "active".into(),
+            files: [(
+                "ca.crt".to_string(),
+                install::sha256_hex(trusted.as_bytes()),
+            )]
+            .into(),
+            server_cert_pem: server.cert_pem,
+        }
+    }
+
+    #[test]
+    fn rotation_steps_follow_the_trusted_file_and_the_certificate_issuer() {
+        let (old, new) = (ca(), ca());
+        let both = format!("{}\n{}\n", new.cert_pem.trim_end(), old.cert_pem.trim_end());
+        let step = |trusted: &str, issuer: &KeyedCertificate| {
+            rotation_step(&host_with(trusted, issuer), &new.cert_pem, &both)
+        };
+        assert_eq!(step(&old.cert_pem, &old), RotationStep::TrustsOld);
+        assert_eq!(step(&both, &old), RotationStep::TrustsBoth);
+        assert_eq!(step(&both, &new), RotationStep::NewCertificates);
+        assert_eq!(step(&new.cert_pem, &new), RotationStep::TrustsNew);
+        assert!(crate::pki::issued_by(
+            &host_with(&both, &old).server_cert_pem,
+            &old.cert_pem
+        ));
+        assert!(!crate::pki::issued_by("not a certificate", &old.cert_pem));
+    }
+}

@@ -1,0 +1,125 @@
+//! The order of the phases of an update of a running cluster, and where an
+//! update stopped.
+//!
+//! 1. Membership (scale, move), with the CA the members trust now.
+//! 2. Rolling change of settings, with that CA too.
+//! 3. CA rotation to a new CA, last, so that no other change has to deal
+//!    with two CAs.
+//! 4. Repair of whatever drift is left, with the new settings and CA.
+//!
+//! (The first apply after an import runs none of this: it only adopts the
+//! configuration's settings into the state.)
+//!
+//! All four run under the cluster's change lock, so that no other run (a
+//! second CI job, another workspace) changes the cluster meanwhile.
+//!
+//! A stop in 1-3 leaves the state as it was before the update, so the next
+//! plan shows the change again and the next apply continues it: each
+//! phase skips what it has already done. A failed repair leaves the new
+//! settings in state; its drift shows in the next plan.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use super::quorum::{release_change_lock, take_change_lock};
+use super::{change_membership, repair, roll, rotate_ca, ClusterSpec};
+use crate::framework::Context;
+use crate::member::install::Fingerprints;
+
+/// Where an update stopped.
+#[derive(Debug)]
+pub enum UpdateStop {
+    /// The membership change stopped: keep the prior state.
+    Membership(String),
+    /// The rolling change or CA rotation stopped: keep the prior state.
+    Rolling(String),
+    /// The repair after the changes failed: the changes are done.
+    Repair(String),
+}
+
+impl UpdateStop {
+    /// Whether the state must keep the members and settings from before
+    /// the update, so that the next apply continues it.
+    pub fn keeps_prior_state(&self) -> bool {
+        !matches!(self, UpdateStop::Repair(_))
+    }
+
+    pub fn summary(&self) -> &'static str {
+        match self {
+            UpdateStop::Membership(_) => "Membership change stopped",
+            UpdateStop::Rolling(_) => "Rolling change stopped",
+            UpdateStop::Repair(_) => "Could not repair the cluster",
+        }
+    }
+}
+
+impl fmt::Display for UpdateStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpdateStop::Membership(e) => write!(
+                f,
+                "{e}\n\nNo step that was done is undone. Apply again to continue once the cause is fixed."
+            ),
+            UpdateStop::Rolling(e) => write!(
+                f,
+                "{e}\n\nMembers already changed stay changed. Apply again to continue once the cause is fixed."
+            ),
+            UpdateStop::Repair(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Runs the phases in order from `from` to `to`, waiting up to `timeout`
+/// for a healthy cluster after each step; what deserves a warning goes to
+/// `warnings`.
+pub async fn update(
+    ctx: &Context,
+    from: &ClusterSpec,
+    to: &ClusterSpec,
+    fingerprints: &mut BTreeMap<String, Fingerprints>,
+    timeout: Duration,
+    warnings: &mut Vec<String>,
+) -> Result<(), UpdateStop> {
+    let api = from.api(ctx.now()).await.map_err(UpdateStop::Membership)?;
+    let lock = take_change_lock(ctx, &api, timeout)
+        .await
+        .map_err(UpdateStop::Membership)?;
+    let result = phases(ctx, from, to, fingerprints, timeout, warnings).await;
+    release_change_lock(lock).await;
+    result
+}
+
+/// The phases in order, under the change lock.
+async fn phases(
+    ctx: &Context,
+    from: &ClusterSpec,
+    to: &ClusterSpec,
+    fingerprints: &mut BTreeMap<String, Fingerprints>,
+    timeout: Duration,
+    warnings: &mut Vec<String>,
+) -> Result<(), UpdateStop> {
+    let rotating = from.ca_cert_pem != to.ca_cert_pem;
+    let ca_now = if rotating { from } else { to };
+    let staged = to.with_ca(
+        &ca_now.ca_cert_pem,
+        &ca_now.ca_key_pem,
+        &ca_now.trusted_ca_pem,
+    );
+    change_membership(ctx, from, &staged, fingerprints, timeout, warnings)
+        .await
+        .map_err(UpdateStop::Membership)?;
+    if from.settings != to.settings {
+        roll(ctx, &staged, fingerprints, timeout)
+            .await
+            .map_err(UpdateStop::Rolling)?;
+    }
+    if rotating {
+        rotate_ca(ctx, from, to, fingerprints, timeout)
+            .await
+            .map_err(UpdateStop::Rolling)?;
+    }
+    repair(ctx, to, fingerprints, timeout)
+        .await
+        .map_err(UpdateStop::Repair)
+}

@@ -1,0 +1,271 @@
+//! The etcd client: a running cluster's client API (the member list,
+//! per-endpoint health and status, membership changes, snapshots), over
+//! TLS with a client certificate the provider issues itself from the
+//! cluster's CA. The only module that calls etcd's gRPC API.
+//!
+//! - this file: credentials, the member list, endpoint status and health;
+//! - [`membership`]: member add, remove, promote, leadership transfer;
+//! - [`snapshot`]: streaming a verified snapshot into a local file;
+//! - [`lock`]: the change lock that keeps two runs from changing one cluster.
+
+mod lock;
+mod membership;
+mod snapshot;
+
+pub use lock::{HeldLock, LockError};
+
+use std::time::Duration;
+
+use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
+use time::OffsetDateTime;
+
+use crate::pki::{self, KeyAlgorithm, LeafRequest, PkiError, Usage};
+
+/// A short-lived client identity for this run of the provider.
+#[derive(Clone)]
+pub struct Credentials {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl Credentials {
+    pub fn issue(
+        ca_cert_pem: &str,
+        ca_key_pem: &str,
+        now: OffsetDateTime,
+    ) -> Result<Credentials, PkiError> {
+        let (not_before, not_after) = pki::validity_window(now, 24);
+        let client = pki::issue(
+            ca_cert_pem,
+            ca_key_pem,
+            &LeafRequest {
+                common_name: "terraform-provider-etcd",
+                usage: Usage::Client,
+                names: &[],
+                algorithm: KeyAlgorithm::EcdsaP256,
+                not_before,
+                not_after,
+            },
+        )?;
+        Ok(Credentials {
+            ca_pem: ca_cert_pem.to_string(),
+            cert_pem: client.cert_pem,
+            key_pem: client.key_pem,
+        })
+    }
+
+    /// The same identity, verifying servers against `ca_pem` (one or more
+    /// CA certificates: both the old and the new during a CA rotation).
+    pub fn trusting(self, ca_pem: &str) -> Credentials {
+        Credentials {
+            ca_pem: ca_pem.to_string(),
+            ..self
+        }
+    }
+
+    fn options(&self) -> ConnectOptions {
+        let tls = TlsOptions::new()
+            .ca_certificate(Certificate::from_pem(&self.ca_pem))
+            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
+        ConnectOptions::new()
+            .with_tls(tls)
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_timeout(Duration::from_secs(5))
+    }
+}
+
+/// A member as the cluster lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub id: u64,
+    /// Empty while a member has been added but has not started yet.
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+    pub is_learner: bool,
+}
+
+/// One endpoint's answer to a status request and a quorum read.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EndpointStatus {
+    pub endpoint: String,
+    pub healthy: bool,
+    pub version: Option<String>,
+    pub member_id: Option<u64>,
+    pub leader: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// IDs print as etcd and etcdctl print them: hex without leading zeros.
+pub fn format_id(id: u64) -> String {
+    format!("{id:x}")
+}
+
+/// The longest one call to one endpoint may take, connection included.
+const CALL_DEADLINE: Duration = Duration::from_secs(6);
+
+/// A client of the endpoints of one cluster.
+pub struct Client {
+    pub endpoints: Vec<String>,
+    credentials: Credentials,
+}
+
+fn text(e: etcd_client::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+impl Client {
+    pub fn new(endpoints: Vec<String>, credentials: Credentials) -> Client {
+        Client {
+            endpoints,
+            credentials,
+        }
+    }
+
+    async fn client(&self, endpoints: &[String]) -> Result<etcd_client::Client, String> {
+        etcd_client::Client::connect(endpoints, Some(self.credentials.options()))
+            .await
+            .map_err(text)
+    }
+
+    /// Runs one call against an endpoint within [`CALL_DEADLINE`]. The
+    /// client's own time-outs cover the TCP connect and each request, but
+    /// not the TLS handshake, which a member that has not joined yet
+    /// accepts and never finishes.
+    async fn bounded<T>(
+        endpoint: &str,
+        call: impl std::future::Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
+        tokio::time::timeout(CALL_DEADLINE, call)
+            .await
+            .unwrap_or_else(|_| Err(format!("{endpoint}: no answer within {CALL_DEADLINE:?}")))
+    }
+
+    /// A client of the first endpoint that answers a status request: a
+    /// client over every endpoint fails while any one of them is down.
+    async fn any_client(&self) -> Result<etcd_client::Client, String> {
+        self.first_answering().await.map(|(client, _, _)| client)
+    }
+
+    /// The first endpoint that answers a status request: a client of it,
+    /// the endpoint, and the revision it has reached.
+    async fn first_answering(&self) -> Result<(etcd_client::Client, String, i64), String> {
+        let mut last = String::from("no endpoints");
+        for endpoint in &self.endpoints {
+            let attempt = Self::bounded(endpoint, async {
+                let mut client = self.client(std::slice::from_ref(endpoint)).await?;
+                let status = client.status().await.map_err(text)?;
+                let revision = status.header().map(|h| h.revision()).unwrap_or_default();
+                Ok((client, endpoint.clone(), revision))
+            });
+            match attempt.await {
+                Ok(answer) => return Ok(answer),
+                Err(e) => last = format!("{endpoint}: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    /// Streams a snapshot of the keyspace from the first member that
+    /// answers into `file`: written 0600 to a temporary file beside it and
+    /// renamed once complete. etcd ends the stream with the SHA-256 of what
+    /// The cluster ID and its members, from whichever endpoint answers.
+    pub async fn members(&self) -> Result<(u64, Vec<Member>), String> {
+        let response = self.any_client().await?.member_list().await.map_err(text)?;
+        let cluster_id = response
+            .header()
+            .map(|h| h.cluster_id())
+            .unwrap_or_default();
+        let members = response
+            .members()
+            .iter()
+            .map(|m| Member {
+                id: m.id(),
+                name: m.name().to_string(),
+                peer_urls: m.peer_urls().to_vec(),
+                client_urls: m.client_urls().to_vec(),
+                is_learner: m.is_learner(),
+            })
+            .collect();
+        Ok((cluster_id, members))
+    }
+
+    /// Status and a linearizable read on one endpoint (what
+    /// `etcdctl endpoint health` checks).
+    pub async fn endpoint_status(&self, endpoint: &str) -> EndpointStatus {
+        let mut status = EndpointStatus {
+            endpoint: endpoint.to_string(),
+            ..Default::default()
+        };
+        let asked = Self::bounded(endpoint, async {
+            let mut client = self.client(&[endpoint.to_string()]).await?;
+            let answer = client.status().await.map_err(text)?;
+            let health = client.get("health", None).await.map(|_| ()).map_err(text);
+            Ok((answer, health))
+        });
+        match asked.await {
+            Ok((answer, health)) => {
+                status.version = Some(answer.version().to_string());
+                status.leader = Some(answer.leader());
+                status.member_id = answer.header().map(|h| h.member_id());
+                status.healthy = health.is_ok();
+                status.error = health.err();
+            }
+            Err(e) => status.error = Some(e),
+        }
+        status
+    }
+
+    /// Every endpoint's status, asked in parallel.
+    pub async fn statuses(&self) -> Vec<EndpointStatus> {
+        let asks = self.endpoints.iter().map(|e| self.endpoint_status(e));
+        futures::future::join_all(asks).await
+    }
+
+    /// Live members other than the one with peer URL `except` that are not
+    /// started and healthy, as `name: why`. Every member counts, whoever
+    /// manages it: this is what guards quorum before a step.
+    pub async fn unhealthy_members(&self, except: &str) -> Result<Vec<String>, String> {
+        let (_, live) = self.members().await?;
+        let checks = live
+            .iter()
+            .filter(|m| !m.peer_urls.iter().any(|u| u == except))
+            .map(|m| async move {
+                let Some(url) = m.client_urls.first().filter(|_| !m.name.is_empty()) else {
+                    return Some(format!("{}: added but not started", format_id(m.id)));
+                };
+                let status = self.endpoint_status(url).await;
+                (!status.healthy).then(|| {
+                    format!(
+                        "{}: {}",
+                        m.name,
+                        status.error.unwrap_or_else(|| "unhealthy".into())
+                    )
+                })
+            });
+        Ok(futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_print_like_etcdctl() {
+        assert_eq!(format_id(0x0e95_d6b9_49d1_bea7), "e95d6b949d1bea7");
+        assert_eq!(format_id(0x8e9e_05c5_2164_694d), "8e9e05c52164694d");
+    }
+}

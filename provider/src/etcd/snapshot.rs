@@ -1,0 +1,134 @@
+//! A snapshot of the keyspace streamed from one member into a local file,
+//! checked against the SHA-256 etcd appends to the stream.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{text, Client};
+
+/// A snapshot saved by [`Client::save_snapshot`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The endpoint of the member it came from.
+    pub endpoint: String,
+    /// The revision that member had reached when the snapshot began.
+    pub revision: i64,
+    pub size: u64,
+    /// SHA-256 (hex) of the whole file.
+    pub sha256: String,
+}
+
+/// Checks the SHA-256 that etcd appends to a snapshot stream against
+/// everything before it, fed chunk by chunk.
+#[derive(Default)]
+struct TrailingHash {
+    body: sha2::Sha256,
+    /// The last 32 bytes seen so far: the hash, once the stream has ended.
+    tail: Vec<u8>,
+}
+
+impl TrailingHash {
+    const LEN: usize = 32;
+
+    fn update(&mut self, chunk: &[u8]) {
+        use sha2::Digest;
+        self.tail.extend_from_slice(chunk);
+        if self.tail.len() > Self::LEN {
+            let body = self.tail.len() - Self::LEN;
+            self.body.update(&self.tail[..body]);
+            self.tail.drain(..body);
+        }
+    }
+
+    fn matches(self) -> bool {
+        use sha2::Digest;
+        self.tail.len() == Self::LEN && self.tail[..] == self.body.finalize()[..]
+    }
+}
+
+/// The longest wait for the next chunk of a snapshot.
+const SNAPSHOT_CHUNK_DEADLINE: Duration = Duration::from_secs(60);
+
+impl Client {
+    /// came before; a snapshot whose hash does not match is refused.
+    pub async fn save_snapshot(&self, file: &Path) -> Result<Snapshot, String> {
+        use sha2::{Digest, Sha256};
+        use tokio::io::AsyncWriteExt;
+
+        let (mut client, endpoint, revision) = self.first_answering().await?;
+        let partial = file.with_extension("partial");
+        let mut out = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .await
+            .map_err(|e| format!("{}: {e}", partial.display()))?;
+        let mut stream = client.snapshot().await.map_err(text)?;
+        let mut whole = Sha256::new();
+        let mut trailer = TrailingHash::default();
+        let mut size = 0u64;
+        loop {
+            let message = tokio::time::timeout(SNAPSHOT_CHUNK_DEADLINE, stream.message())
+                .await
+                .map_err(|_| format!("{endpoint}: the snapshot stalled"))?
+                .map_err(text)?;
+            let Some(message) = message else { break };
+            let chunk = message.blob();
+            out.write_all(chunk)
+                .await
+                .map_err(|e| format!("{}: {e}", partial.display()))?;
+            whole.update(chunk);
+            trailer.update(chunk);
+            size += chunk.len() as u64;
+        }
+        out.sync_all()
+            .await
+            .map_err(|e| format!("{}: {e}", partial.display()))?;
+        if !trailer.matches() {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(format!(
+                "{endpoint}: the snapshot's trailing SHA-256 does not match its content ({size} bytes); not saved"
+            ));
+        }
+        tokio::fs::rename(&partial, file)
+            .await
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(Snapshot {
+            endpoint,
+            revision,
+            size,
+            sha256: hex::encode(whole.finalize()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest;
+
+    fn fed_in_chunks(stream: &[u8], chunk: usize) -> bool {
+        let mut trailer = TrailingHash::default();
+        for piece in stream.chunks(chunk) {
+            trailer.update(piece);
+        }
+        trailer.matches()
+    }
+
+    #[test]
+    fn a_snapshot_must_end_with_the_hash_of_its_content() {
+        let body: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let mut stream = body.clone();
+        stream.extend_from_slice(&sha2::Sha256::digest(&body));
+        for chunk in [1, 7, 32, 33, 4096, stream.len()] {
+            assert!(fed_in_chunks(&stream, chunk), "chunks of {chunk}");
+        }
+        let mut corrupt = stream.clone();
+        corrupt[100] ^= 1;
+        assert!(!fed_in_chunks(&corrupt, 64));
+        assert!(!fed_in_chunks(&body, 64), "no hash at the end");
+        assert!(!fed_in_chunks(&stream[..20], 64), "shorter than a hash");
+    }
+}
