@@ -26,6 +26,7 @@ pub enum LabId {
     Snapshot = 21,
     MoveAll = 22,
     MemberPair = 23,
+    Sudo = 24,
 }
 
 impl LabId {

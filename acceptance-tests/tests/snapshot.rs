@@ -125,5 +125,11 @@ fn a_snapshot_is_taken_retaken_when_lost_and_restores_a_cluster_that_lost_its_da
     );
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");
     assert_eq!(ws.plan_exit_code().0, 0);
+    let left: Vec<String> = std::fs::read_dir(files.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".partial"))
+        .collect();
+    assert!(left.is_empty(), "temporary snapshot files left: {left:?}");
     ws.destroy();
 }

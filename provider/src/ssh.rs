@@ -25,6 +25,9 @@ pub struct Target {
     pub connect_timeout: Duration,
     /// The longest any one command may run; the host then ends it.
     pub command_timeout: Duration,
+    /// Run every command as root through `sudo -n` (the user needs
+    /// passwordless sudo); port forwards need no root.
+    pub sudo: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +54,7 @@ pub struct Host {
     pub address: String,
     session: Session,
     command_timeout: Duration,
+    sudo: bool,
 }
 
 /// How long past its time limit a command may take to end before the
@@ -68,7 +72,7 @@ impl Host {
         builder.known_hosts_check(if target.strict_host_key_checking {
             KnownHosts::Strict
         } else {
-            KnownHosts::Accept
+            KnownHosts::Add
         });
         builder.connect_timeout(target.connect_timeout);
         builder.server_alive_interval(Duration::from_secs(5));
@@ -95,26 +99,28 @@ impl Host {
             address: target.address.clone(),
             session,
             command_timeout: target.command_timeout,
+            sudo: target.sudo,
         })
     }
 
-    /// Runs `script` with `sh -c` as the SSH user, feeding `stdin` to it,
-    /// under the host's `timeout` (coreutils): a command that runs past the
+    /// Runs `script` with `sh -c` as the SSH user (as root through `sudo -n`
+    /// when the target says so), feeding `stdin` to it, under the host's
+    /// `timeout` (coreutils): a command that runs past the
     /// time limit is ended there (TERM, then KILL) and is an error that
     /// says so. (`Session::command` quotes each argument for the remote
     /// shell.)
     pub async fn run_with_input(&self, script: &str, stdin: &[u8]) -> Result<Output, SshError> {
         let limit = self.command_timeout;
-        let mut child = self
-            .session
-            .command("timeout")
-            .args([
-                "-k",
-                "5",
-                &format!("{}s", limit.as_secs().max(1)),
-                "sh",
-                "-c",
-            ])
+        let seconds = format!("{}s", limit.as_secs().max(1));
+        let mut command = if self.sudo {
+            let mut command = self.session.command("sudo");
+            command.args(["-n", "--", "timeout"]);
+            command
+        } else {
+            self.session.command("timeout")
+        };
+        let mut child = command
+            .args(["-k", "5", &seconds, "sh", "-c"])
             .arg(script)
             .stdin(openssh::Stdio::piped())
             .stdout(openssh::Stdio::piped())
@@ -186,8 +192,8 @@ impl Host {
     ) -> Result<(), SshError> {
         let path_q = quote(path);
         let script = format!(
-            "set -e; umask 077; tmp=$(mktemp {path_q}.XXXXXX); cat > \"$tmp\"; chmod {mode:o} \"$tmp\"; \
-             chown {owner} \"$tmp\"; mv -f \"$tmp\" {path_q}",
+            "set -e; umask 077; tmp=$(mktemp {path_q}.XXXXXX); trap 'rm -f \"$tmp\"' EXIT; \
+             cat > \"$tmp\"; chmod {mode:o} \"$tmp\"; chown {owner} \"$tmp\"; mv -f \"$tmp\" {path_q}",
             owner = quote(owner)
         );
         let out = self.run_with_input(&script, content).await?;

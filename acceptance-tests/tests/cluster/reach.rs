@@ -103,3 +103,47 @@ fn binaries_from_the_distribution_packages() {
         assert_eq!(left.trim(), "disabled\npackage-kept", "{name}: {left}");
     }
 }
+
+#[test]
+fn a_cluster_bootstrapped_and_rolled_through_a_user_with_sudo() {
+    let lab = Lab::up(LabId::Sudo, 3);
+    let terraform = tools::newest_terraform();
+    // `deploy` has passwordless sudo and the lab's key; it owns nothing.
+    let config = example("cluster-3").replace(
+        "    user             = \"root\"\n",
+        "    user             = \"deploy\"\n    sudo             = true\n",
+    );
+    assert!(config.contains("\"deploy\""));
+    let ws = cluster3_workspace(&lab, &terraform, &config);
+    ws.apply_timed("bootstrap through sudo");
+    assert_started_members(&lab, 3);
+    for (name, _) in &lab.hosts {
+        let keys = lab.ssh_ok(
+            name,
+            "stat -c '%a %U' /etc/kubernetes/pki/etcd/server.key /etc/kubernetes/pki/etcd/peer.key",
+        );
+        assert_eq!(keys, "600 etcd\n600 etcd\n", "{name}");
+    }
+    let rolled = config.replace(
+        "  etcd_version = \"3.4.23\"\n",
+        "  etcd_version = \"3.4.23\"\n  extra_flags  = { \"snapshot-count\" = \"5000\" }\n",
+    );
+    assert_ne!(rolled, config);
+    std::fs::write(ws.path().join("main.tf"), rolled).unwrap();
+    ws.apply_timed("rolling flag change through sudo");
+    for (name, _) in &lab.hosts {
+        assert!(
+            lab.ssh_ok(name, "cat /etc/etcd/etcd.conf.yml")
+                .contains("snapshot-count: 5000"),
+            "{name}"
+        );
+    }
+    let sessions = lab.ssh_ok(
+        "h1",
+        "journalctl -u ssh --no-pager | grep -c 'Accepted publickey for deploy' || true",
+    );
+    assert!(
+        sessions.trim().parse::<u32>().unwrap_or(0) > 0,
+        "no SSH session as deploy"
+    );
+}

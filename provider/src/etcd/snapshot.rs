@@ -50,58 +50,87 @@ impl TrailingHash {
 const SNAPSHOT_CHUNK_DEADLINE: Duration = Duration::from_secs(60);
 
 impl Client {
-    /// came before; a snapshot whose hash does not match is refused.
+    /// Streams a snapshot of the keyspace from the first member that
+    /// answers into `file`: written 0600 to a temporary file of its own
+    /// beside it (created new, never through a link) and renamed once
+    /// complete. etcd ends the stream with the SHA-256 of what came before;
+    /// a snapshot whose hash does not match is refused. Whatever fails, no
+    /// temporary file is left behind.
     pub async fn save_snapshot(&self, file: &Path) -> Result<Snapshot, String> {
-        use sha2::{Digest, Sha256};
-        use tokio::io::AsyncWriteExt;
-
         let (mut client, endpoint, revision) = self.first_answering().await?;
-        let partial = file.with_extension("partial");
-        let mut out = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&partial)
-            .await
-            .map_err(|e| format!("{}: {e}", partial.display()))?;
-        let mut stream = client.snapshot().await.map_err(text)?;
-        let mut whole = Sha256::new();
-        let mut trailer = TrailingHash::default();
-        let mut size = 0u64;
-        loop {
-            let message = tokio::time::timeout(SNAPSHOT_CHUNK_DEADLINE, stream.message())
-                .await
-                .map_err(|_| format!("{endpoint}: the snapshot stalled"))?
-                .map_err(text)?;
-            let Some(message) = message else { break };
-            let chunk = message.blob();
-            out.write_all(chunk)
+        let mut name = file.as_os_str().to_owned();
+        name.push(format!(".partial-{}", std::process::id()));
+        let partial = std::path::PathBuf::from(name);
+        let streamed = async {
+            let mut out = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&partial)
                 .await
                 .map_err(|e| format!("{}: {e}", partial.display()))?;
-            whole.update(chunk);
-            trailer.update(chunk);
-            size += chunk.len() as u64;
+            let stream = client.snapshot().await.map_err(text)?;
+            let streamed = stream_into(stream, &mut out, &endpoint, &partial).await?;
+            tokio::fs::rename(&partial, file)
+                .await
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            Ok(streamed)
         }
-        out.sync_all()
-            .await
-            .map_err(|e| format!("{}: {e}", partial.display()))?;
-        if !trailer.matches() {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(format!(
-                "{endpoint}: the snapshot's trailing SHA-256 does not match its content ({size} bytes); not saved"
-            ));
-        }
-        tokio::fs::rename(&partial, file)
-            .await
-            .map_err(|e| format!("{}: {e}", file.display()))?;
+        .await;
+        let (size, sha256) = match streamed {
+            Ok(streamed) => streamed,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(e);
+            }
+        };
         Ok(Snapshot {
             endpoint,
             revision,
             size,
-            sha256: hex::encode(whole.finalize()),
+            sha256,
         })
     }
+}
+
+/// Writes the snapshot stream into `out`, checking etcd's trailing hash;
+/// returns the size and the SHA-256 of the whole file.
+async fn stream_into(
+    mut stream: etcd_client::SnapshotStreaming,
+    out: &mut tokio::fs::File,
+    endpoint: &str,
+    partial: &Path,
+) -> Result<(u64, String), String> {
+    use sha2::{Digest, Sha256};
+    use tokio::io::AsyncWriteExt;
+
+    let mut whole = Sha256::new();
+    let mut trailer = TrailingHash::default();
+    let mut size = 0u64;
+    loop {
+        let message = tokio::time::timeout(SNAPSHOT_CHUNK_DEADLINE, stream.message())
+            .await
+            .map_err(|_| format!("{endpoint}: the snapshot stalled"))?
+            .map_err(text)?;
+        let Some(message) = message else { break };
+        let chunk = message.blob();
+        out.write_all(chunk)
+            .await
+            .map_err(|e| format!("{}: {e}", partial.display()))?;
+        whole.update(chunk);
+        trailer.update(chunk);
+        size += chunk.len() as u64;
+    }
+    out.sync_all()
+        .await
+        .map_err(|e| format!("{}: {e}", partial.display()))?;
+    if !trailer.matches() {
+        return Err(format!(
+            "{endpoint}: the snapshot's trailing SHA-256 does not match its content ({size} bytes); not saved"
+        ));
+    }
+    Ok((size, hex::encode(whole.finalize())))
 }
 
 #[cfg(test)]

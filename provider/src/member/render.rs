@@ -185,6 +185,7 @@ mod tests {
                 strict_host_key_checking: true,
                 connect_timeout: std::time::Duration::from_secs(10),
                 command_timeout: std::time::Duration::from_secs(600),
+                sudo: false,
             },
         }
     }

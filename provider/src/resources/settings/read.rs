@@ -122,6 +122,7 @@ pub fn member_spec(member: &Value, ssh_block: &Value, command_timeout: Duration)
                 .unwrap_or(true),
             connect_timeout: Duration::from_secs(10),
             command_timeout,
+            sudo: ssh_block.get("sudo").as_bool().unwrap_or(false),
         },
         host,
     }

@@ -15,16 +15,23 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/etcd";
 /// client API of members it manages (etcd_cluster).
 pub fn ssh_block(tunnel: bool) -> Block {
     let block = Block::new("How to reach the member hosts. The system `ssh` is used, so `~/.ssh/config`, the agent and ProxyJump apply; anything unset here is left to them.")
-        .attribute(Attribute::optional("user", Type::String, "User to log in as; it must be root (the provider does not use sudo yet). Default: from ssh_config."))
+        .attribute(Attribute::optional("user", Type::String, "User to log in as: root, or a user with passwordless sudo and `sudo = true`. Default: from ssh_config."))
         .attribute(Attribute::optional("port", Type::Number, "SSH port. Default: from ssh_config (22)."))
         .attribute(Attribute::optional("private_key_path", Type::String, "Private key file to log in with."))
         .attribute(Attribute::optional("known_hosts_path", Type::String, "known_hosts file holding the hosts' keys."))
         .attribute(Attribute::optional("config_file", Type::String, "An ssh_config file to use instead of `~/.ssh/config`."))
         .attribute(Attribute::with_default(
+            "sudo",
+            Type::Bool,
+            Value::Bool(false),
+            "Run every command on the hosts as root through `sudo -n` (passwordless sudo), for hosts that \
+             refuse root logins. File contents, keys included, still travel on stdin. Default false.",
+        ))
+        .attribute(Attribute::with_default(
             "strict_host_key_checking",
             Type::Bool,
             Value::Bool(true),
-            "Refuse hosts whose key is not in known_hosts (default). Turning this off accepts any host key.",
+            "Refuse hosts whose key is not in known_hosts (default). Turned off, a host's key is accepted and recorded the first time (ssh's `accept-new`), and a changed key is still refused.",
         ));
     if !tunnel {
         return block;
