@@ -205,6 +205,30 @@ fn five_members_download_and_check_the_release_tarball() {
     assert!(lab
         .ssh_ok("h4", "cat /etc/etcd/etcd.conf.yml")
         .contains("snapshot-count: 10000"));
+
+    // A binary of the right version but another build (one byte more) is
+    // drift, and the repair puts the release's binary back.
+    lab.ssh_ok(
+        "h2",
+        "cp /usr/local/bin/etcd /root/etcd && echo >> /root/etcd && mv /root/etcd /usr/local/bin/etcd",
+    );
+    assert!(lab
+        .ssh_ok("h2", "/usr/local/bin/etcd --version")
+        .contains("3.4.23"));
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    ws.apply();
+    let released = std::process::Command::new("sha256sum")
+        .arg(tools::etcd_dir("3.4.23").join("etcd"))
+        .output()
+        .unwrap();
+    let released = String::from_utf8_lossy(&released.stdout)[..64].to_string();
+    assert!(
+        lab.ssh_ok("h2", "sha256sum /usr/local/bin/etcd")
+            .starts_with(&released),
+        "the altered binary was kept"
+    );
+    assert_eq!(ws.plan_exit_code().0, 0);
     ws.destroy();
     assert!(lab
         .ssh_ok("h1", "pgrep -x etcd || echo none")

@@ -116,10 +116,18 @@ async fn already_rolled(
 
 /// Whether the running etcd started after its configuration file was last
 /// written, i.e. runs with it (a member rewritten by an interrupted roll
-/// but not restarted does not).
+/// but not restarted does not). The start time is the process's own: the
+/// boot time (now less the uptime) plus its start in clock ticks after
+/// boot, from /proc; not a file time.
 async fn started_after_config(host: &Host, spec: &ClusterSpec) -> bool {
     let config = quote(&spec.settings.layout.config_file());
-    let check = format!("pid=$(systemctl show -p MainPID --value etcd); [ \"$pid\" != 0 ] && [ /proc/$pid -nt {config} ] && echo fresh; true");
+    let check = format!(
+        "pid=$(systemctl show -p MainPID --value etcd); [ \"$pid\" != 0 ] || exit 0; \
+         boot=$(awk -v now=\"$(date +%s.%N)\" '{{printf \"%.3f\", now - $1}}' /proc/uptime); ticks=$(getconf CLK_TCK); \
+         started=$(awk -v boot=\"$boot\" -v ticks=\"$ticks\" '{{printf \"%.3f\", boot + $22 / ticks}}' /proc/$pid/stat); \
+         written=$(stat -c %.3Y {config}); \
+         awk -v s=\"$started\" -v w=\"$written\" 'BEGIN {{ if (s > w) print \"fresh\" }}'"
+    );
     host.run(&check)
         .await
         .map(|o| o.stdout.contains("fresh"))

@@ -147,21 +147,26 @@ pub async fn install_binaries(
             }
         }
         (BinarySource::Url { url, sha256 }, _) => {
-            if installed_version(host, settings).await?.as_deref()
-                != Some(settings.etcd_version.as_str())
-            {
-                let script = format!(
-                    "set -e; tmp=$(mktemp -d); trap 'rm -rf \"$tmp\"' EXIT\n\
-                     curl -fsSL --retry 3 -o \"$tmp/etcd.tar.gz\" {url}\n\
-                     echo {sum}'  '\"$tmp/etcd.tar.gz\" | sha256sum -c --quiet -\n\
-                     mkdir \"$tmp/x\"; tar -xzf \"$tmp/etcd.tar.gz\" -C \"$tmp/x\" --strip-components=1\n\
-                     install -m 0755 \"$tmp/x/etcd\" \"$tmp/x/etcdctl\" {bin}/\n",
-                    url = quote(url),
-                    sum = quote(sha256),
-                    bin = quote(&l.bin_dir),
-                );
-                host.run_ok(&script).await?;
-            }
+            // Skipped only when the release file says these binaries came
+            // from this very tarball and the etcd binary is still the one
+            // installed then.
+            let script = format!(
+                "set -e\n\
+                 installed=$(sha256sum {etcd} 2>/dev/null | cut -d' ' -f1)\n\
+                 [ \"$(cat {release} 2>/dev/null)\" = \"{sum} $installed\" ] && exit 0\n\
+                 tmp=$(mktemp -d); trap 'rm -rf \"$tmp\"' EXIT\n\
+                 curl -fsSL --connect-timeout 15 --retry 3 -o \"$tmp/etcd.tar.gz\" {url}\n\
+                 echo {sum}'  '\"$tmp/etcd.tar.gz\" | sha256sum -c --quiet -\n\
+                 mkdir \"$tmp/x\"; tar -xzf \"$tmp/etcd.tar.gz\" -C \"$tmp/x\" --strip-components=1\n\
+                 install -m 0755 \"$tmp/x/etcd\" \"$tmp/x/etcdctl\" {bin}/\n\
+                 echo \"{sum} $(sha256sum {etcd} | cut -d' ' -f1)\" > {release}\n",
+                url = quote(url),
+                sum = quote(sha256),
+                bin = quote(&l.bin_dir),
+                etcd = quote(&l.etcd()),
+                release = quote(&l.release_file()),
+            );
+            host.run_ok(&script).await?;
         }
         (BinarySource::OsPackage, _) => {
             // The packaged service must not start with the package's own
@@ -174,8 +179,9 @@ pub async fn install_binaries(
                  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d; \
                    chmod 0755 /usr/sbin/policy-rc.d; trap 'rm -f /usr/sbin/policy-rc.d' EXIT; fi\n\
                  export DEBIAN_FRONTEND=noninteractive\n\
-                 apt-get install -y -q etcd-server etcd-client >/dev/null 2>&1 || \
-                   { apt-get update -q >/dev/null && apt-get install -y -q etcd-server etcd-client >/dev/null; }\n";
+                 apt='apt-get -o DPkg::Lock::Timeout=120'\n\
+                 $apt install -y -q etcd-server etcd-client >/dev/null 2>&1 || \
+                   { $apt update -q >/dev/null && $apt install -y -q etcd-server etcd-client >/dev/null; }\n";
             host.run_ok(script).await?;
         }
         (BinarySource::LocalPath(dir), None) => {
@@ -336,7 +342,12 @@ pub async fn uninstall(
     purge_data: bool,
 ) -> Result<(), SshError> {
     let l = &settings.layout;
-    let mut files = vec![l.unit_file(), l.config_file(), l.etcdctl_env_file()];
+    let mut files = vec![
+        l.unit_file(),
+        l.config_file(),
+        l.etcdctl_env_file(),
+        l.release_file(),
+    ];
     if settings.binary_source != BinarySource::OsPackage {
         // Packaged binaries belong to the package manager.
         files.extend([l.etcd(), l.etcdctl()]);

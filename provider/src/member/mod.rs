@@ -31,6 +31,12 @@ impl Layout {
     pub fn etcdctl_env_file(&self) -> String {
         format!("{}/etcdctl.env", self.config_dir)
     }
+    /// For binaries from a `url`: the tarball's SHA-256 and the installed
+    /// etcd's, so that a binary of the right version but another build is
+    /// replaced.
+    pub fn release_file(&self) -> String {
+        format!("{}/etcd-release.sha256", self.config_dir)
+    }
     pub fn unit_file(&self) -> String {
         "/etc/systemd/system/etcd.service".to_string()
     }
