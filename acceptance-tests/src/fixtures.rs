@@ -63,20 +63,20 @@ pub fn wait_for(what: &str, ready: impl Fn() -> bool) {
     }
 }
 
-/// Runs etcdctl on h1 against its local member (kubeadm's PKI paths) until
-/// it succeeds, for up to 30 seconds.
-pub fn retry_etcdctl(lab: &Lab, args: &str) {
+/// Runs etcdctl on `host` against its local member (kubeadm's PKI paths)
+/// until it succeeds, for up to 30 seconds.
+pub fn retry_etcdctl(lab: &Lab, host: &str, args: &str) {
     for _ in 0..60 {
         let command = format!(
             "ETCDCTL_API=3 etcdctl --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt \
              --key {KUBEADM_PKI}/server.key --endpoints https://127.0.0.1:2379 {args}"
         );
-        if lab.ssh("h1", &command).status.success() {
+        if lab.ssh(host, &command).status.success() {
             return;
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    panic!("etcdctl {args} kept failing");
+    panic!("etcdctl {args} on {host} kept failing");
 }
 
 /// h1's member list shows `want` started members.
@@ -302,6 +302,16 @@ pub struct Writer {
     dir: tempfile::TempDir,
 }
 
+/// A test that fails before [`Writer::finish`] still stops the writer, so
+/// that it never outlives its lab.
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.stop();
+        }
+    }
+}
+
 /// What a [`Writer`] saw: how many writes were acknowledged, and the
 /// longest time between two acknowledgements.
 pub struct WriteReport {
@@ -343,14 +353,19 @@ impl Writer {
         Writer { child, dir }
     }
 
-    /// Stops writing and checks, through `reader`, that every acknowledged
-    /// write is in the cluster.
-    pub fn finish(mut self, lab: &Lab, reader: &str) -> WriteReport {
+    /// Stops the writer's process group (its shell and the etcdctl it runs).
+    fn stop(&mut self) {
         let group = format!("-{}", self.child.id());
         let _ = std::process::Command::new("kill")
             .args(["-TERM", "--", &group])
             .status();
         let _ = self.child.wait();
+    }
+
+    /// Stops writing and checks, through `reader`, that every acknowledged
+    /// write is in the cluster.
+    pub fn finish(mut self, lab: &Lab, reader: &str) -> WriteReport {
+        self.stop();
         let log = std::fs::read_to_string(self.dir.path().join("acked")).unwrap_or_default();
         let acks: Vec<(String, u128)> = log
             .lines()

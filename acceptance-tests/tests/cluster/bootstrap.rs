@@ -99,7 +99,7 @@ fn three_members_bootstrap_show_drift_repair_it_and_destroy() {
         .to_string();
     // etcd refuses membership changes until e3 (just restarted) has been
     // connected for a few seconds.
-    retry_etcdctl(&lab, &format!("member remove {id}"));
+    retry_etcdctl(&lab, "h1", &format!("member remove {id}"));
     expect_drift(
         &ws,
         "member removed out of band",
@@ -113,14 +113,78 @@ fn three_members_bootstrap_show_drift_repair_it_and_destroy() {
         "old data dir not kept"
     );
 
+    // A replaced disk: e3 is still listed but its data is gone. It is
+    // removed and added again (a new ID), never started under its old ID.
+    let old_id = lab
+        .etcdctl("h1", KUBEADM_PKI, "member list")
+        .lines()
+        .find(|l| l.contains(", e3, "))
+        .and_then(|l| l.split(',').next())
+        .unwrap()
+        .to_string();
+    lab.ssh_ok("h3", "systemctl stop etcd && rm -rf /var/lib/etcd/member");
+    expect_drift(
+        &ws,
+        "data directory lost",
+        "e3",
+        "its data directory holds no etcd data",
+    );
+    let list = lab.etcdctl("h1", KUBEADM_PKI, "member list");
+    assert!(
+        list.contains(", e3, ") && !list.contains(&old_id),
+        "e3 was not added again under a new ID:\n{list}"
+    );
+    assert_started_members(&lab, 3);
+
     retry_etcdctl(
         &lab,
+        "h1",
         &format!(
             "member add intruder --peer-urls=https://{}:2390",
             lab.address("h1")
         ),
     );
     expect_drift(&ws, "member added out of band", "unmanaged", "unstarted");
+
+    // A member cut off from its peers answers with the member list it saw
+    // last: an intruder (a learner, so that quorum stays 2 of 3) added and
+    // removed meanwhile is still in it. The plan judges from a member that
+    // answers a quorum read instead.
+    retry_etcdctl(
+        &lab,
+        "h1",
+        &format!(
+            "member add ghost --learner --peer-urls=https://{}:2391",
+            lab.address("h1")
+        ),
+    );
+    let ghost = lab
+        .etcdctl("h1", KUBEADM_PKI, "member list")
+        .lines()
+        .find(|l| l.contains("2391"))
+        .and_then(|l| l.split(',').next())
+        .unwrap()
+        .to_string();
+    lab.fault("partition", "h1", &["h2", "h3"]);
+    lab.fault("partition", "h2", &["h1"]);
+    lab.fault("partition", "h3", &["h1"]);
+    // h1 may have led: h2 and h3 first elect a new leader.
+    retry_etcdctl(&lab, "h2", &format!("member remove {ghost}"));
+    assert!(lab
+        .etcdctl("h1", KUBEADM_PKI, "member list")
+        .contains("2391"));
+    let (code, run) = ws.plan_exit_code();
+    for host in ["h1", "h2", "h3"] {
+        lab.fault("heal", host, &[]);
+    }
+    assert_eq!(code, 2, "{}", run.text());
+    assert!(
+        !run.stdout.contains("unstarted"),
+        "the plan took the isolated member's stale list:\n{}",
+        run.stdout
+    );
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
 
     // A crash is systemd's to fix (Restart=on-failure): no drift remains.
     lab.ssh_ok("h2", "pkill -KILL -x etcd");

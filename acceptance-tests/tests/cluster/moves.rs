@@ -49,10 +49,9 @@ fn every_member_moves_to_new_hosts_in_one_apply_without_losing_a_write() {
             "{list}"
         );
     }
-    assert!(
-        !list.contains("a1") && !list.contains("a2") && !list.contains("a3"),
-        "{list}"
-    );
+    for gone in ["a1", "a2", "a3"] {
+        assert!(!list.contains(&format!(", {gone}, ")), "{list}");
+    }
     for old in ["h1", "h2", "h3"] {
         assert!(lab
             .ssh_ok(old, "pgrep -x etcd || echo none")

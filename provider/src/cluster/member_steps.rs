@@ -195,9 +195,9 @@ impl OneMemberChanges<'_> {
     }
 }
 
-/// Re-adds a member that was removed from the cluster out of band, and
-/// starts it. Its old data belongs to the removed member ID, so it is
-/// moved aside (kept).
+/// Re-adds a member that was removed from the cluster out of band (or
+/// lost its data: it is removed first), and starts it. Its old data
+/// belongs to the removed member ID, so it is moved aside (kept).
 async fn readd(
     ctx: &Context,
     spec: &ClusterSpec,
@@ -215,6 +215,9 @@ async fn readd(
             member.name
         );
     }
+    // Still listed (its data is gone): out of the list first, so that it is
+    // never started under its old ID without its log.
+    remove_member(api, member, &spec.settings).await?;
     let (_, live) = api.members().await?;
     let initial = joining_cluster(&live, member, &spec.settings);
     api.add_member(&member.peer_url(&spec.settings), false)

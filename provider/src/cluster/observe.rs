@@ -35,6 +35,10 @@ pub enum Problem {
     Learner,
     /// No live member has its peer URL: removed out of band, or never added.
     NotAMember,
+    /// It is in the member list, but its data directory holds no etcd data
+    /// (a replaced disk): it must be removed and added again, never started
+    /// under its old ID without its log.
+    DataMissing,
     /// Its endpoint does not answer a quorum read.
     Unhealthy(String),
 }
@@ -54,6 +58,7 @@ impl fmt::Display for Problem {
             ),
             Problem::Learner => f.write_str("is a learner"),
             Problem::NotAMember => f.write_str("not a member of the cluster"),
+            Problem::DataMissing => f.write_str("its data directory holds no etcd data"),
             Problem::Unhealthy(e) => write!(f, "unhealthy: {e}"),
         }
     }
@@ -71,6 +76,12 @@ impl Health {
     /// Whether the live cluster no longer (or not yet) lists the member.
     pub fn is_not_a_member(&self) -> bool {
         self.0.contains(&Problem::NotAMember)
+    }
+
+    /// Whether the member must be (removed if listed and) added again: it
+    /// is not a member, or lost its data.
+    pub fn needs_readd(&self) -> bool {
+        self.is_not_a_member() || self.0.contains(&Problem::DataMissing)
     }
 
     /// Whether its host answered over SSH (and the client API could be set
@@ -171,8 +182,7 @@ pub async fn observe(
             return observed;
         }
     };
-    let (listed, statuses, host_states) = tokio::join!(
-        api.members(),
+    let (statuses, host_states) = tokio::join!(
         api.statuses(),
         futures::future::join_all(spec.members.iter().map(|m| async {
             let host = Host::connect(&m.ssh).await?;
@@ -181,6 +191,15 @@ pub async fn observe(
             state
         }))
     );
+    // The member list of a member that answers a quorum read: a member cut
+    // off from the others answers with what it saw last. Without one, the
+    // list of any member, but no member is judged "not a member" or
+    // "unmanaged" from it.
+    let serving = statuses.iter().find(|s| s.healthy);
+    let (listed, current) = match serving {
+        Some(status) => (api.members_from(&status.endpoint).await, true),
+        None => (api.members().await, false),
+    };
     let live = match listed {
         Ok((cluster_id, live)) => {
             observed.cluster_id = Some(cluster_id);
@@ -240,8 +259,12 @@ pub async fn observe(
                     if m.is_learner {
                         problems.push(Problem::Learner);
                     }
+                    if matches!(&host_state, Ok(state) if !state.has_data) {
+                        problems.push(Problem::DataMissing);
+                    }
                 }
-                None => problems.push(Problem::NotAMember),
+                None if current => problems.push(Problem::NotAMember),
+                None => {}
             }
         }
         if !status.healthy && problems.is_empty() {
@@ -252,7 +275,9 @@ pub async fn observe(
             .insert(member.name.clone(), Health(problems));
     }
     if let Some(live) = &live {
-        observed.unmanaged = unmanaged(spec, live);
+        if current {
+            observed.unmanaged = unmanaged(spec, live);
+        }
         let leader = statuses.iter().find_map(|s| s.leader.filter(|l| *l != 0));
         observed.leader = leader
             .and_then(|id| live.iter().find(|m| m.id == id))

@@ -20,7 +20,9 @@
 //! 2. Then for each member in turn (observing the cluster again first):
 //!    remove unmanaged members, one at a time and only while every
 //!    configured member is healthy; restart a drifted member that still
-//!    serves, or re-add a removed one, only while every other member
+//!    serves, or re-add a removed one (or one whose data is gone: removed
+//!    from the list first, never started under its old ID without its
+//!    log), only while every other member
 //!    serves (either takes a voter away or changes the membership); wait
 //!    until the cluster is healthy before the next member.
 //!
@@ -63,7 +65,7 @@ pub async fn repair(
             !health.is_healthy()
                 && !observed.serving.contains(&m.name)
                 && health.host_reachable()
-                && !health.is_not_a_member()
+                && !health.needs_readd()
                 && health.refusal(&m.name).is_none()
         })
         .collect();
@@ -85,7 +87,7 @@ pub async fn repair(
             return Err(refusal);
         }
         log::info!("repairing member {}: {health}", member.name);
-        let removed = health.is_not_a_member();
+        let removed = health.needs_readd();
         if removed || observed.serving.contains(&member.name) {
             ensure_others_serve(spec, &api, &observed, member).await?;
         }

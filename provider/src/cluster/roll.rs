@@ -7,8 +7,8 @@
 //!
 //! Nothing to do for a member whose config file and trusted CA file match
 //! the new settings, that reports the new version, and whose etcd started
-//! after its config was written; a member removed out of band is left to
-//! the repair that follows, which re-adds it with the new settings.
+//! after its config was written; a member removed out of band (or whose
+//! data is gone) is left to the repair that follows, which re-adds it with the new settings.
 //!
 //! Steps, one member at a time:
 //! 1. Refuse unless every other member serves: a restart takes this
@@ -51,7 +51,7 @@ pub async fn roll(
         continue_unless_stopped(ctx, "rolling change")?;
         let observed = observe(ctx, spec, fingerprints).await;
         let health = observed.health_of(&member.name);
-        if health.is_not_a_member() {
+        if health.needs_readd() {
             // Re-added by the repair that follows, with the new settings.
             continue;
         }

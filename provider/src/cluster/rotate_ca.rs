@@ -167,6 +167,7 @@ mod tests {
             )]
             .into(),
             server_cert_pem: server.cert_pem,
+            has_data: true,
         }
     }
 

@@ -177,9 +177,22 @@ impl Client {
     /// Streams a snapshot of the keyspace from the first member that
     /// answers into `file`: written 0600 to a temporary file beside it and
     /// renamed once complete. etcd ends the stream with the SHA-256 of what
-    /// The cluster ID and its members, from whichever endpoint answers.
+    /// The cluster ID and its members, from whichever endpoint answers
+    /// (its view may be stale if it is cut off from the others).
     pub async fn members(&self) -> Result<(u64, Vec<Member>), String> {
-        let response = self.any_client().await?.member_list().await.map_err(text)?;
+        Self::member_list(self.any_client().await?).await
+    }
+
+    /// The cluster ID and its members as `endpoint` sees them.
+    pub async fn members_from(&self, endpoint: &str) -> Result<(u64, Vec<Member>), String> {
+        Self::bounded(endpoint, async {
+            Self::member_list(self.client(&[endpoint.to_string()]).await?).await
+        })
+        .await
+    }
+
+    async fn member_list(mut client: etcd_client::Client) -> Result<(u64, Vec<Member>), String> {
+        let response = client.member_list().await.map_err(text)?;
         let cluster_id = response
             .header()
             .map(|h| h.cluster_id())

@@ -16,10 +16,15 @@ pub struct HostState {
     pub files: Fingerprints,
     /// The member's server certificate (PEM), to tell when it expires.
     pub server_cert_pem: String,
+    /// Whether the data directory holds etcd data (`member/`).
+    pub has_data: bool,
 }
 
 /// Separates the sums from the certificate in the command's output.
 const CERT_MARKER: &str = "--- server certificate ---";
+
+/// Printed before the sums when the data directory holds etcd data.
+const DATA_MARKER: &str = "--- member data present ---";
 
 pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostState, SshError> {
     let l = &settings.layout;
@@ -35,7 +40,9 @@ pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostStat
     let server_cert = format!("{}/server.crt", l.pki_dir());
     let out = host
         .run(&format!(
-            "systemctl is-active etcd; sha256sum {} 2>/dev/null; echo '{CERT_MARKER}'; cat {} 2>/dev/null; true",
+            "systemctl is-active etcd; [ -d {}/member ] && echo '{DATA_MARKER}'; sha256sum {} 2>/dev/null; \
+             echo '{CERT_MARKER}'; cat {} 2>/dev/null; true",
+            quote(&l.data_dir),
             quoted.join(" "),
             quote(&server_cert)
         ))
@@ -59,6 +66,7 @@ fn parse(stdout: &str, paths: &BTreeMap<String, String>) -> HostState {
         unit,
         files,
         server_cert_pem: server_cert_pem.trim().to_string(),
+        has_data: sums.contains(DATA_MARKER),
     }
 }
 
@@ -89,6 +97,14 @@ mod tests {
         let seen = parse(
             "failed\nabc  /etc/etcd/etcd.conf.yml\n--- server certificate ---\n-----BEGIN CERTIFICATE-----\n",
             &paths,
+        );
+        assert!(!seen.has_data);
+        assert!(
+            parse(
+                "active\n--- member data present ---\n--- server certificate ---\n",
+                &paths
+            )
+            .has_data
         );
         assert_eq!(seen.server_cert_pem, "-----BEGIN CERTIFICATE-----");
         assert_eq!(seen.unit, "failed");
