@@ -17,7 +17,8 @@
 //!    then wait until the cluster is healthy. Safe: a member that does not
 //!    serve can only restore a voter; together, because while a majority
 //!    is down no one member can become healthy alone.
-//! 2. Then for each member in turn (observing the cluster again first):
+//! 2. Then for each member in turn (judged on an observation taken after
+//!    the last change):
 //!    remove unmanaged members, one at a time and only while every
 //!    configured member is healthy; restart a drifted member that still
 //!    serves, or re-add a removed one (or one whose data is gone: removed
@@ -56,7 +57,9 @@ pub async fn repair(
         timeout,
     };
     let api = spec.api(ctx.now()).await?;
-    let observed = observe(ctx, spec, fingerprints).await;
+    // Observed again only after something changed: each observation is an
+    // SSH round trip to every host and a status call to every member.
+    let mut observed = observe(ctx, spec, fingerprints).await;
     let down: Vec<&MemberSpec> = spec
         .members
         .iter()
@@ -72,11 +75,12 @@ pub async fn repair(
     if !down.is_empty() {
         continue_unless_stopped(ctx, "repair")?;
         changes.bring_back(&down, fingerprints).await?;
+        observed = observe(ctx, spec, fingerprints).await;
     }
     for member in &spec.members {
-        let observed = observe(ctx, spec, fingerprints).await;
         if !observed.unmanaged.is_empty() {
             remove_unmanaged(ctx, spec, &api, timeout).await?;
+            observed = observe(ctx, spec, fingerprints).await;
         }
         let health = observed.health_of(&member.name);
         if health.is_healthy() {
@@ -98,8 +102,9 @@ pub async fn repair(
             Change::Rewrite
         };
         changes.apply(member, host, change, fingerprints).await?;
+        observed = observe(ctx, spec, fingerprints).await;
     }
-    if !observe(ctx, spec, fingerprints).await.unmanaged.is_empty() {
+    if !observed.unmanaged.is_empty() {
         remove_unmanaged(ctx, spec, &api, timeout).await?;
     }
     Ok(())
