@@ -382,15 +382,7 @@ pub async fn remove_member(
         gone.name,
         etcd::format_id(leaving.id)
     );
-    match api.remove_member(leaving.id).await {
-        Ok(()) => Ok(()),
-        // Asked through its own endpoint, a removed member may stop before
-        // it answers ("server stopped"): the member list tells.
-        Err(e) => match api.members().await {
-            Ok((_, live)) if !live.iter().any(|m| m.id == leaving.id) => Ok(()),
-            _ => Err(e),
-        },
-    }
+    api.remove_member(leaving.id).await
 }
 
 /// Stops a member that has left the cluster and removes its installation

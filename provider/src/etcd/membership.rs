@@ -37,16 +37,36 @@ impl From<String> for MembershipError {
 }
 
 impl Client {
+    /// Removes member `id`, asking through another member: a member that
+    /// applies its own removal stops before it answers. An answer lost on
+    /// the way (the leader changed, the connection broke) is settled by the
+    /// member list: the removal is done once `id` is no longer listed
+    /// (asked for up to ten seconds).
     pub async fn remove_member(&self, id: u64) -> Result<(), String> {
-        patiently(|| async {
-            let mut client = self.any_client().await?;
+        let asked = patiently(|| async {
+            let (mut client, _, _) = self.first_answering(Some(id)).await?;
             client
                 .member_remove(id)
                 .await
                 .map_err(MembershipError::from_etcd)?;
             Ok(())
         })
-        .await
+        .await;
+        let Err(e) = asked else { return Ok(()) };
+        for _ in 0..10 {
+            let listed = async {
+                let (client, _, _) = self.first_answering(Some(id)).await?;
+                Self::member_list(client).await
+            };
+            // A follower's list may lag the commit by a moment.
+            if let Ok((_, members)) = listed.await {
+                if !members.iter().any(|m| m.id == id) {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        Err(e)
     }
 
     /// Adds a member by its peer URL, as a non-voting learner when asked;

@@ -152,18 +152,32 @@ impl Client {
     /// A client of the first endpoint that answers a status request: a
     /// client over every endpoint fails while any one of them is down.
     async fn any_client(&self) -> Result<etcd_client::Client, String> {
-        self.first_answering().await.map(|(client, _, _)| client)
+        self.first_answering(None)
+            .await
+            .map(|(client, _, _)| client)
     }
 
-    /// The first endpoint that answers a status request: a client of it,
-    /// the endpoint, and the revision it has reached.
-    async fn first_answering(&self) -> Result<(etcd_client::Client, String, i64), String> {
+    /// The first endpoint that answers a status request, skipping the one
+    /// served by member `except` (a member being removed stops serving
+    /// before it answers): a client of it, the endpoint, and the revision
+    /// it has reached.
+    async fn first_answering(
+        &self,
+        except: Option<u64>,
+    ) -> Result<(etcd_client::Client, String, i64), String> {
         let mut last = String::from("no endpoints");
         for endpoint in &self.endpoints {
             let attempt = Self::bounded(endpoint, async {
                 let mut client = self.client(std::slice::from_ref(endpoint)).await?;
                 let status = client.status().await.map_err(text)?;
-                let revision = status.header().map(|h| h.revision()).unwrap_or_default();
+                let header = status.header();
+                if except.is_some() && header.map(|h| h.member_id()) == except {
+                    return Err(format!(
+                        "served by member {}",
+                        format_id(except.unwrap_or_default())
+                    ));
+                }
+                let revision = header.map(|h| h.revision()).unwrap_or_default();
                 Ok((client, endpoint.clone(), revision))
             });
             match attempt.await {

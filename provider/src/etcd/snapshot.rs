@@ -57,7 +57,7 @@ impl Client {
     /// a snapshot whose hash does not match is refused. Whatever fails, no
     /// temporary file is left behind.
     pub async fn save_snapshot(&self, file: &Path) -> Result<Snapshot, String> {
-        let (mut client, endpoint, revision) = self.first_answering().await?;
+        let (mut client, endpoint, revision) = self.first_answering(None).await?;
         let mut name = file.as_os_str().to_owned();
         name.push(format!(".partial-{}", std::process::id()));
         let partial = std::path::PathBuf::from(name);
