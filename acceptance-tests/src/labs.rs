@@ -27,6 +27,7 @@ pub enum LabId {
     MoveAll = 22,
     MemberPair = 23,
     Sudo = 24,
+    HangingCommand = 25,
 }
 
 impl LabId {

@@ -188,11 +188,16 @@ impl Workspace {
 
     /// Starts `terraform apply` in the background.
     pub fn spawn_apply(&self) -> std::process::Child {
-        self.command(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        self.spawn(&["apply", "-auto-approve", "-input=false", "-no-color"])
+    }
+
+    /// Starts a terraform command in the background, its output captured.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .expect("start terraform apply")
+            .expect("start terraform")
     }
 
     /// `terraform plan -detailed-exitcode`: 0 no changes, 2 changes, 1 error.
@@ -238,8 +243,8 @@ impl Workspace {
     }
 }
 
-/// Ctrl-C to a running apply, as a user would (Terraform then calls
-/// StopProvider); the apply must fail. Returns its output.
+/// Ctrl-C to a running apply or plan, as a user would (Terraform then
+/// calls StopProvider); the command must fail. Returns its output.
 pub fn interrupt(apply: std::process::Child) -> String {
     assert!(std::process::Command::new("kill")
         .args(["-INT", &apply.id().to_string()])
@@ -251,7 +256,7 @@ pub fn interrupt(apply: std::process::Child) -> String {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
-        "the interrupted apply succeeded:\n{text}"
+        "the interrupted command succeeded:\n{text}"
     );
     text
 }

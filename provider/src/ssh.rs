@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use openssh::{KnownHosts, Session, SessionBuilder};
 use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
 
 /// How to reach a host: everything from the resource's `ssh` block.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Target {
     pub address: String,
     pub user: Option<String>,
@@ -28,6 +29,9 @@ pub struct Target {
     /// Run every command as root through `sudo -n` (the user needs
     /// passwordless sudo); port forwards need no root.
     pub sudo: bool,
+    /// Terraform's request to stop: a command still running is abandoned
+    /// (the host's time limit still ends it there).
+    pub stop: CancellationToken,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,11 +59,23 @@ pub struct Host {
     session: Session,
     command_timeout: Duration,
     sudo: bool,
+    stop: CancellationToken,
 }
 
 /// How long past its time limit a command may take to end before the
 /// connection itself is given up.
 const KILL_GRACE: Duration = Duration::from_secs(15);
+
+/// The first line of a script, shortened, to name it in an error.
+fn first_line(script: &str) -> String {
+    script
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(80)
+        .collect()
+}
 
 /// Quotes a string for a POSIX shell.
 pub fn quote(s: &str) -> String {
@@ -100,6 +116,7 @@ impl Host {
             session,
             command_timeout: target.command_timeout,
             sudo: target.sudo,
+            stop: target.stop.clone(),
         })
     }
 
@@ -138,10 +155,13 @@ impl Host {
                 .await
                 .map_err(|e| SshError(format!("{}: closing stdin: {e}", self.address)))?;
         }
-        let out = tokio::time::timeout(limit + KILL_GRACE, child.wait_with_output())
-            .await
-            .map_err(|_| self.timed_out(script))?
-            .map_err(|e| SshError(format!("{}: {}", self.address, describe(&e))))?;
+        let finished = tokio::time::timeout(limit + KILL_GRACE, child.wait_with_output());
+        let out = tokio::select! {
+            finished = finished => finished,
+            _ = self.stop.cancelled() => return Err(self.stopped(script)),
+        }
+        .map_err(|_| self.timed_out(script))?
+        .map_err(|e| SshError(format!("{}: {}", self.address, describe(&e))))?;
         let status = out.status.code().unwrap_or(-1);
         // timeout(1) exits 124 when it ended the command, 137 when it had to kill it.
         if status == 124 || status == 137 {
@@ -155,11 +175,19 @@ impl Host {
     }
 
     fn timed_out(&self, script: &str) -> SshError {
-        let first = script.lines().next().unwrap_or_default();
-        let shown: String = first.chars().take(80).collect();
         SshError(format!(
-            "{}: a command ran longer than its time limit of {:?} (timeouts.command) and was ended: {shown}",
-            self.address, self.command_timeout
+            "{}: a command ran longer than its time limit of {:?} (timeouts.command) and was ended: {}",
+            self.address,
+            self.command_timeout,
+            first_line(script)
+        ))
+    }
+
+    fn stopped(&self, script: &str) -> SshError {
+        SshError(format!(
+            "{}: stopped by Terraform while a command ran (it is ended on the host within timeouts.command): {}",
+            self.address,
+            first_line(script)
         ))
     }
 

@@ -5,6 +5,7 @@
 mod adoption;
 mod bootstrap;
 mod ca_rotation;
+mod hangs;
 mod moves;
 mod plan_checks;
 mod reach;

@@ -20,6 +20,10 @@ variable "flags" {
   type    = map(string)
   default = {}
 }
+variable "command_timeout" {
+  type    = string
+  default = "10m"
+}
 resource "etcd_ca" "main" {
   common_name = "etcd-ca"
 }
@@ -37,6 +41,9 @@ resource "etcd_cluster" "main" {
     user             = "root"
     private_key_path = var.ssh_private_key_path
     known_hosts_path = var.known_hosts_path
+  }
+  timeouts {
+    command = var.command_timeout
   }
   dynamic "member" {
     for_each = var.hosts

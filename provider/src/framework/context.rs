@@ -33,6 +33,11 @@ impl Context {
         self.stop.is_cancelled()
     }
 
+    /// The stop request as a token, for layers that do not take a context.
+    pub fn stop_signal(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
     /// Asks every operation in flight to stop at its next safe point.
     pub fn request_stop(&self) {
         self.stop.cancel();

@@ -97,7 +97,7 @@ pub struct ClusterSettings {
 }
 
 /// One member's own settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct MemberSpec {
     pub name: String,
     /// The address in its URLs and certificates (IP or DNS name).

@@ -186,6 +186,7 @@ mod tests {
                 connect_timeout: std::time::Duration::from_secs(10),
                 command_timeout: std::time::Duration::from_secs(600),
                 sudo: false,
+                stop: Default::default(),
             },
         }
     }

@@ -80,13 +80,14 @@ fn schema_block() -> Block {
 /// The domain view: a cluster spec holding this member, with the cluster's
 /// own endpoints as foreign ones. The token names the member: etcd uses
 /// the initial cluster token only when it bootstraps a new cluster.
-fn spec(value: &Value) -> ClusterSpec {
+fn spec(ctx: &Context, value: &Value) -> ClusterSpec {
     ClusterSpec {
         settings: settings::settings(value, value.str_or_empty("name")),
         members: vec![settings::member_spec(
             value,
             value.get("ssh"),
             settings::timeout(value, "command"),
+            ctx,
         )],
         ca_cert_pem: value.str_or_empty("ca_cert_pem").to_string(),
         ca_key_pem: value.str_or_empty("ca_key_pem").to_string(),
@@ -141,8 +142,8 @@ impl Resource for EtcdMember {
         settings::validate_settings(config, diags);
     }
 
-    async fn modify_plan(&self, _ctx: &Context, plan: &mut Plan<'_>) {
-        let planned = spec(&plan.planned);
+    async fn modify_plan(&self, ctx: &Context, plan: &mut Plan<'_>) {
+        let planned = spec(ctx, &plan.planned);
         let member = &planned.members[0];
         if plan.planned.get("host").is_wholly_known() {
             for (name, url) in [
@@ -175,7 +176,7 @@ impl Resource for EtcdMember {
         private: &mut Private,
         diags: &mut Diagnostics,
     ) -> Value {
-        let spec = spec(planned);
+        let spec = spec(ctx, planned);
         let mut warnings = Vec::new();
         let timeout = settings::timeout(planned, "create");
         let joined = foreign_member::join(ctx, &spec, timeout, &mut warnings).await;
@@ -210,7 +211,7 @@ impl Resource for EtcdMember {
         private: &mut Private,
         diags: &mut Diagnostics,
     ) -> Value {
-        let spec = spec(state);
+        let spec = spec(ctx, state);
         let prints: Fingerprints = private.get(FINGERPRINTS).unwrap_or_default();
         let observed = foreign_member::observe(ctx, &spec, &prints).await;
         settings::warn_unreachable(diags, &observed);
@@ -227,7 +228,7 @@ impl Resource for EtcdMember {
         private: &mut Private,
         diags: &mut Diagnostics,
     ) -> Value {
-        let (from, spec) = (spec(prior), spec(planned));
+        let (from, spec) = (spec(ctx, prior), spec(ctx, planned));
         let mut prints: Fingerprints = private.get(FINGERPRINTS).unwrap_or_default();
         let settings_changed =
             from.settings != spec.settings || from.ca_cert_pem != spec.ca_cert_pem;
@@ -272,7 +273,7 @@ impl Resource for EtcdMember {
             .as_bool()
             .unwrap_or(false);
         let timeout = settings::timeout(prior, "update");
-        if let Err(e) = foreign_member::leave(ctx, &spec(prior), purge, timeout).await {
+        if let Err(e) = foreign_member::leave(ctx, &spec(ctx, prior), purge, timeout).await {
             diags.error(
                 "Could not remove the member",
                 format!("{e}\n\nThe member stays in the cluster and in state; apply the destroy again once the cause is fixed."),

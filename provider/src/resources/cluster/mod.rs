@@ -36,7 +36,7 @@ const FIXED_AFTER_CREATE: &[&str] = &[
 ];
 
 /// The domain view of a (wholly known) configuration or state.
-fn spec(value: &Value) -> ClusterSpec {
+fn spec(ctx: &Context, value: &Value) -> ClusterSpec {
     let ssh_block = value.get("ssh");
     ClusterSpec {
         settings: settings::settings(value, value.str_or_empty("name")),
@@ -44,7 +44,7 @@ fn spec(value: &Value) -> ClusterSpec {
             .get("member")
             .as_list()
             .iter()
-            .map(|m| settings::member_spec(m, ssh_block, settings::timeout(value, "command")))
+            .map(|m| settings::member_spec(m, ssh_block, settings::timeout(value, "command"), ctx))
             .collect(),
         ca_cert_pem: value.str_or_empty("ca_cert_pem").to_string(),
         ca_key_pem: value.str_or_empty("ca_key_pem").to_string(),
@@ -108,7 +108,7 @@ impl Resource for EtcdCluster {
         settings::validate_settings(config, diags);
     }
 
-    async fn modify_plan(&self, _ctx: &Context, plan: &mut Plan<'_>) {
+    async fn modify_plan(&self, ctx: &Context, plan: &mut Plan<'_>) {
         if plan.is_create() {
             if let Some(path) = plan.planned.get("initial_snapshot_path").as_str() {
                 if !std::path::Path::new(path).is_file() {
@@ -119,7 +119,7 @@ impl Resource for EtcdCluster {
                     );
                 }
             }
-            let endpoints = spec(&plan.planned).endpoints();
+            let endpoints = spec(ctx, &plan.planned).endpoints();
             if plan.planned.get("member").is_wholly_known() {
                 plan.planned
                     .set("client_endpoints", Value::strings(endpoints));
@@ -145,7 +145,7 @@ impl Resource for EtcdCluster {
             }
         }
         let rolling = settings::plan_rolled_change(plan);
-        let (prior_spec, planned_spec) = (spec(plan.prior), spec(&plan.planned));
+        let (prior_spec, planned_spec) = (spec(ctx, plan.prior), spec(ctx, &plan.planned));
         let (added, removed) = cluster::membership_changes(&prior_spec, &planned_spec);
         let membership_changes = !added.is_empty() || !removed.is_empty();
         if membership_changes && plan.planned.get("member").is_wholly_known() {
@@ -233,7 +233,7 @@ impl Resource for EtcdCluster {
         private: &mut Private,
         diags: &mut Diagnostics,
     ) -> Value {
-        let spec = spec(planned);
+        let spec = spec(ctx, planned);
         let prints =
             match cluster::bootstrap(ctx, &spec, settings::timeout(planned, "create")).await {
                 Ok(prints) => prints,
@@ -267,7 +267,7 @@ impl Resource for EtcdCluster {
         private: &mut Private,
         diags: &mut Diagnostics,
     ) -> Value {
-        let spec = spec(state);
+        let spec = spec(ctx, state);
         let mut prints = private
             .get::<BTreeMap<String, Fingerprints>>(FINGERPRINTS)
             .unwrap_or_default();
@@ -292,7 +292,7 @@ impl Resource for EtcdCluster {
         private: &mut Private,
         diags: &mut Diagnostics,
     ) -> Value {
-        let (from, spec) = (spec(prior), spec(planned));
+        let (from, spec) = (spec(ctx, prior), spec(ctx, planned));
         let mut prints = private
             .get::<BTreeMap<String, Fingerprints>>(FINGERPRINTS)
             .unwrap_or_default();
@@ -352,12 +352,12 @@ impl Resource for EtcdCluster {
 
     async fn delete(
         &self,
-        _ctx: &Context,
+        ctx: &Context,
         prior: &Value,
         _private: &Private,
         diags: &mut Diagnostics,
     ) {
-        let spec = spec(prior);
+        let spec = spec(ctx, prior);
         let purge = prior
             .get("purge_data_on_destroy")
             .as_bool()

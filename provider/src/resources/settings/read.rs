@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::schema::{DEFAULT_CLIENT_PORT, DEFAULT_PEER_PORT};
-use crate::framework::Value;
+use crate::framework::{Context, Value};
 use crate::member::{BinarySource, ClusterSettings, Layout, MemberSpec, PACKAGE_BIN_DIR};
 use crate::ssh;
 
@@ -101,9 +101,14 @@ pub fn settings(value: &Value, token: &str) -> ClusterSettings {
     }
 }
 
-/// A member from its attributes, the resource's `ssh` block, and the
-/// time limit of one command on its host.
-pub fn member_spec(member: &Value, ssh_block: &Value, command_timeout: Duration) -> MemberSpec {
+/// A member from its attributes, the resource's `ssh` block, the time
+/// limit of one command on its host, and Terraform's stop request.
+pub fn member_spec(
+    member: &Value,
+    ssh_block: &Value,
+    command_timeout: Duration,
+    ctx: &Context,
+) -> MemberSpec {
     let path = |name: &str| ssh_block.get(name).as_str().map(PathBuf::from);
     let host = member.str_or_empty("host").to_string();
     MemberSpec {
@@ -123,6 +128,7 @@ pub fn member_spec(member: &Value, ssh_block: &Value, command_timeout: Duration)
             connect_timeout: Duration::from_secs(10),
             command_timeout,
             sudo: ssh_block.get("sudo").as_bool().unwrap_or(false),
+            stop: ctx.stop_signal(),
         },
         host,
     }
