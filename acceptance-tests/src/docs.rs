@@ -94,6 +94,13 @@ fn index(root: &Path, provider: &Value) -> String {
             let _ = writeln!(out, "- [`{name}`](resources/{}.md)", short_name(name));
         }
     }
+    let guides = guides(root);
+    if !guides.is_empty() {
+        out.push_str("\nGuides:\n\n");
+        for (file, title) in guides {
+            let _ = writeln!(out, "- [{title}](guides/{file})");
+        }
+    }
     out.push_str(
         "\n## Terraform versions\n\nThe provider speaks plugin protocol 6, so it needs Terraform 1.0 or later. \
          Its acceptance tests run against Terraform 1.15.5, 1.11.4 and 1.0.3.\n",
@@ -102,6 +109,27 @@ fn index(root: &Path, provider: &Value) -> String {
         let _ = write!(out, "\n## Example Usage\n\n```terraform\n{}```\n", example);
     }
     out
+}
+
+/// The hand-written pages in `docs/guides/`: file name and `page_title`.
+fn guides(root: &Path) -> Vec<(String, String)> {
+    let mut guides: Vec<(String, String)> = std::fs::read_dir(root.join("docs").join("guides"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(entry.path()).ok()?;
+            let title = text
+                .lines()
+                .find_map(|l| l.strip_prefix("page_title: "))?
+                .trim_matches('"')
+                .to_string();
+            file.ends_with(".md").then_some((file, title))
+        })
+        .collect();
+    guides.sort();
+    guides
 }
 
 fn resource_page(root: &Path, name: &str, resource: &Value) -> String {

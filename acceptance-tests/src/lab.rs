@@ -191,7 +191,25 @@ impl Lab {
         );
     }
 
+    /// Copies `remote` on `host` to `local` on this machine.
+    pub fn download(&self, host: &str, remote: &str, local: &std::path::Path) {
+        let out = Command::new("scp")
+            .arg("-q")
+            .arg("-F")
+            .arg(self.ssh_config())
+            .arg(format!("{host}:{remote}"))
+            .arg(local)
+            .output()
+            .expect("run scp");
+        assert!(
+            out.status.success(),
+            "scp {host}:{remote}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Fault injection and lifecycle: `kill`, `stop`, `start`, `restart`,
+    /// `replace` (an empty machine at the same addresses),
     /// `partition` (optionally only from some peers), `heal`, `hide` and
     /// `unhide` (the primary address, from this machine only).
     pub fn fault(&self, action: &str, host: &str, peers: &[&str]) {

@@ -28,6 +28,8 @@ pub enum LabId {
     MemberPair = 23,
     Sudo = 24,
     HangingCommand = 25,
+    Backups = 26,
+    Recovery = 27,
 }
 
 impl LabId {

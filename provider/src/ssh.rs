@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use openssh::{KnownHosts, Session, SessionBuilder};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 /// How to reach a host: everything from the resource's `ssh` block.
@@ -120,13 +120,26 @@ impl Host {
         })
     }
 
+    /// The same connection with commands that run to their end even after
+    /// Terraform's stop request: for the steps of a change, which must not
+    /// stop between writing a member's files and restarting it. The phase
+    /// stops at its next safe point instead.
+    pub fn finishing_commands(mut self) -> Host {
+        self.stop = CancellationToken::new();
+        self
+    }
+
     /// Runs `script` with `sh -c` as the SSH user (as root through `sudo -n`
     /// when the target says so), feeding `stdin` to it, under the host's
     /// `timeout` (coreutils): a command that runs past the
     /// time limit is ended there (TERM, then KILL) and is an error that
     /// says so. (`Session::command` quotes each argument for the remote
     /// shell.)
-    pub async fn run_with_input(&self, script: &str, stdin: &[u8]) -> Result<Output, SshError> {
+    pub async fn run_with_input(
+        &self,
+        script: &str,
+        mut stdin: impl AsyncRead + Unpin,
+    ) -> Result<Output, SshError> {
         let limit = self.command_timeout;
         let seconds = format!("{}s", limit.as_secs().max(1));
         let mut command = if self.sudo {
@@ -146,8 +159,7 @@ impl Host {
             .await
             .map_err(|e| SshError(format!("{}: {}", self.address, describe(&e))))?;
         if let Some(mut input) = child.stdin().take() {
-            input
-                .write_all(stdin)
+            tokio::io::copy(&mut stdin, &mut input)
                 .await
                 .map_err(|e| SshError(format!("{}: writing stdin: {e}", self.address)))?;
             input
@@ -192,7 +204,7 @@ impl Host {
     }
 
     pub async fn run(&self, script: &str) -> Result<Output, SshError> {
-        self.run_with_input(script, b"").await
+        self.run_with_input(script, &b""[..]).await
     }
 
     /// Runs `script`; a non-zero exit is an error carrying its stderr.
@@ -215,6 +227,18 @@ impl Host {
         &self,
         path: &str,
         content: &[u8],
+        mode: u32,
+        owner: &str,
+    ) -> Result<(), SshError> {
+        self.write_file_from(path, content, mode, owner).await
+    }
+
+    /// [`Host::write_file`] with the content streamed from `content` (a
+    /// large file is never held in memory).
+    pub async fn write_file_from(
+        &self,
+        path: &str,
+        content: impl AsyncRead + Unpin,
         mode: u32,
         owner: &str,
     ) -> Result<(), SshError> {

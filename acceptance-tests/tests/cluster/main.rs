@@ -3,12 +3,14 @@
 //! hosts, with a client writing throughout where members change.
 
 mod adoption;
+mod backups;
 mod bootstrap;
 mod ca_rotation;
 mod hangs;
 mod moves;
 mod plan_checks;
 mod reach;
+mod recovery;
 mod rolling;
 mod scaling;
 

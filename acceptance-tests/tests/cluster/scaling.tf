@@ -20,6 +20,19 @@ variable "flags" {
   type    = map(string)
   default = {}
 }
+variable "backup_schedule" {
+  description = "A backup block with this schedule; null: none."
+  type        = string
+  default     = null
+}
+variable "backup_keep" {
+  type    = number
+  default = 3
+}
+variable "initial_snapshot_path" {
+  type    = string
+  default = null
+}
 variable "command_timeout" {
   type    = string
   default = "10m"
@@ -33,6 +46,8 @@ resource "etcd_cluster" "main" {
   ca_key_pem   = etcd_ca.main.private_key_pem
   etcd_version = var.etcd_version
   extra_flags  = var.flags
+
+  initial_snapshot_path = var.initial_snapshot_path
   pki_dir      = "/etc/kubernetes/pki/etcd"
   binary_source {
     local_path = var.etcd_binaries
@@ -41,6 +56,13 @@ resource "etcd_cluster" "main" {
     user             = "root"
     private_key_path = var.ssh_private_key_path
     known_hosts_path = var.known_hosts_path
+  }
+  dynamic "backup" {
+    for_each = var.backup_schedule == null ? [] : [var.backup_schedule]
+    content {
+      schedule = backup.value
+      keep     = var.backup_keep
+    }
   }
   timeouts {
     command = var.command_timeout

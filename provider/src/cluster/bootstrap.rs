@@ -11,6 +11,8 @@
 //!    yet, so there is no quorum to lose. A data directory that holds
 //!    someone else's data (another cluster token) is refused, never used.
 //! 2. Wait until every member is a started, voting, healthy member.
+//! 3. Install the scheduled backup job on every member (a job that ran
+//!    before the cluster formed would fail).
 //!
 //! Interrupted: nothing is in state. The next apply runs the bootstrap
 //! again; members that already hold this cluster's data (same token)
@@ -19,6 +21,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::backups::install_backup_jobs;
 use super::member_steps::{close_all, connect_all, install_and_start};
 use super::quorum::wait_until_healthy;
 use super::ClusterSpec;
@@ -78,5 +81,6 @@ pub async fn bootstrap(
         spec.settings.token
     );
     wait_until_healthy(ctx, spec, timeout).await?;
+    install_backup_jobs(spec).await?;
     Ok(fingerprints)
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use super::backups::install_backup_job;
 use super::quorum::wait_until_healthy;
 use super::ClusterSpec;
 use crate::etcd;
@@ -17,10 +18,13 @@ use crate::member::render::InitialState;
 use crate::member::{ClusterSettings, MemberSpec};
 use crate::ssh::{quote, Host};
 
-/// Connects to a member's host; the error names the member.
+/// Connects to a member's host to change it: its commands run to their end
+/// even after Terraform's stop request (see [`Host::finishing_commands`]).
+/// The error names the member.
 pub async fn connect(member: &MemberSpec) -> Result<Host, String> {
     Host::connect(&member.ssh)
         .await
+        .map(Host::finishing_commands)
         .map_err(|e| format!("member {}: {e}", member.name))
 }
 
@@ -48,7 +52,8 @@ pub async fn install_and_start(
     let has_data = install::prepare(host, settings)
         .await
         .map_err(|e| e.to_string())?;
-    if has_data && state == InitialState::New {
+    let restoring = state == InitialState::New && spec.initial_snapshot.is_some();
+    if has_data && state == InitialState::New && !restoring {
         refuse_foreign_data(host, settings).await?;
     }
     install::install_binaries(host, settings, binaries)
@@ -66,16 +71,54 @@ pub async fn install_and_start(
     let prints = install::write_files(host, member, settings, &certs, initial_cluster, state)
         .await
         .map_err(|e| e.to_string())?;
-    if let (Some(path), InitialState::New, false) = (&spec.initial_snapshot, state, has_data) {
-        let snapshot = tokio::fs::read(path)
-            .await
-            .map_err(|e| format!("initial snapshot {path}: {e}"))?;
-        install::restore_snapshot(host, member, settings, &snapshot, initial_cluster)
-            .await
-            .map_err(|e| e.to_string())?;
+    if let (Some(path), true) = (&spec.initial_snapshot, restoring) {
+        restore_initial_snapshot(spec, member, host, path, initial_cluster, has_data, now).await?;
     }
     install::start(host).await.map_err(|e| e.to_string())?;
     Ok(prints)
+}
+
+/// Makes a new member's data from the initial snapshot. Data already there
+/// restored from this very snapshot (an interrupted bootstrap) is resumed;
+/// any other data (the old cluster's, in a recovery with `-replace`) is
+/// moved aside, never deleted, and the member restored.
+async fn restore_initial_snapshot(
+    spec: &ClusterSpec,
+    member: &MemberSpec,
+    host: &Host,
+    path: &str,
+    initial_cluster: &[String],
+    has_data: bool,
+    now: OffsetDateTime,
+) -> Result<(), String> {
+    let snapshot = std::path::Path::new(path);
+    let digest = install::sha256_file(snapshot)
+        .await
+        .map_err(|e| format!("initial snapshot {path}: {e}"))?;
+    if has_data {
+        let marker = install::restored_from(host, &spec.settings)
+            .await
+            .map_err(|e| e.to_string())?;
+        if marker.as_deref() == Some(digest.as_str()) {
+            return Ok(());
+        }
+        if let Some(aside) = move_data_aside(now, host, &spec.settings).await? {
+            log::warn!(
+                "member {}: data that was not restored from {path} moved aside to {aside}",
+                member.name
+            );
+        }
+    }
+    install::restore_snapshot(
+        host,
+        member,
+        &spec.settings,
+        snapshot,
+        &digest,
+        initial_cluster,
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// Only data of this very cluster (an earlier, interrupted bootstrap) may
@@ -154,7 +197,8 @@ pub struct OneMemberChanges<'a> {
 impl OneMemberChanges<'_> {
     /// The shared tail of every one-member change: make the change on the
     /// (connected) host, close it, record the member's new fingerprints,
-    /// and wait until the whole cluster is healthy again.
+    /// wait until the whole cluster is healthy again, and then (re)install
+    /// the member's backup job.
     pub async fn apply(
         &self,
         member: &MemberSpec,
@@ -170,7 +214,8 @@ impl OneMemberChanges<'_> {
         host.close().await;
         let prints = changed.map_err(|e| format!("member {}: {e}", member.name))?;
         fingerprints.insert(member.name.clone(), prints);
-        wait_until_healthy(ctx, spec, self.timeout).await
+        wait_until_healthy(ctx, spec, self.timeout).await?;
+        install_backup_job(spec, member).await
     }
 
     /// Rewrites and restarts every one of `members` (none of which serves),
@@ -209,7 +254,7 @@ async fn readd(
     host.run_ok("systemctl stop etcd 2>/dev/null || true")
         .await
         .map_err(|e| e.to_string())?;
-    if let Some(aside) = move_data_aside(ctx, host, &spec.settings).await? {
+    if let Some(aside) = move_data_aside(ctx.now(), host, &spec.settings).await? {
         log::warn!(
             "member {}: its old data belongs to its removed member ID; moved aside to {aside}",
             member.name
@@ -239,13 +284,12 @@ async fn readd(
 /// Moves the data directory aside (renamed with the time, never deleted)
 /// if it holds etcd data; returns where it went. etcd must not run on it.
 async fn move_data_aside(
-    ctx: &Context,
+    now: OffsetDateTime,
     host: &Host,
     settings: &ClusterSettings,
 ) -> Result<Option<String>, String> {
     let data = &settings.layout.data_dir;
-    let stamp = ctx
-        .now()
+    let stamp = now
         .format(time::macros::format_description!(
             "[year][month][day]T[hour][minute][second]Z"
         ))
@@ -320,7 +364,7 @@ pub async fn add_member(
                         .to_string(),
                 );
             }
-            if let Some(aside) = move_data_aside(ctx, &host, &to.settings).await? {
+            if let Some(aside) = move_data_aside(ctx.now(), &host, &to.settings).await? {
                 warnings.push(format!(
                     "member {} at {}: {} held etcd data of an earlier member; it was moved aside to {aside} \
                      (kept: delete it once you no longer need it)",
@@ -393,14 +437,14 @@ pub async fn uninstall_member(
     settings: &ClusterSettings,
     purge_data: bool,
 ) -> Result<(), String> {
-    match Host::connect(&gone.ssh).await {
+    match connect(gone).await {
         Ok(host) => {
             let result = install::uninstall(&host, settings, purge_data).await;
             host.close().await;
             result.map_err(|e| format!("member {} left the cluster, but: {e}", gone.name))
         }
         Err(e) => {
-            log::warn!("member {} removed; its host is unreachable: {e}", gone.name);
+            log::warn!("removed from the cluster, but its host is unreachable: {e}");
             Ok(())
         }
     }

@@ -11,7 +11,9 @@
 //! Steps, one membership change at a time, each followed by a wait until
 //! every member is healthy:
 //! 1. Refuse unless every member that stays is healthy: a step while one
-//!    of them is down could leave the cluster without quorum.
+//!    of them is down could leave the cluster without quorum. When members
+//!    leave, take a snapshot first (`before-removal`, see `backups`): no
+//!    snapshot, no change.
 //! 2. Remove leaving members that do not serve (etcd's advice: a failed
 //!    member goes before anything is added, since adding one raises the
 //!    quorum while the failed one still counts).
@@ -37,6 +39,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::backups::{install_backup_job, SnapshotBefore};
 use super::member_steps::{add_member, remove_member, uninstall_member};
 use super::quorum::wait_until_healthy;
 use super::{continue_unless_stopped, observe, ClusterSpec};
@@ -102,6 +105,9 @@ pub async fn change_membership(
             "the membership was not changed: every member that stays must be healthy first, and these are not: {}",
             unhealthy.join("; ")
         ));
+    }
+    if !removed.is_empty() {
+        SnapshotBefore::new("before-removal").ensure(from).await?;
     }
     let (failed, mut leaving): (Vec<&MemberSpec>, Vec<&MemberSpec>) = removed
         .into_iter()
@@ -174,7 +180,8 @@ impl Membership<'_> {
         wait_until_healthy(self.ctx, &self.present(), self.timeout).await
     }
 
-    /// Adds one member and waits until the cluster is healthy with it.
+    /// Adds one member, waits until the cluster is healthy with it, then
+    /// installs its backup job.
     async fn add(
         &mut self,
         new: &MemberSpec,
@@ -195,7 +202,8 @@ impl Membership<'_> {
         .await?;
         self.fingerprints.insert(new.name.clone(), prints);
         self.current.push(new.clone());
-        wait_until_healthy(self.ctx, &self.present(), self.timeout).await
+        wait_until_healthy(self.ctx, &self.present(), self.timeout).await?;
+        install_backup_job(self.to, new).await
     }
 
     /// The cluster as it is now (the new spec's settings: paths and ports

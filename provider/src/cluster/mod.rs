@@ -10,7 +10,8 @@
 //!
 //! Each phase is one file that opens with what it changes, when it has
 //! nothing to do, its steps and why each is safe, and how an interrupted
-//! run resumes. Below the phases: `quorum` (the guard around every step),
+//! run resumes. Below the phases: `backups` (the backup job, and the
+//! snapshot before a change), `quorum` (the guard around every step),
 //! `member_steps` (the steps, each on one member), `observe` (what is
 //! running, with a typed `Problem` per member), `api` (the client API,
 //! direct or tunnelled), `spec` and `version`.
@@ -28,6 +29,7 @@
 //!   the hosts, not from memory, and skipped.
 
 mod api;
+mod backups;
 mod bootstrap;
 pub mod foreign_member;
 mod import;

@@ -9,8 +9,8 @@ use std::fmt;
 use super::ClusterSpec;
 use crate::etcd;
 use crate::framework::Context;
-use crate::member::inspect;
 use crate::member::install::Fingerprints;
+use crate::member::{backup, inspect};
 use crate::ssh::Host;
 
 /// The status text of a member that is as it should be.
@@ -41,6 +41,8 @@ pub enum Problem {
     DataMissing,
     /// Its endpoint does not answer a quorum read.
     Unhealthy(String),
+    /// Its scheduled backup job is broken (see `member::backup`).
+    Backup(String),
 }
 
 impl fmt::Display for Problem {
@@ -60,6 +62,7 @@ impl fmt::Display for Problem {
             Problem::NotAMember => f.write_str("not a member of the cluster"),
             Problem::DataMissing => f.write_str("its data directory holds no etcd data"),
             Problem::Unhealthy(e) => write!(f, "unhealthy: {e}"),
+            Problem::Backup(what) => f.write_str(what),
         }
     }
 }
@@ -82,6 +85,12 @@ impl Health {
     /// is not a member, or lost its data.
     pub fn needs_readd(&self) -> bool {
         self.is_not_a_member() || self.0.contains(&Problem::DataMissing)
+    }
+
+    /// Whether the backup job is all that is wrong: it is repaired without
+    /// touching etcd.
+    pub fn only_backup_broken(&self) -> bool {
+        !self.0.is_empty() && self.0.iter().all(|p| matches!(p, Problem::Backup(_)))
     }
 
     /// Whether its host answered over SSH (and the client API could be set
@@ -150,6 +159,22 @@ impl Observed {
             .get(name)
             .cloned()
             .unwrap_or_else(|| Health(vec![Problem::Unhealthy("not observed".into())]))
+    }
+
+    /// Whether no member answers a quorum read: the cluster has lost its
+    /// quorum, for a while (members rebooting, a partition) or for good.
+    pub fn quorum_lost(&self) -> bool {
+        !self.health.is_empty() && self.serving.is_empty()
+    }
+
+    /// Members whose host answers but whose data directory is empty (a
+    /// replaced machine or disk): lost for good.
+    pub fn members_without_data(&self) -> Vec<String> {
+        self.health
+            .iter()
+            .filter(|(_, health)| health.0.contains(&Problem::DataMissing))
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Member name to its health as text, as `status` shows it.
@@ -241,6 +266,13 @@ pub async fn observe(
                         .into_iter()
                         .map(Problem::Drift),
                 );
+                if !inspect::nothing_installed(state) {
+                    problems.extend(
+                        backup::problems(&spec.settings, &state.backup)
+                            .into_iter()
+                            .map(Problem::Backup),
+                    );
+                }
                 if let Some(end) = renewal_due(ctx, spec, &state.server_cert_pem) {
                     problems.push(Problem::CertificatesDue(end));
                 }
@@ -267,7 +299,7 @@ pub async fn observe(
                 None => {}
             }
         }
-        if !status.healthy && problems.is_empty() {
+        if !status.healthy && problems.iter().all(|p| matches!(p, Problem::Backup(_))) {
             problems.push(Problem::Unhealthy(status.error.clone().unwrap_or_default()));
         }
         observed

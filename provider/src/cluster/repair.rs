@@ -1,6 +1,7 @@
 //! Phase: repair drift, one member at a time.
 //!
-//! Changes: a member that is stopped, has a changed or missing file, a
+//! Changes: a member whose backup job alone is broken gets it rewritten and
+//! its timer restarted (etcd is not touched); a member that is stopped, has a changed or missing file, a
 //! certificate due for renewal, or is a learner is rewritten and
 //! restarted; a member removed out of band is re-added (its old data moved
 //! aside, never deleted); live members the configuration does not list
@@ -33,6 +34,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::backups::install_backup_job;
 use super::member_steps::{connect, Change, OneMemberChanges};
 use super::observe::unlisted;
 use super::quorum::{ensure_all_healthy, ensure_others_serve, wait_until_healthy};
@@ -87,6 +89,14 @@ pub async fn repair(
             continue;
         }
         continue_unless_stopped(ctx, "repair")?;
+        if health.only_backup_broken() {
+            log::info!(
+                "repairing the backup job of member {}: {health}",
+                member.name
+            );
+            install_backup_job(spec, member).await?;
+            continue;
+        }
         if let Some(refusal) = health.refusal(&member.name) {
             return Err(refusal);
         }

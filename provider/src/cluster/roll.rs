@@ -11,6 +11,8 @@
 //! data is gone) is left to the repair that follows, which re-adds it with the new settings.
 //!
 //! Steps, one member at a time:
+//! 0. Before the first member that needs it, a snapshot (`before-roll`,
+//!    see `backups`): no snapshot, no roll.
 //! 1. Refuse unless every other member serves: a restart takes this
 //!    member away for a moment, and the others must hold quorum meanwhile.
 //! 2. Rewrite and restart it.
@@ -24,6 +26,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::backups::SnapshotBefore;
 use super::member_steps::{connect, Change, OneMemberChanges};
 use super::quorum::ensure_others_serve;
 use super::{continue_unless_stopped, observe, ClusterSpec, Observed};
@@ -47,6 +50,7 @@ pub async fn roll(
         binaries: binaries.as_ref(),
         timeout,
     };
+    let mut snapshot = SnapshotBefore::new("before-roll");
     for (index, member) in spec.members.iter().enumerate() {
         continue_unless_stopped(ctx, "rolling change")?;
         let observed = observe(ctx, spec, fingerprints).await;
@@ -64,9 +68,13 @@ pub async fn roll(
             continue;
         }
         let api = spec.api(ctx.now()).await?;
-        if let Err(e) = ensure_others_serve(spec, &api, &observed, member).await {
+        let ready = match ensure_others_serve(spec, &api, &observed, member).await {
+            Ok(()) => snapshot.ensure(spec).await,
+            Err(e) => Err(format!("rolling change paused: {e}")),
+        };
+        if let Err(e) = ready {
             host.close().await;
-            return Err(format!("rolling change paused: {e}"));
+            return Err(e);
         }
         log::info!("rolling member {} to the new settings", member.name);
         changes

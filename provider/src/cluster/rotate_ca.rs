@@ -18,6 +18,9 @@
 //! 3. Trust only the new CA. Safe: after pass 2 no member presents an
 //!    old-CA certificate any more.
 //!
+//! Before the first member changes, a snapshot (`before-ca-rotation`, see
+//! `backups`): no snapshot, no rotation.
+//!
 //! Interrupted: the state keeps the old CA, so the next plan shows the
 //! rotation again; the next apply reads where each member is and continues
 //! from there.
@@ -25,6 +28,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::backups::SnapshotBefore;
 use super::member_steps::{connect, Change, OneMemberChanges};
 use super::quorum::ensure_all_healthy;
 use super::{continue_unless_stopped, ClusterSpec};
@@ -86,6 +90,7 @@ pub async fn rotate_ca(
         ),
     ];
     let binaries = to.local_binaries()?;
+    let mut snapshot = SnapshotBefore::new("before-ca-rotation");
     for (step, pass) in &passes {
         let changes = OneMemberChanges {
             ctx,
@@ -110,7 +115,11 @@ pub async fn rotate_ca(
                 "CA rotation paused: every member must be healthy first",
             )
             .await;
-            if let Err(e) = healthy {
+            let ready = match healthy {
+                Ok(()) => snapshot.ensure(pass).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = ready {
                 host.close().await;
                 return Err(e);
             }
@@ -168,6 +177,7 @@ mod tests {
             .into(),
             server_cert_pem: server.cert_pem,
             has_data: true,
+            backup: Default::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::backup::{self, BackupState};
 use super::install::Fingerprints;
 use super::ClusterSettings;
 use crate::ssh::{quote, Host, SshError};
@@ -18,6 +19,8 @@ pub struct HostState {
     pub server_cert_pem: String,
     /// Whether the data directory holds etcd data (`member/`).
     pub has_data: bool,
+    /// The scheduled backup job.
+    pub backup: BackupState,
 }
 
 /// Separates the sums from the certificate in the command's output.
@@ -41,16 +44,18 @@ pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostStat
     let out = host
         .run(&format!(
             "systemctl is-active etcd; [ -d {}/member ] && echo '{DATA_MARKER}'; sha256sum {} 2>/dev/null; \
-             echo '{CERT_MARKER}'; cat {} 2>/dev/null; true",
+             echo '{CERT_MARKER}'; cat {} 2>/dev/null; {}",
             quote(&l.data_dir),
             quoted.join(" "),
-            quote(&server_cert)
+            quote(&server_cert),
+            backup::inspect_command(settings)
         ))
         .await?;
     Ok(parse(&out.stdout, &paths))
 }
 
 fn parse(stdout: &str, paths: &BTreeMap<String, String>) -> HostState {
+    let (stdout, backup) = stdout.split_once(backup::MARKER).unwrap_or((stdout, ""));
     let (sums, server_cert_pem) = stdout.split_once(CERT_MARKER).unwrap_or((stdout, ""));
     let mut lines = sums.lines();
     let unit = lines.next().unwrap_or("unknown").trim().to_string();
@@ -67,11 +72,21 @@ fn parse(stdout: &str, paths: &BTreeMap<String, String>) -> HostState {
         files,
         server_cert_pem: server_cert_pem.trim().to_string(),
         has_data: sums.contains(DATA_MARKER),
+        backup: backup::parse(backup),
     }
+}
+
+/// Whether none of the provider's files is on the host (a new or wiped
+/// machine).
+pub fn nothing_installed(seen: &HostState) -> bool {
+    seen.files.is_empty() && seen.unit != "active"
 }
 
 /// Human descriptions of what differs from `expected`.
 pub fn differences(expected: &Fingerprints, seen: &HostState) -> Vec<String> {
+    if nothing_installed(seen) && !expected.is_empty() {
+        return vec!["etcd is not installed on the host".to_string()];
+    }
     let mut problems = Vec::new();
     if seen.unit != "active" {
         problems.push(format!("etcd unit is {}", seen.unit));
@@ -121,6 +136,11 @@ mod tests {
                 "config changed on the host",
                 "etcd is missing"
             ]
+        );
+        let wiped = parse("inactive\n--- server certificate ---\n", &paths);
+        assert_eq!(
+            differences(&expected, &wiped),
+            vec!["etcd is not installed on the host"]
         );
     }
 }

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use super::backup;
 use super::render::{self, InitialState};
-use super::{BinarySource, ClusterSettings, MemberSpec};
+use super::{BinarySource, ClusterSettings, Layout, MemberSpec};
 use crate::pki::{self, KeyAlgorithm, KeyedCertificate, LeafRequest, PkiError, Usage};
 use crate::ssh::{quote, Host, SshError};
 
@@ -19,6 +20,21 @@ pub type Fingerprints = BTreeMap<String, String>;
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// SHA-256 (hex) of a local file, read in pieces (a snapshot may be large).
+pub async fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    use tokio::io::AsyncReadExt;
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buffer[..n]);
+    }
 }
 
 /// A member's certificates: the CA certificates it trusts and its own two.
@@ -291,17 +307,25 @@ pub async fn write_files(
 /// Makes the member's data directory from a snapshot with `etcdctl
 /// snapshot restore` (its name, peer URL and the new cluster's initial
 /// cluster and token), for a new cluster that starts from a backup. The
-/// snapshot is uploaded 0600 beside the data directory and removed after.
+/// snapshot is streamed from the local file `snapshot` (never held in
+/// memory) to a 0600 file beside the data directory, removed after. Its
+/// cluster token is [`restored_token`]'s, not the cluster's own. The
+/// snapshot's SHA-256 (`digest`) is recorded in the data directory, so that
+/// an interrupted bootstrap knows the data as restored from it.
 pub async fn restore_snapshot(
     host: &Host,
     member: &MemberSpec,
     settings: &ClusterSettings,
-    snapshot: &[u8],
+    snapshot: &std::path::Path,
+    digest: &str,
     initial_cluster: &[String],
 ) -> Result<(), SshError> {
     let l = &settings.layout;
     let upload = format!("{}.snapshot", l.data_dir);
-    host.write_file(&upload, snapshot, 0o600, "root:root")
+    let file = tokio::fs::File::open(snapshot)
+        .await
+        .map_err(|e| SshError(format!("initial snapshot {}: {e}", snapshot.display())))?;
+    host.write_file_from(&upload, tokio::io::BufReader::new(file), 0o600, "root:root")
         .await?;
     let script = format!(
         "set -e\n\
@@ -310,19 +334,54 @@ pub async fn restore_snapshot(
          rm -rf \"$tmp\"\n\
          ETCDCTL_API=3 {etcdctl} snapshot restore \"$upload\" --name {name} --initial-cluster {initial} \
            --initial-cluster-token {token} --initial-advertise-peer-urls {peer} --data-dir \"$tmp\" >/dev/null\n\
+         install -d -m 0700 -o etcd -g etcd {data}\n\
          mv \"$tmp/member\" {data}/member\n\
+         echo {digest} > {marker}\n\
          chown -R etcd:etcd {data}\n",
         restoring = quote(&format!("{}.restoring", l.data_dir)),
         upload = quote(&upload),
         etcdctl = quote(&l.etcdctl()),
         name = quote(&member.name),
         initial = quote(&initial_cluster.join(",")),
-        token = quote(&settings.token),
+        token = quote(&restored_token(settings, digest)),
         peer = quote(&member.peer_url(settings)),
         data = quote(&l.data_dir),
+        digest = quote(digest),
+        marker = quote(&restored_marker(l)),
     );
     host.run_ok(&script).await?;
     Ok(())
+}
+
+/// The cluster token a restore uses: the cluster's name and the snapshot's
+/// digest, so that the restored cluster gets new member and cluster IDs
+/// (etcd derives them from the token and the peer URLs) and a member of the
+/// old cluster that comes back can never join it.
+fn restored_token(settings: &ClusterSettings, digest: &str) -> String {
+    format!(
+        "{}-restored-{}",
+        settings.token,
+        &digest[..digest.len().min(12)]
+    )
+}
+
+fn restored_marker(layout: &Layout) -> String {
+    format!("{}/.restored-from", layout.data_dir)
+}
+
+/// The SHA-256 of the snapshot the member's data was restored from, if
+/// [`restore_snapshot`] made it.
+pub async fn restored_from(
+    host: &Host,
+    settings: &ClusterSettings,
+) -> Result<Option<String>, SshError> {
+    let out = host
+        .run(&format!(
+            "cat {} 2>/dev/null",
+            quote(&restored_marker(&settings.layout))
+        ))
+        .await?;
+    Ok(Some(out.stdout.trim().to_string()).filter(|s| !s.is_empty()))
 }
 
 /// Enables the unit and starts it without waiting: with `Type=notify` a
@@ -333,8 +392,8 @@ pub async fn start(host: &Host) -> Result<(), SshError> {
     Ok(())
 }
 
-/// Stops and disables etcd and removes the files the provider installed,
-/// and nothing else (a shared directory such as kubeadm's pki keeps its
+/// Stops and disables etcd and removes the files the provider installed
+/// (the backup job's too; snapshots stay), and nothing else (a shared directory such as kubeadm's pki keeps its
 /// other files). The data directory stays unless `purge_data` is set.
 pub async fn uninstall(
     host: &Host,
@@ -369,6 +428,7 @@ pub async fn uninstall(
     if purge_data {
         script.push_str(&format!("rm -rf {}\n", quote(&l.data_dir)));
     }
+    backup::uninstall(host, l).await?;
     host.run_ok(&script).await?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! and member resources both build on this, so that bootstrapping, adding
 //! a member to a running cluster and `etcd_member` share one install path.
 
+pub mod backup;
 pub mod inspect;
 pub mod install;
 pub mod render;
@@ -94,6 +95,8 @@ pub struct ClusterSettings {
     pub cert_validity_hours: i64,
     /// How long before expiry a member's certificates are renewed.
     pub cert_early_renewal_hours: i64,
+    /// Where snapshots go, how many are kept, and the schedule if any.
+    pub backup: backup::BackupSettings,
 }
 
 /// One member's own settings.

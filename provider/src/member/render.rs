@@ -167,6 +167,7 @@ mod tests {
             .into(),
             cert_validity_hours: 8760,
             cert_early_renewal_hours: 720,
+            backup: Default::default(),
         }
     }
 

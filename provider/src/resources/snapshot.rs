@@ -15,7 +15,7 @@ use crate::framework::{
     Attribute, AttributePath, Block, Context, Diagnostics, Plan, Private, Resource, Schema, Type,
     Value,
 };
-use crate::member::install::sha256_hex;
+use crate::member::install::sha256_file;
 
 pub struct EtcdSnapshot;
 
@@ -177,7 +177,7 @@ impl Resource for EtcdSnapshot {
         diags: &mut Diagnostics,
     ) -> Value {
         let path = state.str_or_empty("path");
-        let found = tokio::fs::read(path).await.map(|bytes| sha256_hex(&bytes));
+        let found = sha256_file(std::path::Path::new(path)).await;
         if found.as_deref().ok() == state.get("sha256").as_str() {
             return state.clone();
         }

@@ -106,6 +106,7 @@ impl Resource for EtcdCluster {
         settings::validate_cluster_name(config, diags);
         settings::validate_binary_source(config, diags);
         settings::validate_settings(config, diags);
+        settings::validate_backup(config, diags);
     }
 
     async fn modify_plan(&self, ctx: &Context, plan: &mut Plan<'_>) {
@@ -273,6 +274,7 @@ impl Resource for EtcdCluster {
             .unwrap_or_default();
         let observed = cluster::observe(ctx, &spec, &prints).await;
         settings::warn_unreachable(diags, &observed);
+        settings::warn_if_quorum_lost(diags, &observed, &spec.settings.backup.dir);
         // Members without fingerprints (an imported cluster) get what the
         // hosts hold now as their baseline.
         for (name, files) in &observed.files {
@@ -362,8 +364,13 @@ impl Resource for EtcdCluster {
             .get("purge_data_on_destroy")
             .as_bool()
             .unwrap_or(false);
-        if let Err(e) = cluster::teardown(&spec, purge).await {
-            diags.error("Could not remove every member", e);
+        match cluster::teardown(&spec, purge).await {
+            Ok(warnings) => {
+                for warning in warnings {
+                    diags.warning("Member host not reachable at destroy", warning);
+                }
+            }
+            Err(e) => diags.error("Could not remove every member", e),
         }
     }
 

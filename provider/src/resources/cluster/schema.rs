@@ -62,6 +62,7 @@ pub(super) fn schema_block() -> Block {
     ))
     .block(NestedBlock::single("binary_source", settings::binary_source_block()))
     .block(NestedBlock::single("ssh", settings::ssh_block(true)))
+    .block(NestedBlock::single("backup", settings::backup_block()))
     .block(NestedBlock::list("member", member).min_items(1))
     .block(NestedBlock::single(
         "timeouts",

@@ -68,7 +68,7 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
 }
 
 /// Why `path` is not acceptable as a directory on the hosts, if it is not.
-fn directory_problem(path: &str, system_refused: bool) -> Option<String> {
+pub(super) fn directory_problem(path: &str, system_refused: bool) -> Option<String> {
     if !path.starts_with('/') {
         return Some(format!("{path:?} is not an absolute path."));
     }

@@ -1,9 +1,11 @@
 //! What `etcd_cluster` and `etcd_member` share: the schema of a member's
-//! settings ([`schema`]), their plan-time validation ([`validate`]),
+//! settings ([`schema`]), the cluster's `backup` block ([`backup`]),
+//! their plan-time validation ([`validate`]),
 //! reading them into the domain's types ([`read`]), the rule for settings
 //! rolled through running members ([`rolled`]), and the diagnostics and
 //! values both write from what they observed.
 
+mod backup;
 mod host_inputs;
 mod read;
 mod rolled;
@@ -12,6 +14,7 @@ mod validate;
 
 use std::collections::BTreeMap;
 
+pub use backup::{backup_block, validate_backup};
 pub use host_inputs::validate_cluster_name;
 pub use read::{member_spec, settings, timeout};
 pub use rolled::plan_rolled_change;
@@ -54,6 +57,39 @@ pub fn warn_if_unhealthy(diags: &mut Diagnostics, summary: &str, observed: &Obse
             ),
         );
     }
+}
+
+/// When no member serves, a warning that says so and how to recover if a
+/// majority is lost for good; nothing restores by itself.
+pub fn warn_if_quorum_lost(diags: &mut Diagnostics, observed: &Observed, backup_dir: &str) {
+    if !observed.quorum_lost() {
+        return;
+    }
+    let without_data = observed.members_without_data();
+    let lost = if without_data.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Members whose data directory is empty: {}.",
+            without_data.join(", ")
+        )
+    };
+    diags.warning(
+        "Quorum lost",
+        format!(
+            "No member of the cluster answers a quorum read.{lost}\n\n\
+             If members are only down for a while (rebooting, a network partition), bring them back: apply \
+             restarts members that do not serve, and the cluster recovers with its data. Nothing is restored \
+             by itself.\n\n\
+             If a majority of the members is lost for good, recover from a backup:\n\
+             1. Copy the newest snapshot from a surviving member to this machine, e.g.\n   \
+             scp HOST:{backup_dir}/NEWEST.db ./restore.db   (list them with: ssh HOST ls -t {backup_dir})\n\
+             2. Set initial_snapshot_path = \"restore.db\" on this etcd_cluster.\n\
+             3. terraform apply -replace=ADDRESS (this etcd_cluster's address): every member's data is \
+             restored from the snapshot (data on the hosts is moved aside, never deleted) and the members \
+             form a new cluster with a new cluster ID. Writes made after the snapshot are lost."
+        ),
+    );
 }
 
 /// A map of strings as a value.
