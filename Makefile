@@ -1,5 +1,5 @@
 # Entry points for people and CI. Every target installs what it needs first.
-.PHONY: demo demo-down test check docs bench bench-cluster fuzz deps build
+.PHONY: demo demo-down test check docs bench bench-cluster bench-snapshot fuzz deps build
 
 CARGO ?= cargo
 export CHECKPOINT_DISABLE = 1
@@ -40,6 +40,11 @@ bench: build
 bench-cluster: build
 	$(CARGO) build --release -p terraform-provider-etcd
 	benches/cluster-apply
+
+# Peak RSS and time of snapshot, plan and restore with a 256 MiB keyspace.
+bench-snapshot: build
+	$(CARGO) build --release -p terraform-provider-etcd
+	benches/snapshot-memory
 
 fuzz:
 	benches/fuzz-decoder
