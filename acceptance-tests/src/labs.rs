@@ -11,6 +11,7 @@ pub enum LabId {
     Download5 = 4,
     HostKilledDuringBootstrap = 5,
     SingleMember = 6,
+    // 7 and 8: benches/snapshot-memory and benches/cluster-apply.
     /// `acceptance-tests/demo` (a script: it sets `TESTHOSTS_LAB=9` itself).
     Demo = 9,
     InterruptedBootstrap = 11,
@@ -30,6 +31,7 @@ pub enum LabId {
     HangingCommand = 25,
     Backups = 26,
     Recovery = 27,
+    ConcurrentApplies = 28,
 }
 
 impl LabId {

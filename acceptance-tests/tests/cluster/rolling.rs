@@ -1,5 +1,6 @@
 //! Rolling changes: flags and a 3.4 -> 3.5 upgrade, certificate renewal,
-//! and an interrupted roll finished by the next apply.
+//! an interrupted roll finished by the next apply, and two applies of the
+//! same change at once.
 
 use std::time::Duration;
 
@@ -214,5 +215,66 @@ fn an_interrupted_rolling_change_is_finished_by_the_next_apply_without_redoing_m
             "e1 was rolled again although it was done"
         );
     }
+    check_writes(&lab, "h3");
+}
+
+/// Restarts of etcd on `host` since `since` (seconds since the epoch).
+fn starts_since(lab: &Lab, host: &str, since: &str) -> usize {
+    lab.ssh_ok(
+        host,
+        &format!("journalctl -q -u etcd --since @{since} -o cat"),
+    )
+    .lines()
+    .filter(|l| l.starts_with("Started "))
+    .count()
+}
+
+#[test]
+fn two_applies_of_one_change_at_once_never_interleave() {
+    let lab = Lab::up(LabId::ConcurrentApplies, 3);
+    let terraform = tools::newest_terraform();
+    // Two CI jobs with the same state, as two workspaces.
+    let first = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
+    let second = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
+    let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
+    let set_flags = |flags: &str| {
+        let mut vars = lab_vars(&lab, &hosts, "3.4.23");
+        vars.push(("flags", flags.to_string()));
+        first.set_vars(&vars);
+        second.set_vars(&vars);
+    };
+    set_flags("{}");
+    first.apply();
+    std::fs::copy(
+        first.path().join("terraform.tfstate"),
+        second.path().join("terraform.tfstate"),
+    )
+    .unwrap();
+    start_writer(&lab);
+
+    set_flags(r#"{ "snapshot-count" = "5000" }"#);
+    let since = lab.ssh_ok("h1", "date +%s");
+    std::thread::sleep(Duration::from_secs(1));
+    let applies = [first.spawn_apply(), second.spawn_apply()];
+    for apply in applies {
+        let out = apply.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // One run rolled the members; the other waited for the change lock and
+    // found nothing left to do: every member restarted exactly once.
+    for (name, _) in &lab.hosts {
+        assert_eq!(
+            starts_since(&lab, name, since.trim()),
+            1,
+            "{name} was not restarted exactly once"
+        );
+    }
+    assert_eq!(first.plan_exit_code().0, 0);
+    assert_eq!(second.plan_exit_code().0, 0);
     check_writes(&lab, "h3");
 }

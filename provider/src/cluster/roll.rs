@@ -65,6 +65,12 @@ pub async fn roll(
         let host = connect(member).await?;
         if already_rolled(spec, member, &observed, &host).await {
             host.close().await;
+            // Rolled by an earlier or another run: its files as they are
+            // become the baseline, so that the repair after the roll does
+            // not take them for drift.
+            if let Some(files) = observed.files.get(&member.name) {
+                fingerprints.insert(member.name.clone(), files.clone());
+            }
             continue;
         }
         let api = spec.api(ctx.now()).await?;

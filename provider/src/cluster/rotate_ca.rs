@@ -101,11 +101,15 @@ pub async fn rotate_ca(
         for member in &to.members {
             continue_unless_stopped(ctx, "CA rotation")?;
             let host = connect(member).await?;
-            let reached = inspect::observe(&host, &to.settings)
-                .await
-                .map(|state| rotation_step(&state, new, &both));
+            let seen = inspect::observe(&host, &to.settings).await;
+            let reached = seen.as_ref().map(|state| rotation_step(state, new, &both));
             if reached.as_ref().is_ok_and(|reached| reached >= step) {
                 host.close().await;
+                // Past this pass already (an earlier or another run): its
+                // files as they are become the baseline.
+                if let Ok(state) = seen {
+                    fingerprints.insert(member.name.clone(), state.files);
+                }
                 continue;
             }
             let api = pass.api(ctx.now()).await?;
