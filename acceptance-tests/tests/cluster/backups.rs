@@ -1,6 +1,8 @@
 //! Scheduled backups on the members: exactly `keep` verified snapshots per
-//! member and nothing else in the directory touched, a stopped timer shown
-//! as drift and repaired, and the snapshot a rolling change takes first.
+//! member and as many copies on a separate backup host, nothing else in
+//! those directories touched, a member's key good for nothing but adding
+//! snapshots there, a stopped timer shown as drift and repaired, and the
+//! snapshot a rolling change takes first.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +15,8 @@ use acceptance_tests::tools;
 use crate::SCALING;
 
 const DIR: &str = "/var/backups/etcd";
+/// On the backup host h4, owned by its user `deploy`.
+const COPIES: &str = "/home/deploy/etcd-backups";
 
 /// Snapshot files of `label` in the backup directory of `host`.
 fn snapshots(lab: &Lab, host: &str, label: &str) -> Vec<String> {
@@ -24,6 +28,17 @@ fn snapshots(lab: &Lab, host: &str, label: &str) -> Vec<String> {
         .collect()
 }
 
+/// The provider's snapshot files among `files`, sorted.
+fn ours_sorted(files: &[String]) -> Vec<&str> {
+    let mut ours: Vec<&str> = files
+        .iter()
+        .map(String::as_str)
+        .filter(|f| f.contains("-rev"))
+        .collect();
+    ours.sort();
+    ours
+}
+
 /// How many snapshots the job on `host` has written so far (its journal).
 fn runs(lab: &Lab, host: &str) -> usize {
     lab.ssh_ok(host, "journalctl -q -u etcd-backup.service -o cat")
@@ -33,7 +48,7 @@ fn runs(lab: &Lab, host: &str) -> usize {
 
 #[test]
 fn scheduled_backups_keep_verified_snapshots_and_a_broken_job_is_drift() {
-    let lab = Lab::up(LabId::Backups, 3);
+    let lab = Lab::up(LabId::Backups, 4);
     let terraform = tools::newest_terraform();
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
     let hosts: Vec<&str> = ["h1", "h2", "h3"].iter().map(|h| lab.address(h)).collect();
@@ -41,6 +56,7 @@ fn scheduled_backups_keep_verified_snapshots_and_a_broken_job_is_drift() {
         let mut vars = lab_vars(&lab, &hosts, "3.4.23");
         vars.push(("backup_schedule", hcl_string("*:*:0/20")));
         vars.push(("backup_keep", "3".into()));
+        vars.push(("backup_copy_host", hcl_string(lab.address("h4"))));
         vars.push(("flags", flags.to_string()));
         vars
     };
@@ -54,6 +70,13 @@ fn scheduled_backups_keep_verified_snapshots_and_a_broken_job_is_drift() {
             &format!("echo notes > {DIR}/notes.txt; echo other > {DIR}/etcd-scheduled-by-hand.db"),
         );
     }
+    lab.ssh_ok(
+        "h4",
+        &format!(
+            "echo notes > {COPIES}/notes.txt; install -d -o deploy -g deploy -m 0700 {COPIES}/e1; \
+             echo other > {COPIES}/e1/etcd-scheduled-by-hand.db"
+        ),
+    );
 
     // Every 20 s: wait for the fifth snapshot on every member (two pruned).
     let deadline = Instant::now() + Duration::from_secs(240);
@@ -86,7 +109,52 @@ fn scheduled_backups_keep_verified_snapshots_and_a_broken_job_is_drift() {
             untouched, "notes\nother\n",
             "{host}: other files were touched"
         );
+        // The same three on the backup host, each checked there.
+        let member = format!("e{}", &host[1..]);
+        let copies = lab.ssh_ok("h4", &format!("ls {COPIES}/{member}"));
+        let copied: Vec<&str> = copies.lines().filter(|f| f.contains("-rev")).collect();
+        assert_eq!(
+            copied,
+            ours_sorted(&kept),
+            "copies of {member} on the backup host"
+        );
+        let owner = lab.ssh_ok(
+            "h4",
+            &format!("stat -c '%a %U' {COPIES}/{member}/{}", copied[0]),
+        );
+        assert_eq!(owner.trim(), "600 deploy");
     }
+    let untouched = lab.ssh_ok(
+        "h4",
+        &format!("cat {COPIES}/notes.txt {COPIES}/e1/etcd-scheduled-by-hand.db"),
+    );
+    assert_eq!(
+        untouched, "notes\nother\n",
+        "the backup host's other files were touched"
+    );
+
+    // A member's key only adds snapshots: no shell, no other name.
+    let as_member = |command: &str| {
+        lab.ssh(
+            "h1",
+            &format!(
+                "runuser -u etcd -- ssh -F /dev/null -i /etc/etcd/backup-ssh/id_ed25519 \
+                 -o UserKnownHostsFile=/etc/etcd/backup-ssh/known_hosts -o BatchMode=yes deploy@{} {command} < /dev/null",
+                lab.address("h4")
+            ),
+        )
+    };
+    let shell = as_member("'cat /etc/passwd'");
+    assert!(!shell.status.success(), "the backup key ran a command");
+    assert!(String::from_utf8_lossy(&shell.stderr).contains("only 'put NAME' is allowed"));
+    let escape = as_member("'put ../../../home/deploy/.ssh/authorized_keys'");
+    assert!(
+        !escape.status.success(),
+        "the backup key wrote outside its directory"
+    );
+    assert!(lab
+        .ssh_ok("h4", "cat /home/deploy/.ssh/authorized_keys")
+        .contains("ssh-ed25519"));
     let (code, run) = ws.plan_exit_code();
     assert_eq!(code, 0, "{}", run.text());
 

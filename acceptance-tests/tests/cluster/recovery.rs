@@ -121,5 +121,19 @@ fn lost_quorum_is_shown_never_restored_by_itself_and_recovered_from_a_backup() {
     let (code, run) = ws.plan_exit_code();
     assert_eq!(code, 0, "after the recovery:\n{}", run.text());
     assert!(run.text().contains("No changes"), "{}", run.text());
-    ws.destroy();
+
+    // Destroy gets through a host that is gone, and says so.
+    lab.fault("stop", "h3", &[]);
+    let destroyed = ws.run_ok(&["destroy", "-auto-approve", "-input=false"]);
+    let words = destroyed
+        .text()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        words.contains("Member host not reachable at destroy")
+            && words.contains("member e3 was not reachable"),
+        "{}",
+        destroyed.text()
+    );
 }

@@ -25,6 +25,11 @@ variable "backup_schedule" {
   type        = string
   default     = null
 }
+variable "backup_copy_host" {
+  description = "A copy_to block for this host (user deploy); null: none."
+  type        = string
+  default     = null
+}
 variable "backup_keep" {
   type    = number
   default = 3
@@ -62,6 +67,14 @@ resource "etcd_cluster" "main" {
     content {
       schedule = backup.value
       keep     = var.backup_keep
+      dynamic "copy_to" {
+        for_each = var.backup_copy_host == null ? [] : [var.backup_copy_host]
+        content {
+          host = copy_to.value
+          user = "deploy"
+          dir  = "/home/deploy/etcd-backups"
+        }
+      }
     }
   }
   timeouts {

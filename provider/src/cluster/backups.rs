@@ -11,31 +11,72 @@
 
 use super::member_steps::connect;
 use super::ClusterSpec;
+use crate::member::backup_copy::{self, CopyTo};
 use crate::member::{backup, MemberSpec};
+use crate::ssh::{self, Host};
 
 /// Installs the backup job on every member (after a bootstrap: a job that
-/// ran before the cluster had formed would fail).
+/// ran before the cluster had formed would fail), one member after the
+/// other: each may edit the backup host's `authorized_keys`.
 pub async fn install_backup_jobs(spec: &ClusterSpec) -> Result<(), String> {
-    let installs = spec.members.iter().map(|m| install_backup_job(spec, m));
-    let errors: Vec<String> = futures::future::join_all(installs)
-        .await
-        .into_iter()
-        .filter_map(Result::err)
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("\n"))
+    for member in &spec.members {
+        install_backup_job(spec, member).await?;
     }
+    Ok(())
 }
 
-/// Installs (or repairs) one member's backup job, once it is healthy:
-/// etcd is not touched.
+/// Installs (or repairs) one member's backup job: etcd is not touched.
+/// With `copy_to`, the member's key is made and authorized on the backup
+/// host first.
 pub async fn install_backup_job(spec: &ClusterSpec, member: &MemberSpec) -> Result<(), String> {
     let host = connect(member).await?;
-    let installed = backup::install(&host, &spec.settings).await;
+    let installed = async {
+        if let Some(copy) = &spec.settings.backup.copy_to {
+            allow_copies(spec, member, &host, copy).await?;
+        }
+        backup::install(&host, &spec.settings)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
     host.close().await;
     installed.map_err(|e| format!("member {}: backup job: {e}", member.name))
+}
+
+/// Gives the member a key of its own that may only add snapshots on the
+/// backup host, and the backup host's key.
+async fn allow_copies(
+    spec: &ClusterSpec,
+    member: &MemberSpec,
+    host: &Host,
+    copy: &CopyTo,
+) -> Result<(), String> {
+    let target = ssh::Target {
+        address: copy.host.clone(),
+        user: Some(copy.user.clone()),
+        port: copy.port,
+        sudo: false,
+        ..member.ssh.clone()
+    };
+    let backup_host = Host::connect(&target)
+        .await
+        .map_err(|e| format!("backup host: {e}"))?
+        .finishing_commands();
+    let allowed = async {
+        let host_keys = backup_copy::prepare_backup_host(&backup_host, copy).await?;
+        let public_key = backup_copy::prepare_member(host, &spec.settings, &host_keys).await?;
+        backup_copy::authorize(
+            &backup_host,
+            &spec.settings,
+            copy,
+            &member.name,
+            &public_key,
+        )
+        .await
+    }
+    .await;
+    backup_host.close().await;
+    allowed.map_err(|e| e.to_string())
 }
 
 /// The snapshot a change takes before its first step, once.
@@ -62,6 +103,9 @@ impl SnapshotBefore {
         let mut failures = Vec::new();
         for member in &spec.members {
             let taken = async {
+                // The job as the settings have it (a member installed
+                // before backups existed, or before copy_to, has none).
+                install_backup_job(spec, member).await?;
                 let host = connect(member).await?;
                 let taken = backup::take_now(&host, &spec.settings, self.label).await;
                 host.close().await;

@@ -10,6 +10,7 @@
 //! answer a quorum read takes no snapshot (its data may be stale) and its
 //! job fails, which shows as drift.
 
+use super::backup_copy::{self, CopyTo};
 use super::{ClusterSettings, Layout};
 use crate::ssh::{quote, Host, SshError};
 
@@ -32,6 +33,8 @@ pub struct BackupSettings {
     pub schedule: Option<String>,
     pub keep: u32,
     pub dir: String,
+    /// A backup host that gets a copy of every snapshot.
+    pub copy_to: Option<CopyTo>,
 }
 
 impl Default for BackupSettings {
@@ -40,6 +43,7 @@ impl Default for BackupSettings {
             schedule: None,
             keep: DEFAULT_KEEP as u32,
             dir: DEFAULT_DIR.to_string(),
+            copy_to: None,
         }
     }
 }
@@ -78,7 +82,7 @@ revision=$("$etcdctl" snapshot status "$partial" -w json | sed -n 's/.*"revision
 [ -n "$revision" ] || {{ echo "snapshot status gave no revision" >&2; exit 1; }}
 final="$dir/etcd-$label-$stamp-rev$revision.db"
 mv "$partial" "$final"
-echo "$final"
+{copy}echo "$final"
 ls "$dir" | grep -E "^etcd-$label-[0-9]{{8}}T[0-9]{{6}}Z-rev[0-9]+\.db$" | sort -r | tail -n +{first_pruned} |
   while read -r old; do rm -f "$dir/$old"; done
 "#,
@@ -87,6 +91,11 @@ ls "$dir" | grep -E "^etcd-$label-[0-9]{{8}}T[0-9]{{6}}Z-rev[0-9]+\.db$" | sort 
         env = quote(&settings.layout.etcdctl_env_file()),
         etcdctl = quote(&settings.layout.etcdctl()),
         first_pruned = backup.keep + 1,
+        copy = backup
+            .copy_to
+            .as_ref()
+            .map(|copy| backup_copy::copy_command(settings, copy))
+            .unwrap_or_default(),
     )
 }
 
@@ -174,37 +183,29 @@ fn remove_units() -> String {
     )
 }
 
-/// Removes the job's units and script; the snapshots stay.
+/// Removes the job's units, script and copy key; the snapshots stay.
 pub async fn uninstall(host: &Host, layout: &Layout) -> Result<(), SshError> {
     host.run_ok(&format!(
-        "{}; rm -f {}",
+        "{}; rm -f {}; rm -rf {}",
         remove_units(),
-        quote(&script_file(layout))
+        quote(&script_file(layout)),
+        quote(&backup_copy::key_dir(layout))
     ))
     .await?;
     Ok(())
 }
 
-/// Takes a snapshot labelled `label` now, with the script as the settings
-/// have it (written first: a member installed before backups existed has
-/// none); returns the snapshot's path on the host.
+/// Takes a snapshot labelled `label` now with the installed script (see
+/// [`install`]); returns the snapshot's path on the host.
 pub async fn take_now(
     host: &Host,
     settings: &ClusterSettings,
     label: &str,
 ) -> Result<String, SshError> {
-    let (path, content) = (script_file(&settings.layout), script(settings));
-    host.run_ok(&format!(
-        "install -d -m 0700 -o etcd -g etcd {}",
-        quote(&settings.backup.dir)
-    ))
-    .await?;
-    host.write_file(&path, content.as_bytes(), 0o644, "root:root")
-        .await?;
     let out = host
         .run_ok(&format!(
             "runuser -u etcd -- /bin/sh {} {}",
-            quote(&path),
+            quote(&script_file(&settings.layout)),
             quote(label)
         ))
         .await?;
@@ -357,12 +358,13 @@ fn or_none(text: &str) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::member::install::sha256_hex;
     use crate::member::{BinarySource, Layout};
 
-    fn settings(schedule: Option<&str>) -> ClusterSettings {
+    /// Settings with backups kept 3 at a time, on `schedule`.
+    pub fn settings(schedule: Option<&str>) -> ClusterSettings {
         ClusterSettings {
             token: "c".into(),
             etcd_version: "3.4.23".into(),
@@ -383,6 +385,7 @@ mod tests {
                 schedule: schedule.map(str::to_string),
                 keep: 3,
                 dir: "/var/backups/etcd".into(),
+                copy_to: None,
             },
         }
     }

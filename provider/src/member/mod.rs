@@ -4,6 +4,7 @@
 //! a member to a running cluster and `etcd_member` share one install path.
 
 pub mod backup;
+pub mod backup_copy;
 pub mod inspect;
 pub mod install;
 pub mod render;

@@ -2,9 +2,12 @@
 //! validation and its reading into [`BackupSettings`].
 
 use super::host_inputs::directory_problem;
+use super::host_inputs::validate_login;
 use super::schema::DEFAULT_DATA_DIR;
-use crate::framework::{Attribute, AttributePath, Block, Diagnostics, Type, Value};
+use super::validate::is_valid_host;
+use crate::framework::{Attribute, AttributePath, Block, Diagnostics, NestedBlock, Type, Value};
 use crate::member::backup::{BackupSettings, DEFAULT_DIR, DEFAULT_KEEP};
+use crate::member::backup_copy::CopyTo;
 
 /// The most snapshots of one label a member keeps.
 const MAX_KEEP: i64 = 10_000;
@@ -38,6 +41,27 @@ pub fn backup_block() -> Block {
         Value::string(DEFAULT_DIR),
         "Directory on the members (created 0700, owned by `etcd`). Default `/var/backups/etcd`.",
     ))
+    .block(NestedBlock::single("copy_to", copy_to_block()))
+}
+
+fn copy_to_block() -> Block {
+    Block::new(
+        "A copy of every snapshot on a separate backup host, over SSH. Each member makes an SSH key of its own \
+         (the private key never leaves it). The provider logs in to the backup host as `user` (with the `ssh` \
+         block's key, known_hosts and config) and lists each member's key in that user's `authorized_keys` with \
+         `restrict` and a forced command that only accepts a snapshot under a strict name into `dir/<member>/`, \
+         checks etcd's checksum and keeps the newest `keep` per member and label. A copy that fails makes the \
+         member's backup run fail, which shows as drift.",
+    )
+    .attribute(Attribute::required("host", Type::String, "Address of the backup host."))
+    .attribute(Attribute::required(
+        "user",
+        Type::String,
+        "The user on the backup host that owns the copies (a user of its own; its `authorized_keys` gets the \
+         members' restricted keys).",
+    ))
+    .attribute(Attribute::required("dir", Type::String, "Directory on the backup host (created 0700)."))
+    .attribute(Attribute::optional("port", Type::Number, "SSH port of the backup host. Default 22."))
 }
 
 pub fn validate_backup(config: &Value, diags: &mut Diagnostics) {
@@ -95,6 +119,30 @@ pub fn validate_backup(config: &Value, diags: &mut Diagnostics) {
             diags.error_at(at.attribute("dir"), "Invalid backup directory", problem);
         }
     }
+    let copy_to = block.get("copy_to");
+    if !copy_to.is_null() {
+        validate_copy_to(copy_to, &at.attribute("copy_to"), diags);
+    }
+}
+
+fn validate_copy_to(block: &Value, at: &AttributePath, diags: &mut Diagnostics) {
+    if let Some(host) = block.get("host").as_str() {
+        if !is_valid_host(host) {
+            diags.error_at(
+                at.attribute("host"),
+                "Invalid host",
+                format!("{host:?} is neither an IP address nor a DNS name."),
+            );
+        }
+    }
+    validate_login(block, at, diags);
+    if let Some(problem) = block
+        .get("dir")
+        .as_str()
+        .and_then(|d| directory_problem(d, true))
+    {
+        diags.error_at(at.attribute("dir"), "Invalid backup directory", problem);
+    }
 }
 
 /// The block's settings; without it, the defaults and no schedule.
@@ -111,5 +159,14 @@ pub fn backup_settings(value: &Value) -> BackupSettings {
             .get("dir")
             .as_str()
             .map_or(defaults.dir, str::to_string),
+        copy_to: match block.get("copy_to") {
+            Value::Null => None,
+            copy => Some(CopyTo {
+                host: copy.str_or_empty("host").to_string(),
+                user: copy.str_or_empty("user").to_string(),
+                port: copy.get("port").as_i64().map(|p| p as u16),
+                dir: copy.str_or_empty("dir").to_string(),
+            }),
+        },
     }
 }

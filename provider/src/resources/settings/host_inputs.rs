@@ -224,7 +224,12 @@ fn validate_metrics_url(config: &Value, diags: &mut Diagnostics) {
 fn validate_ssh(config: &Value, diags: &mut Diagnostics) {
     let ssh = config.get("ssh");
     let at = AttributePath::root("ssh");
-    if let Some(port) = ssh.get("port").as_f64() {
+    validate_login(ssh, &at, diags);
+}
+
+/// The `port` and `user` of a block that logs in somewhere over SSH.
+pub(super) fn validate_login(block: &Value, at: &AttributePath, diags: &mut Diagnostics) {
+    if let Some(port) = block.get("port").as_f64() {
         if !(1.0..=65535.0).contains(&port) || port.fract() != 0.0 {
             diags.error_at(
                 at.attribute("port"),
@@ -233,7 +238,7 @@ fn validate_ssh(config: &Value, diags: &mut Diagnostics) {
             );
         }
     }
-    if let Some(user) = ssh.get("user").as_str() {
+    if let Some(user) = block.get("user").as_str() {
         let valid = !user.is_empty()
             && !user.starts_with('-')
             && user

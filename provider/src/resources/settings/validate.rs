@@ -33,6 +33,7 @@ pub fn validate_member(
     let mut valid = true;
     if let Some(name) = member.get("name").as_str() {
         if name.is_empty()
+            || name.starts_with('.')
             || !name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
@@ -40,7 +41,7 @@ pub fn validate_member(
             diags.error_at(
                 at("name"),
                 "Invalid member name",
-                format!("{name:?}: use letters, digits, '-', '_' and '.'."),
+                format!("{name:?}: use letters, digits, '-', '_' and '.' (not first)."),
             );
             valid = false;
         }
