@@ -2,7 +2,8 @@
 //!
 //! Changes: every member host gets the `etcd` user, directories, binaries,
 //! certificates, config file and unit, and etcd is started with
-//! `initial-cluster-state=new` (from an initial snapshot if one is given).
+//! `initial-cluster-state=new` (from an initial snapshot if one is given:
+//! read once and streamed to every member, see `snapshot_stream`).
 //!
 //! Nothing to do: never skipped; it runs once, at create.
 //!
@@ -22,12 +23,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::backups::install_backup_jobs;
-use super::member_steps::{close_all, connect_all, install_and_start};
+use super::member_steps::{close_all, connect_all, install_and_start, Start};
 use super::quorum::wait_until_healthy;
+use super::snapshot_stream::fan_out;
 use super::ClusterSpec;
 use crate::framework::Context;
 use crate::member::install::Fingerprints;
-use crate::member::render::InitialState;
 
 /// Bootstraps every member in parallel, then waits until the member list
 /// is complete and every endpoint is healthy; returns each member's
@@ -39,29 +40,50 @@ pub async fn bootstrap(
 ) -> Result<BTreeMap<String, Fingerprints>, String> {
     let now = ctx.now();
     let binaries = spec.local_binaries()?;
+    // The initial snapshot, if any, read once for all members.
+    let (pump, mut initial) = match &spec.initial_snapshot {
+        Some(path) => {
+            let (pump, data) = fan_out(path, spec.members.len()).await?;
+            (Some(pump), data.into_iter().map(Some).collect())
+        }
+        None => (None, Vec::new()),
+    };
+    initial.resize_with(spec.members.len(), || None);
     let hosts = connect_all(&spec.members).await;
     let initial_cluster = spec.initial_cluster();
-    let installs = spec.members.iter().zip(&hosts).map(|(member, host)| {
-        let binaries = binaries.as_ref();
-        let initial_cluster = &initial_cluster;
-        async move {
-            let host = host.as_ref().map_err(Clone::clone)?;
-            install_and_start(
-                spec,
-                member,
-                host,
-                binaries,
-                initial_cluster,
-                InitialState::New,
-                now,
-            )
-            .await
-            .map(|prints| (member.name.clone(), prints))
-            .map_err(|e| format!("member {}: {e}", member.name))
+    let installs = spec
+        .members
+        .iter()
+        .zip(&hosts)
+        .zip(initial)
+        .map(|((member, host), initial)| {
+            let binaries = binaries.as_ref();
+            let initial_cluster = &initial_cluster;
+            async move {
+                let host = host.as_ref().map_err(Clone::clone)?;
+                install_and_start(
+                    spec,
+                    member,
+                    host,
+                    binaries,
+                    initial_cluster,
+                    Start::New(initial),
+                    now,
+                )
+                .await
+                .map(|prints| (member.name.clone(), prints))
+                .map_err(|e| format!("member {}: {e}", member.name))
+            }
+        });
+    let pumped = async {
+        match pump {
+            Some(pump) => pump.await,
+            None => Ok(()),
         }
-    });
-    let results = futures::future::join_all(installs).await;
+    };
+    let (results, pumped) = tokio::join!(futures::future::join_all(installs), pumped);
     close_all(hosts).await;
+    pumped?;
     let mut fingerprints = BTreeMap::new();
     let mut errors = Vec::new();
     for result in results {

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::backups::install_backup_job;
 use super::quorum::wait_until_healthy;
+use super::snapshot_stream::InitialData;
 use super::ClusterSpec;
 use crate::etcd;
 use crate::framework::Context;
@@ -37,6 +38,13 @@ pub async fn close_all(hosts: Vec<Result<Host, String>>) {
     futures::future::join_all(hosts.into_iter().flatten().map(Host::close)).await;
 }
 
+/// How a member starts: as one of a new cluster (from the initial
+/// snapshot, when there is one), or joining the running cluster.
+pub enum Start {
+    New(Option<InitialData>),
+    Existing,
+}
+
 /// Installs one member and starts it without waiting for it. A member of a
 /// new cluster with an initial snapshot gets its data restored from it.
 pub async fn install_and_start(
@@ -45,15 +53,18 @@ pub async fn install_and_start(
     host: &Host,
     binaries: Option<&LocalBinaries>,
     initial_cluster: &[String],
-    state: InitialState,
+    start: Start,
     now: OffsetDateTime,
 ) -> Result<Fingerprints, String> {
     let settings = &spec.settings;
     let has_data = install::prepare(host, settings)
         .await
         .map_err(|e| e.to_string())?;
-    let restoring = state == InitialState::New && spec.initial_snapshot.is_some();
-    if has_data && state == InitialState::New && !restoring {
+    let (state, initial) = match start {
+        Start::New(initial) => (InitialState::New, initial),
+        Start::Existing => (InitialState::Existing, None),
+    };
+    if has_data && state == InitialState::New && initial.is_none() {
         refuse_foreign_data(host, settings).await?;
     }
     install::install_binaries(host, settings, binaries)
@@ -71,8 +82,9 @@ pub async fn install_and_start(
     let prints = install::write_files(host, member, settings, &certs, initial_cluster, state)
         .await
         .map_err(|e| e.to_string())?;
-    if let (Some(path), true) = (&spec.initial_snapshot, restoring) {
-        restore_initial_snapshot(spec, member, host, path, initial_cluster, has_data, now).await?;
+    if let Some(initial) = initial {
+        restore_initial_snapshot(spec, member, host, initial, initial_cluster, has_data, now)
+            .await?;
     }
     install::start(host).await.map_err(|e| e.to_string())?;
     Ok(prints)
@@ -86,26 +98,23 @@ async fn restore_initial_snapshot(
     spec: &ClusterSpec,
     member: &MemberSpec,
     host: &Host,
-    path: &str,
+    initial: InitialData,
     initial_cluster: &[String],
     has_data: bool,
     now: OffsetDateTime,
 ) -> Result<(), String> {
-    let snapshot = std::path::Path::new(path);
-    let digest = install::sha256_file(snapshot)
-        .await
-        .map_err(|e| format!("initial snapshot {path}: {e}"))?;
     if has_data {
         let marker = install::restored_from(host, &spec.settings)
             .await
             .map_err(|e| e.to_string())?;
-        if marker.as_deref() == Some(digest.as_str()) {
+        if marker.as_deref() == Some(initial.digest.as_str()) {
             return Ok(());
         }
         if let Some(aside) = move_data_aside(now, host, &spec.settings).await? {
             log::warn!(
-                "member {}: data that was not restored from {path} moved aside to {aside}",
-                member.name
+                "member {}: data that was not restored from {} moved aside to {aside}",
+                member.name,
+                initial.path
             );
         }
     }
@@ -113,8 +122,8 @@ async fn restore_initial_snapshot(
         host,
         member,
         &spec.settings,
-        snapshot,
-        &digest,
+        initial.stream,
+        &initial.digest,
         initial_cluster,
     )
     .await
@@ -160,7 +169,7 @@ pub async fn rewrite_and_restart(
         host,
         binaries,
         &spec.initial_cluster(),
-        InitialState::Existing,
+        Start::Existing,
         ctx.now(),
     )
     .await?;
@@ -273,7 +282,7 @@ async fn readd(
         host,
         binaries,
         &initial,
-        InitialState::Existing,
+        Start::Existing,
         ctx.now(),
     )
     .await?;
@@ -388,7 +397,7 @@ pub async fn add_member(
             &host,
             binaries,
             &initial,
-            InitialState::Existing,
+            Start::Existing,
             ctx.now(),
         )
         .await?;

@@ -40,6 +40,7 @@ mod quorum;
 mod repair;
 mod roll;
 mod rotate_ca;
+mod snapshot_stream;
 mod spec;
 mod teardown;
 mod update;

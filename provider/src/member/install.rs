@@ -307,8 +307,8 @@ pub async fn write_files(
 /// Makes the member's data directory from a snapshot with `etcdctl
 /// snapshot restore` (its name, peer URL and the new cluster's initial
 /// cluster and token), for a new cluster that starts from a backup. The
-/// snapshot is streamed from the local file `snapshot` (never held in
-/// memory) to a 0600 file beside the data directory, removed after. Its
+/// snapshot is streamed from `snapshot` (never held in memory) to a 0600
+/// file beside the data directory, removed after. Its
 /// cluster token is [`restored_token`]'s, not the cluster's own. The
 /// snapshot's SHA-256 (`digest`) is recorded in the data directory, so that
 /// an interrupted bootstrap knows the data as restored from it.
@@ -316,16 +316,13 @@ pub async fn restore_snapshot(
     host: &Host,
     member: &MemberSpec,
     settings: &ClusterSettings,
-    snapshot: &std::path::Path,
+    snapshot: impl tokio::io::AsyncRead + Unpin,
     digest: &str,
     initial_cluster: &[String],
 ) -> Result<(), SshError> {
     let l = &settings.layout;
     let upload = format!("{}.snapshot", l.data_dir);
-    let file = tokio::fs::File::open(snapshot)
-        .await
-        .map_err(|e| SshError(format!("initial snapshot {}: {e}", snapshot.display())))?;
-    host.write_file_from(&upload, tokio::io::BufReader::new(file), 0o600, "root:root")
+    host.write_file_from(&upload, snapshot, 0o600, "root:root")
         .await?;
     let script = format!(
         "set -e\n\
