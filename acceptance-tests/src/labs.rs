@@ -32,6 +32,7 @@ pub enum LabId {
     Backups = 26,
     Recovery = 27,
     ConcurrentApplies = 28,
+    DnsNames = 29,
 }
 
 impl LabId {

@@ -1,5 +1,6 @@
 //! How the provider reaches members and binaries: the client API through
-//! SSH tunnels, and etcd from the distribution's packages.
+//! SSH tunnels, members known by DNS names, and etcd from the
+//! distribution's packages.
 
 use std::time::Duration;
 
@@ -56,6 +57,98 @@ fn client_api_through_ssh_tunnels_when_the_client_port_is_unreachable() {
     assert_eq!(members.matches(", started, ").count(), 3, "{members}");
 
     lab.ssh_ok(&lab.second_addresses[1], "systemctl stop etcd");
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    ws.destroy();
+}
+
+/// A cluster of the lab's hosts as `eN.etcd.test` (SSH to their IPs, the
+/// client API through tunnels, so this machine resolves no name), with
+/// `extra` members appended.
+fn named_cluster(lab: &Lab, extra: &str) -> String {
+    let members: String = lab
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, (_, address))| {
+            format!(
+                "  member {{\n    name = \"e{n}\"\n    host = \"e{n}.etcd.test\"\n    ssh_host = \"{address}\"\n  }}\n",
+                n = i + 1
+            )
+        })
+        .collect();
+    format!(
+        "terraform {{\n  required_providers {{\n    etcd = {{ source = \"terraform-provider-etcd/etcd\" }}\n  }}\n}}\n\
+         resource \"etcd_ca\" \"main\" {{\n  common_name = \"etcd-ca\"\n}}\n\
+         resource \"etcd_cluster\" \"main\" {{\n  name = \"named\"\n  ca_cert_pem = etcd_ca.main.cert_pem\n  \
+         ca_key_pem = etcd_ca.main.private_key_pem\n  etcd_version = \"3.4.23\"\n  \
+         binary_source {{\n    local_path = \"{}\"\n  }}\n  \
+         ssh {{\n    user = \"root\"\n    private_key_path = \"{}\"\n    known_hosts_path = \"{}\"\n    tunnel = true\n  }}\n{members}{extra}}}\n",
+        tools::etcd_dir("3.4.23").display(),
+        lab.client_key().display(),
+        lab.known_hosts().display()
+    )
+}
+
+#[test]
+fn members_known_by_dns_names_listen_on_their_addresses_and_advertise_the_names() {
+    let lab = Lab::up(LabId::DnsNames, 3);
+    let names: String = lab
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, (_, address))| format!("{address} e{}.etcd.test\n", i + 1))
+        .collect();
+    for (name, _) in &lab.hosts {
+        lab.ssh_ok(name, &format!("printf '{names}' >> /etc/hosts"));
+    }
+    let terraform = tools::newest_terraform();
+    // A fourth member that is h1 again, under its IP: refused before any
+    // host is touched.
+    let twice = named_cluster(
+        &lab,
+        &format!(
+            "  member {{\n    name = \"e4\"\n    host = \"{}\"\n  }}\n",
+            lab.address("h1")
+        ),
+    );
+    let ws = Workspace::new(&terraform, Install::DevOverrides, &twice);
+    let run = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    assert_ne!(run.code, 0, "{}", run.text());
+    assert!(
+        run.text().contains("are on the same machine"),
+        "{}",
+        run.text()
+    );
+    assert!(
+        !lab.ssh("h1", "test -e /etc/etcd").status.success(),
+        "h1 was touched"
+    );
+
+    std::fs::write(ws.path().join("main.tf"), named_cluster(&lab, "")).unwrap();
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    let etcdctl =
+        "ETCDCTL_API=3 etcdctl --cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/server.crt \
+                   --key /etc/etcd/pki/server.key";
+    // Peers know each other by name; the name's certificate is checked.
+    let members = lab.ssh_ok(
+        "h2",
+        &format!("{etcdctl} --endpoints https://e1.etcd.test:2379 member list"),
+    );
+    assert_eq!(
+        members.matches(".etcd.test:2380, https://e").count(),
+        3,
+        "{members}"
+    );
+    let listening = lab.ssh_ok("h1", "ss -ltnH");
+    assert!(
+        listening.contains("0.0.0.0:2380") || listening.contains("*:2380"),
+        "e1 does not listen on all its addresses:\n{listening}"
+    );
+    lab.ssh_ok("h3", "systemctl stop etcd");
     let (code, run) = ws.plan_exit_code();
     assert_eq!(code, 2, "{}", run.text());
     ws.apply();

@@ -8,7 +8,9 @@
 //! Nothing to do: never skipped; it runs once, at create.
 //!
 //! Steps:
-//! 1. Install and start every member in parallel. Safe: no cluster exists
+//! 1. Refuse two members on one machine (the same `/etc/machine-id`, e.g.
+//!    a DNS name and an IP of one host). Install and start every member in
+//!    parallel. Safe: no cluster exists
 //!    yet, so there is no quorum to lose. A data directory that holds
 //!    someone else's data (another cluster token) is refused, never used.
 //! 2. Wait until every member is a started, voting, healthy member.
@@ -23,12 +25,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::backups::install_backup_jobs;
-use super::member_steps::{close_all, connect_all, install_and_start, Start};
+use super::member_steps::{
+    close_all, connect_all, install_and_start, refuse_shared_machines, Start,
+};
 use super::quorum::wait_until_healthy;
 use super::snapshot_stream::fan_out;
 use super::ClusterSpec;
 use crate::framework::Context;
 use crate::member::install::Fingerprints;
+use crate::member::MemberSpec;
+use crate::ssh::Host;
 
 /// Bootstraps every member in parallel, then waits until the member list
 /// is complete and every endpoint is healthy; returns each member's
@@ -50,6 +56,16 @@ pub async fn bootstrap(
     };
     initial.resize_with(spec.members.len(), || None);
     let hosts = connect_all(&spec.members).await;
+    let (members, reached): (Vec<&MemberSpec>, Vec<&Host>) = spec
+        .members
+        .iter()
+        .zip(&hosts)
+        .filter_map(|(m, h)| h.as_ref().ok().map(|h| (m, h)))
+        .unzip();
+    if let Err(e) = refuse_shared_machines(&members, &reached).await {
+        close_all(hosts).await;
+        return Err(e);
+    }
     let initial_cluster = spec.initial_cluster();
     let installs = spec
         .members

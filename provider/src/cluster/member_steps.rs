@@ -34,6 +34,34 @@ pub async fn connect_all(members: &[MemberSpec]) -> Vec<Result<Host, String>> {
     futures::future::join_all(members.iter().map(connect)).await
 }
 
+/// Refuses members that are one machine under two addresses (a DNS name
+/// and an IP, say), judged by `/etc/machine-id` on `hosts` (connected to
+/// `members`, in order; unreachable ones are left out). Two members there
+/// would share ports and a data directory.
+pub async fn refuse_shared_machines(
+    members: &[&MemberSpec],
+    hosts: &[&Host],
+) -> Result<(), String> {
+    let ids =
+        futures::future::join_all(hosts.iter().map(|h| h.run_ok("cat /etc/machine-id"))).await;
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for (member, id) in members.iter().zip(ids) {
+        let Ok(id) = id else { continue };
+        let id = id.trim().to_string();
+        if id.is_empty() {
+            continue;
+        }
+        if let Some(other) = seen.insert(id, &member.name) {
+            return Err(format!(
+                "members {other} and {} are on the same machine (the same /etc/machine-id): give each member a \
+                 host of its own",
+                member.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub async fn close_all(hosts: Vec<Result<Host, String>>) {
     futures::future::join_all(hosts.into_iter().flatten().map(Host::close)).await;
 }

@@ -17,11 +17,12 @@
 //! 2. Remove leaving members that do not serve (etcd's advice: a failed
 //!    member goes before anything is added, since adding one raises the
 //!    quorum while the failed one still counts).
-//! 3. For each new member: add it as a learner (etcd 3.4+), install and
-//!    start it, promote it once it has caught up; then remove one healthy
-//!    leaving member. Adding first keeps every healthy member voting while
-//!    the new one catches up, and the cluster is never more than one member
-//!    larger than planned. Exception: a leaving member with the new one's
+//! 3. For each new member (refused if its machine, by `/etc/machine-id`,
+//!    is a current member's under another address): add it as a learner
+//!    (etcd 3.4+), install and start it, promote it once it has caught up;
+//!    then remove one healthy leaving member. Adding first keeps every
+//!    healthy member voting while the new one catches up, and the cluster
+//!    is never more than one member larger than planned. Exception: a leaving member with the new one's
 //!    name or on its host is removed just before it (etcd cannot hold two
 //!    members of one name in an initial cluster, and one host cannot run
 //!    two members on the same ports and data directory).
@@ -40,12 +41,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::backups::{install_backup_job, SnapshotBefore};
-use super::member_steps::{add_member, remove_member, uninstall_member};
+use super::member_steps::{
+    add_member, close_all, connect_all, refuse_shared_machines, remove_member, uninstall_member,
+};
 use super::quorum::wait_until_healthy;
 use super::{continue_unless_stopped, observe, ClusterSpec};
 use crate::framework::Context;
 use crate::member::install::{Fingerprints, LocalBinaries};
 use crate::member::MemberSpec;
+use crate::ssh::Host;
 
 fn same_member(a: &MemberSpec, b: &MemberSpec) -> bool {
     a.name == b.name && a.host == b.host
@@ -189,6 +193,7 @@ impl Membership<'_> {
         warnings: &mut Vec<String>,
     ) -> Result<(), String> {
         continue_unless_stopped(self.ctx, "membership change")?;
+        self.refuse_same_machine(new).await?;
         let api = self.present().api(self.ctx.now()).await?;
         let prints = add_member(
             self.ctx,
@@ -204,6 +209,22 @@ impl Membership<'_> {
         self.current.push(new.clone());
         wait_until_healthy(self.ctx, &self.present(), self.timeout).await?;
         install_backup_job(self.to, new).await
+    }
+
+    /// Refuses a new member on the machine of a current one (under
+    /// another address: a DNS name and an IP).
+    async fn refuse_same_machine(&self, new: &MemberSpec) -> Result<(), String> {
+        let mut all = self.current.clone();
+        all.push(new.clone());
+        let hosts = connect_all(&all).await;
+        let (members, reached): (Vec<&MemberSpec>, Vec<&Host>) = all
+            .iter()
+            .zip(&hosts)
+            .filter_map(|(m, h)| h.as_ref().ok().map(|h| (m, h)))
+            .unzip();
+        let refused = refuse_shared_machines(&members, &reached).await;
+        close_all(hosts).await;
+        refused
     }
 
     /// The cluster as it is now (the new spec's settings: paths and ports

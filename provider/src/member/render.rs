@@ -1,6 +1,8 @@
 //! etcd's YAML configuration file and its systemd unit, rendered from the
 //! member's settings. Pure functions: the same settings give the same bytes.
 
+use std::net::IpAddr;
+
 use super::{ClusterSettings, MemberSpec};
 
 /// Settings the provider itself manages; `extra_flags` may not set them.
@@ -57,14 +59,22 @@ pub fn config_file(
     let mut line = |key: &str, value: String| out.push_str(&format!("{key}: {value}\n"));
     line("name", scalar(&member.name));
     line("data-dir", scalar(&layout.data_dir));
-    line("listen-peer-urls", scalar(&peer));
-    line(
-        "listen-client-urls",
-        scalar(&format!(
-            "{client},https://127.0.0.1:{}",
-            settings.client_port
-        )),
-    );
+    // etcd binds to IP addresses only: a member known by a DNS name listens
+    // on all of its host's addresses (loopback included) and advertises
+    // the name.
+    let (listen_peer, listen_client) = if member.host.parse::<IpAddr>().is_ok() {
+        (
+            peer.clone(),
+            format!("{client},https://127.0.0.1:{}", settings.client_port),
+        )
+    } else {
+        (
+            format!("https://0.0.0.0:{}", settings.peer_port),
+            format!("https://0.0.0.0:{}", settings.client_port),
+        )
+    };
+    line("listen-peer-urls", scalar(&listen_peer));
+    line("listen-client-urls", scalar(&listen_client));
     line("advertise-client-urls", scalar(&client));
     line("initial-advertise-peer-urls", scalar(&peer));
     line("initial-cluster", scalar(&initial_cluster.join(",")));
@@ -216,6 +226,34 @@ mod tests {
         let mut m = member();
         m.host = "fd00::11".into();
         assert_eq!(m.client_url(&settings()), "https://[fd00::11]:2379");
+    }
+
+    #[test]
+    fn a_member_known_by_name_listens_on_all_addresses_and_advertises_the_name() {
+        let mut m = member();
+        m.host = "e1.etcd.example".into();
+        let config = config_file(&m, &settings(), &[], InitialState::New);
+        assert!(
+            config.contains("listen-peer-urls: \"https://0.0.0.0:2380\"\n"),
+            "{config}"
+        );
+        assert!(
+            config.contains("listen-client-urls: \"https://0.0.0.0:2379\"\n"),
+            "{config}"
+        );
+        assert!(
+            config.contains("advertise-client-urls: \"https://e1.etcd.example:2379\"\n"),
+            "{config}"
+        );
+        assert!(
+            config.contains("initial-advertise-peer-urls: \"https://e1.etcd.example:2380\"\n"),
+            "{config}"
+        );
+        let by_ip = config_file(&member(), &settings(), &[], InitialState::New);
+        assert!(
+            by_ip.contains("listen-peer-urls: \"https://10.0.0.11:2380\"\n"),
+            "{by_ip}"
+        );
     }
 
     #[test]
