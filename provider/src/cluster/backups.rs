@@ -17,12 +17,22 @@ use crate::ssh::{self, Host};
 
 /// Installs the backup job on every member (after a bootstrap: a job that
 /// ran before the cluster had formed would fail), one member after the
-/// other: each may edit the backup host's `authorized_keys`.
-pub async fn install_backup_jobs(spec: &ClusterSpec) -> Result<(), String> {
+/// other: each may edit the backup host's `authorized_keys`. Best effort
+/// (see [`install_backup_job_after_change`]).
+pub async fn install_backup_jobs(spec: &ClusterSpec) {
     for member in &spec.members {
-        install_backup_job(spec, member).await?;
+        install_backup_job_after_change(spec, member).await;
     }
-    Ok(())
+}
+
+/// Installs a member's backup job after a change that is done (a
+/// bootstrap, a member added or rewritten): a failure does not undo the
+/// change. It is logged, the member's `status` shows the broken job, and
+/// the next apply's repair installs it (or says why it cannot).
+pub async fn install_backup_job_after_change(spec: &ClusterSpec, member: &MemberSpec) {
+    if let Err(e) = install_backup_job(spec, member).await {
+        log::warn!("{e}; the next apply installs it");
+    }
 }
 
 /// Installs (or repairs) one member's backup job: etcd is not touched.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::backups::install_backup_job;
+use super::backups::install_backup_job_after_change;
 use super::quorum::wait_until_healthy;
 use super::snapshot_stream::InitialData;
 use super::ClusterSpec;
@@ -252,7 +252,8 @@ impl OneMemberChanges<'_> {
         let prints = changed.map_err(|e| format!("member {}: {e}", member.name))?;
         fingerprints.insert(member.name.clone(), prints);
         wait_until_healthy(ctx, spec, self.timeout).await?;
-        install_backup_job(spec, member).await
+        install_backup_job_after_change(spec, member).await;
+        Ok(())
     }
 
     /// Rewrites and restarts every one of `members` (none of which serves),

@@ -40,7 +40,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::backups::{install_backup_job, SnapshotBefore};
+use super::backups::{install_backup_job_after_change, SnapshotBefore};
 use super::member_steps::{
     add_member, close_all, connect_all, refuse_shared_machines, remove_member, uninstall_member,
 };
@@ -208,7 +208,8 @@ impl Membership<'_> {
         self.fingerprints.insert(new.name.clone(), prints);
         self.current.push(new.clone());
         wait_until_healthy(self.ctx, &self.present(), self.timeout).await?;
-        install_backup_job(self.to, new).await
+        install_backup_job_after_change(self.to, new).await;
+        Ok(())
     }
 
     /// Refuses a new member on the machine of a current one (under
