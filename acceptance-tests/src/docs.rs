@@ -71,6 +71,7 @@ fn short_name(name: &str) -> &str {
 fn example_dir(name: &str) -> &str {
     match name {
         "etcd_cluster" => "cluster-3",
+        "etcd_client_certificate" => "kubernetes-external-etcd",
         other => short_name(other),
     }
 }

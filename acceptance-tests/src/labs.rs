@@ -33,6 +33,8 @@ pub enum LabId {
     Recovery = 27,
     ConcurrentApplies = 28,
     DnsNames = 29,
+    ClientCertificates = 30,
+    KubernetesExample = 31,
 }
 
 impl LabId {

@@ -12,6 +12,7 @@
 //! - [`pki`]: certificate authorities and the member and client
 //!   certificates issued from them.
 //! - [`ssh`]: commands and files on member hosts over the system `ssh`.
+//! - [`client_files`]: a client certificate's files on a consumer host.
 //! - [`etcd`]: the etcd client (member list, health, membership, snapshots);
 //!   the only module that calls etcd's API.
 //! - [`member`]: one member on one host: layout, rendering of its config
@@ -20,8 +21,9 @@
 //!   (bootstrap, membership, roll, rotate_ca, repair, teardown, and
 //!   `etcd_member`'s foreign_member), over the quorum guard, the per-member
 //!   steps, observation and the client API.
-//! - [`resources`]: one file per resource type (`etcd_ca`, `etcd_cluster`,
-//!   `etcd_member`, `etcd_snapshot`), with what `etcd_cluster` and
+//! - [`resources`]: one file per resource type (`etcd_ca`,
+//!   `etcd_client_certificate`, `etcd_cluster`, `etcd_member`,
+//!   `etcd_snapshot`), with what `etcd_cluster` and
 //!   `etcd_member` share in `settings`.
 //!
 //! `main.rs` registers the resources and calls [`plugin::serve`].
@@ -31,6 +33,7 @@ pub mod framework;
 pub mod plugin;
 pub mod resources;
 
+pub(crate) mod client_files;
 pub(crate) mod cluster;
 pub(crate) mod etcd;
 pub(crate) mod member;

@@ -163,6 +163,7 @@ mod tests {
             &issuer.cert_pem,
             &issuer.key_pem,
             &LeafRequest {
+                organization: None,
                 common_name: "e1",
                 usage: Usage::Server,
                 names: &["10.0.0.11".to_string()],

@@ -40,6 +40,7 @@ impl Credentials {
             ca_cert_pem,
             ca_key_pem,
             &LeafRequest {
+                organization: None,
                 common_name: "terraform-provider-etcd",
                 usage: Usage::Client,
                 names: &[],

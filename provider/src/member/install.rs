@@ -66,6 +66,7 @@ pub fn issue_certificates(
             ca_cert_pem,
             ca_key_pem,
             &LeafRequest {
+                organization: None,
                 common_name: &member.name,
                 usage,
                 names,

@@ -25,6 +25,8 @@ pub enum Usage {
 
 pub struct LeafRequest<'a> {
     pub common_name: &'a str,
+    /// The subject's organization (O); for a client, etcd ignores it.
+    pub organization: Option<&'a str>,
     pub usage: Usage,
     /// Host names and IP addresses; IPs become IP SANs.
     pub names: &'a [String],
@@ -47,6 +49,11 @@ pub fn issue(
     params
         .distinguished_name
         .push(DnType::CommonName, request.common_name);
+    if let Some(organization) = request.organization {
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, organization);
+    }
     params.subject_alt_names = request
         .names
         .iter()
@@ -100,6 +107,7 @@ mod tests {
             &ca.cert_pem,
             &ca.key_pem,
             &LeafRequest {
+                organization: None,
                 common_name: "e1",
                 usage: Usage::Server,
                 names: &names,

@@ -16,10 +16,11 @@ use crate::pki::{self, CaRequest, KeyAlgorithm, MAX_VALIDITY_HOURS};
 pub struct CertificateAuthority;
 
 const DEFAULT_VALIDITY_HOURS: f64 = 87600.0; // ten years
-const DEFAULT_EARLY_RENEWAL_HOURS: f64 = 720.0; // thirty days
+pub(super) const DEFAULT_EARLY_RENEWAL_HOURS: f64 = 720.0; // thirty days
 
-/// The validity window a state records, and whether it is time to renew.
-fn renewal_due(state: &Value, early_renewal_hours: i64, now: OffsetDateTime) -> bool {
+/// The validity window a state records, and whether it is time to renew
+/// (also the rule of `etcd_client_certificate`).
+pub(super) fn renewal_due(state: &Value, early_renewal_hours: i64, now: OffsetDateTime) -> bool {
     let end = state
         .get("validity_end_time")
         .as_str()
@@ -30,7 +31,7 @@ fn renewal_due(state: &Value, early_renewal_hours: i64, now: OffsetDateTime) -> 
     }
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(super) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -117,54 +118,7 @@ impl Resource for CertificateAuthority {
                 );
             }
         }
-        if let Some(alg) = config.get("key_algorithm").as_str() {
-            if KeyAlgorithm::parse(alg).is_none() {
-                diags.error_at(
-                    AttributePath::root("key_algorithm"),
-                    "Unknown key algorithm",
-                    format!("{alg:?} is not one of {}.", KeyAlgorithm::names()),
-                );
-            }
-        }
-        let validity = config.get("validity_period_hours");
-        let early = config.get("early_renewal_hours");
-        if let Some(hours) = validity.as_f64() {
-            if hours <= 0.0 || hours > MAX_VALIDITY_HOURS as f64 || validity.as_i64().is_none() {
-                diags.error_at(
-                    AttributePath::root("validity_period_hours"),
-                    "Invalid validity period",
-                    format!(
-                        "validity_period_hours must be a whole number of hours from 1 to {MAX_VALIDITY_HOURS} \
-                         (100 years), not {hours}."
-                    ),
-                );
-            }
-        }
-        if let Some(hours) = early.as_f64() {
-            if hours < 0.0 || hours > MAX_VALIDITY_HOURS as f64 || early.as_i64().is_none() {
-                diags.error_at(
-                    AttributePath::root("early_renewal_hours"),
-                    "Invalid early renewal",
-                    format!(
-                        "early_renewal_hours must be a whole number of hours from 0 to {MAX_VALIDITY_HOURS}, not {hours}."
-                    ),
-                );
-            }
-        }
-        if validity.is_wholly_known() && early.is_wholly_known() {
-            let validity = validity.as_f64().unwrap_or(DEFAULT_VALIDITY_HOURS);
-            let early = early.as_f64().unwrap_or(DEFAULT_EARLY_RENEWAL_HOURS);
-            if early >= validity && validity > 0.0 {
-                diags.error_at(
-                    AttributePath::root("early_renewal_hours"),
-                    "Early renewal not shorter than validity",
-                    format!(
-                        "early_renewal_hours ({early}) must be less than validity_period_hours ({validity}); \
-                         otherwise the CA would be due for renewal as soon as it is made."
-                    ),
-                );
-            }
-        }
+        validate_key_and_lifetime(config, DEFAULT_VALIDITY_HOURS, "the CA", diags);
     }
 
     async fn modify_plan(&self, ctx: &Context, plan: &mut Plan<'_>) {
@@ -340,6 +294,65 @@ impl Resource for CertificateAuthority {
         let due = renewal_due(&state, early as i64, ctx.now());
         state.set("ready_for_renewal", Value::Bool(due));
         state
+    }
+}
+
+/// `key_algorithm`, `validity_period_hours` and `early_renewal_hours` of a
+/// key pair with a lifetime (`what`: the CA, the certificate), whose
+/// validity defaults to `default_validity` hours.
+pub(super) fn validate_key_and_lifetime(
+    config: &Value,
+    default_validity: f64,
+    what: &str,
+    diags: &mut Diagnostics,
+) {
+    if let Some(alg) = config.get("key_algorithm").as_str() {
+        if KeyAlgorithm::parse(alg).is_none() {
+            diags.error_at(
+                AttributePath::root("key_algorithm"),
+                "Unknown key algorithm",
+                format!("{alg:?} is not one of {}.", KeyAlgorithm::names()),
+            );
+        }
+    }
+    let validity = config.get("validity_period_hours");
+    let early = config.get("early_renewal_hours");
+    if let Some(hours) = validity.as_f64() {
+        if hours <= 0.0 || hours > MAX_VALIDITY_HOURS as f64 || validity.as_i64().is_none() {
+            diags.error_at(
+                AttributePath::root("validity_period_hours"),
+                "Invalid validity period",
+                format!(
+                    "validity_period_hours must be a whole number of hours from 1 to {MAX_VALIDITY_HOURS} \
+                     (100 years), not {hours}."
+                ),
+            );
+        }
+    }
+    if let Some(hours) = early.as_f64() {
+        if hours < 0.0 || hours > MAX_VALIDITY_HOURS as f64 || early.as_i64().is_none() {
+            diags.error_at(
+                AttributePath::root("early_renewal_hours"),
+                "Invalid early renewal",
+                format!(
+                    "early_renewal_hours must be a whole number of hours from 0 to {MAX_VALIDITY_HOURS}, not {hours}."
+                ),
+            );
+        }
+    }
+    if validity.is_wholly_known() && early.is_wholly_known() {
+        let validity = validity.as_f64().unwrap_or(default_validity);
+        let early = early.as_f64().unwrap_or(DEFAULT_EARLY_RENEWAL_HOURS);
+        if early >= validity && validity > 0.0 {
+            diags.error_at(
+                AttributePath::root("early_renewal_hours"),
+                "Early renewal not shorter than validity",
+                format!(
+                    "early_renewal_hours ({early}) must be less than validity_period_hours ({validity}); \
+                     otherwise {what} would be due for renewal as soon as it is made."
+                ),
+            );
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The provider's resource types, one file each.
 
 pub mod ca;
+pub mod client_certificate;
 pub mod cluster;
 pub mod member;
 mod settings;
@@ -12,6 +13,7 @@ use crate::framework::provider::Provider;
 pub fn provider() -> Provider {
     Provider::new(vec![
         Box::new(ca::CertificateAuthority),
+        Box::new(client_certificate::ClientCertificate),
         Box::new(cluster::EtcdCluster),
         Box::new(member::EtcdMember),
         Box::new(snapshot::EtcdSnapshot),

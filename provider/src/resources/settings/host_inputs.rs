@@ -68,7 +68,7 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
 }
 
 /// Why `path` is not acceptable as a directory on the hosts, if it is not.
-pub(super) fn directory_problem(path: &str, system_refused: bool) -> Option<String> {
+pub fn directory_problem(path: &str, system_refused: bool) -> Option<String> {
     if !path.starts_with('/') {
         return Some(format!("{path:?} is not an absolute path."));
     }
@@ -221,7 +221,7 @@ fn validate_metrics_url(config: &Value, diags: &mut Diagnostics) {
     }
 }
 
-fn validate_ssh(config: &Value, diags: &mut Diagnostics) {
+pub fn validate_ssh(config: &Value, diags: &mut Diagnostics) {
     let ssh = config.get("ssh");
     let at = AttributePath::root("ssh");
     validate_login(ssh, &at, diags);

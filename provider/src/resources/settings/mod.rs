@@ -15,14 +15,14 @@ mod validate;
 use std::collections::BTreeMap;
 
 pub use backup::{backup_block, validate_backup};
-pub use host_inputs::validate_cluster_name;
+pub use host_inputs::{directory_problem, validate_cluster_name, validate_ssh};
 pub use read::{member_spec, settings, timeout};
 pub use rolled::plan_rolled_change;
 pub use schema::{
     binary_source_block, member_attributes, settings_attributes, ssh_block, timeouts_block,
 };
 pub use validate::{
-    validate_binary_source, validate_ca_pair, validate_endpoints, validate_member,
+    is_valid_host, validate_binary_source, validate_ca_pair, validate_endpoints, validate_member,
     validate_settings,
 };
 
