@@ -64,15 +64,7 @@ impl Resource for CertificateAuthority {
             Attribute::optional("organization", Type::String, "Organization (O) of the CA certificate's subject.")
                 .replace_on_change(),
         )
-        .attribute(
-            Attribute::with_default(
-                "key_algorithm",
-                Type::String,
-                Value::string(KeyAlgorithm::EcdsaP256.name()),
-                "Key algorithm: `ECDSA_P256` (default), `ECDSA_P384`, `RSA_2048`, `RSA_4096` or `ED25519`.",
-            )
-            .replace_on_change(),
-        )
+        .attribute(key_algorithm_attribute())
         .attribute(
             Attribute::with_default(
                 "validity_period_hours",
@@ -295,6 +287,17 @@ impl Resource for CertificateAuthority {
         state.set("ready_for_renewal", Value::Bool(due));
         state
     }
+}
+
+/// `key_algorithm`: a new one replaces the key pair.
+pub(super) fn key_algorithm_attribute() -> Attribute {
+    Attribute::with_default(
+        "key_algorithm",
+        Type::String,
+        Value::string(KeyAlgorithm::EcdsaP256.name()),
+        "Key algorithm: `ECDSA_P256` (default), `ECDSA_P384`, `RSA_2048`, `RSA_4096` or `ED25519`.",
+    )
+    .replace_on_change()
 }
 
 /// `key_algorithm`, `validity_period_hours` and `early_renewal_hours` of a

@@ -9,17 +9,16 @@
 //! install in `install_status`; apply rewrites them and runs the reload
 //! command.
 
+mod schema;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::ca::{renewal_due, rfc3339, validate_key_and_lifetime, DEFAULT_EARLY_RENEWAL_HOURS};
+use super::ca::{renewal_due, rfc3339};
 use super::settings;
 use crate::client_files::{Contents, Placement};
-use crate::framework::{
-    Attribute, AttributePath, Block, Context, Diagnostics, NestedBlock, Plan, Private, Resource,
-    Schema, Type, Value,
-};
+use crate::framework::{Context, Diagnostics, Plan, Private, Resource, Schema, Value};
 use crate::pki::{self, KeyAlgorithm, LeafRequest, Usage};
 
 pub struct ClientCertificate;
@@ -32,24 +31,6 @@ const INSTALLED: &str = "installed";
 /// Attributes that change with a reissue.
 const ISSUED: [&str; 4] = ["id", "cert_pem", "private_key_pem", "validity_end_time"];
 
-fn install_block() -> Block {
-    Block::new("A consumer host that gets the certificate, its key and the CA, over SSH (the `ssh` block).")
-        .attribute(Attribute::required("host", Type::String, "Address of the consumer host."))
-        .attribute(Attribute::optional("ssh_host", Type::String, "Address or ssh_config host name to SSH to, when it differs from `host`."))
-        .attribute(Attribute::required("cert_path", Type::String, "Where the certificate goes (PEM, 0644)."))
-        .attribute(Attribute::required("key_path", Type::String, "Where the private key goes (PEM, mode `key_mode`)."))
-        .attribute(Attribute::optional("ca_path", Type::String, "Where the CA certificate goes (PEM, 0644), if the consumer needs it."))
-        .attribute(Attribute::with_default("owner", Type::String, Value::string("root"), "Owner of the files. Default root."))
-        .attribute(Attribute::with_default("group", Type::String, Value::string("root"), "Group of the files. Default root."))
-        .attribute(Attribute::with_default("key_mode", Type::String, Value::string("0600"), "Octal mode of the key file. Default 0600."))
-        .attribute(Attribute::optional(
-            "reload_command",
-            Type::String,
-            "Run as root on the host after any of the files changed, e.g. `systemctl reload patroni`.",
-        ))
-}
-
-/// The key an install has in `install_status`: `host:cert_path`.
 fn install_key(install: &Value) -> String {
     format!(
         "{}:{}",
@@ -172,78 +153,11 @@ impl Resource for ClientCertificate {
     }
 
     fn schema(&self) -> Schema {
-        let block = Block::new(
-            "A client certificate (extended key usage clientAuth only) for a consumer of an etcd cluster, issued \
-             from the cluster's CA; its common name is the etcd user name when auth is on. With `install` blocks \
-             it is kept on the consumer hosts over SSH: missing or changed files are drift (plan exit 2) and apply \
-             rewrites them and runs the reload command. From `early_renewal_hours` before it expires, and when \
-             the CA changes, it is reissued in place (plan exit 2) and reinstalled; destroy removes the installed \
-             files.",
-        )
-        .attribute(Attribute::computed("id", Type::String, "SHA-256 of the certificate (hex)."))
-        .attribute(Attribute::required("ca_cert_pem", Type::String, "The CA certificate (PEM) it is issued from, e.g. `etcd_ca.main.cert_pem`."))
-        .attribute(Attribute::required("ca_key_pem", Type::String, "The CA's private key (PEM).").sensitive())
-        .attribute(
-            Attribute::required("common_name", Type::String, "Common name (CN): the etcd user name when auth is on.")
-                .replace_on_change(),
-        )
-        .attribute(Attribute::optional("organization", Type::String, "Organization (O) of the subject.").replace_on_change())
-        .attribute(
-            Attribute::with_default(
-                "key_algorithm",
-                Type::String,
-                Value::string(KeyAlgorithm::EcdsaP256.name()),
-                "Key algorithm: `ECDSA_P256` (default), `ECDSA_P384`, `RSA_2048`, `RSA_4096` or `ED25519`.",
-            )
-            .replace_on_change(),
-        )
-        .attribute(Attribute::with_default(
-            "validity_period_hours",
-            Type::Number,
-            Value::number(DEFAULT_VALIDITY_HOURS),
-            "Hours the certificate is valid for, from its issue. Default 8760 (one year).",
-        ))
-        .attribute(Attribute::with_default(
-            "early_renewal_hours",
-            Type::Number,
-            Value::number(DEFAULT_EARLY_RENEWAL_HOURS),
-            "How many hours before expiry it is reissued. Default 720 (thirty days).",
-        ))
-        .attribute(Attribute::computed("cert_pem", Type::String, "The certificate, PEM."))
-        .attribute(Attribute::computed("private_key_pem", Type::String, "Its private key, PEM (PKCS#8).").sensitive())
-        .attribute(Attribute::computed("validity_end_time", Type::String, "When the certificate expires (RFC 3339)."))
-        .attribute(Attribute::computed("ready_for_renewal", Type::Bool, "True once it is inside its renewal window."))
-        .attribute(Attribute::computed(
-            "install_status",
-            Type::map(Type::String),
-            "`host:cert_path` of each install to `installed`, or to what is wrong there.",
-        ))
-        .block(NestedBlock::single("ssh", settings::ssh_block(false)))
-        .block(NestedBlock::list("install", install_block()))
-        .block(NestedBlock::single(
-            "timeouts",
-            settings::timeouts_block("Not used.", "Not used."),
-        ));
-        Schema { version: 0, block }
+        schema::schema()
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        if config
-            .get("common_name")
-            .as_str()
-            .is_some_and(|n| n.trim().is_empty())
-        {
-            diags.error_at(
-                AttributePath::root("common_name"),
-                "Empty common name",
-                "Give the certificate a common name.",
-            );
-        }
-        validate_key_and_lifetime(config, DEFAULT_VALIDITY_HOURS, "the certificate", diags);
-        settings::validate_ssh(config, diags);
-        for (i, install) in config.get("install").as_list().iter().enumerate() {
-            validate_install(install, &AttributePath::root("install").index(i), diags);
-        }
+        schema::validate(config, diags);
     }
 
     async fn modify_plan(&self, ctx: &Context, plan: &mut Plan<'_>) {
@@ -400,111 +314,5 @@ impl Resource for ClientCertificate {
                 );
             }
         }
-    }
-}
-
-/// An install block's host, paths, owner, group and mode.
-fn validate_install(install: &Value, at: &AttributePath, diags: &mut Diagnostics) {
-    let at = |name: &str| at.attribute(name);
-    if let Some(host) = install.get("host").as_str() {
-        if !settings::is_valid_host(host) {
-            diags.error_at(
-                at("host"),
-                "Invalid host",
-                format!("{host:?} is neither an IP address nor a DNS name."),
-            );
-        }
-    }
-    for name in ["cert_path", "key_path", "ca_path"] {
-        if let Some(problem) = install
-            .get(name)
-            .as_str()
-            .and_then(|p| settings::directory_problem(p, true))
-        {
-            diags.error_at(at(name), "Invalid path", problem);
-        }
-    }
-    for name in ["owner", "group"] {
-        if let Some(id) = install.get(name).as_str() {
-            let valid = !id.is_empty()
-                && !id.starts_with('-')
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-            if !valid {
-                diags.error_at(
-                    at(name),
-                    "Invalid user or group",
-                    format!("{id:?} is not a user or group name."),
-                );
-            }
-        }
-    }
-    if let Some(mode) = install.get("key_mode").as_str() {
-        let octal = (3..=4).contains(&mode.len()) && mode.chars().all(|c| ('0'..='7').contains(&c));
-        if !octal {
-            diags.error_at(
-                at("key_mode"),
-                "Invalid mode",
-                format!("{mode:?} is not an octal mode like \"0600\"."),
-            );
-        }
-    }
-    if install
-        .get("reload_command")
-        .as_str()
-        .is_some_and(|c| c.chars().any(|c| c.is_control() && c != '\n'))
-    {
-        diags.error_at(
-            at("reload_command"),
-            "Invalid reload command",
-            "The command has a control character.",
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn install(field: &str, value: &str) -> Value {
-        let mut install = Value::object([
-            ("host", Value::string("10.0.0.5")),
-            ("cert_path", Value::string("/etc/app/client.crt")),
-            ("key_path", Value::string("/etc/app/client.key")),
-            ("key_mode", Value::string("0600")),
-        ]);
-        install.set(field, Value::string(value));
-        install
-    }
-
-    fn errors(install: &Value) -> Vec<String> {
-        let mut diags = Diagnostics::default();
-        validate_install(
-            install,
-            &AttributePath::root("install").index(0),
-            &mut diags,
-        );
-        diags.0.iter().map(|d| d.summary.clone()).collect()
-    }
-
-    #[test]
-    fn bad_install_inputs_are_named() {
-        assert!(errors(&install("owner", "root")).is_empty());
-        assert_eq!(
-            errors(&install("cert_path", "client.crt")),
-            vec!["Invalid path"]
-        );
-        assert_eq!(
-            errors(&install("key_path", "/etc/app/../x.key")),
-            vec!["Invalid path"]
-        );
-        assert_eq!(errors(&install("key_mode", "600x")), vec!["Invalid mode"]);
-        assert_eq!(errors(&install("key_mode", "0800")), vec!["Invalid mode"]);
-        assert_eq!(
-            errors(&install("owner", "-u")),
-            vec!["Invalid user or group"]
-        );
-        assert_eq!(errors(&install("host", "not a host")), vec!["Invalid host"]);
     }
 }
