@@ -35,6 +35,7 @@ pub enum LabId {
     DnsNames = 29,
     ClientCertificates = 30,
     KubernetesExample = 31,
+    ConsumerThroughRotation = 32,
 }
 
 impl LabId {

@@ -3,7 +3,8 @@
 //! member, where etcdctl uses it; a deleted file is drift and restored
 //! (with the reload command run), a certificate in its renewal window is
 //! reissued in place and reinstalled, bad input is refused at plan time
-//! with no host touched, and destroy removes the files.
+//! with no host touched, destroy removes the files, and a consumer is
+//! never refused while the cluster rotates to a new CA.
 
 use acceptance_tests::fixtures::lab_access_vars;
 use acceptance_tests::lab::Lab;
@@ -253,4 +254,102 @@ fn the_kubernetes_example_installs_kubeadms_client_certificates() {
         "{output}"
     );
     ws.destroy();
+}
+
+#[test]
+fn a_consumer_is_never_refused_through_a_ca_replacement() {
+    let lab = Lab::up(LabId::ConsumerThroughRotation, 4);
+    let terraform = tools::newest_terraform();
+    let members: String = ["h1", "h2", "h3"]
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            format!(
+                "  member {{\n    name = \"e{}\"\n    host = \"{}\"\n  }}\n",
+                i + 1,
+                lab.address(h)
+            )
+        })
+        .collect();
+    let single = format!(
+        "  member {{\n    name = \"e1\"\n    host = \"{}\"\n  }}\n",
+        lab.address("h1")
+    );
+    let config = config(
+        lab.address("h1"),
+        lab.address("h4"),
+        "  trusted_ca_pem = etcd_cluster.main.trusted_ca_pem\n",
+    )
+    .replace(&single, &members);
+    assert!(config.contains("name = \"e3\""));
+    let ws = Workspace::new(&terraform, Install::FilesystemMirror, &config);
+    ws.set_vars(&lab_access_vars(&lab, "3.4.23"));
+    ws.apply();
+
+    // The consumer on h4 writes all the time, with whatever files it has.
+    lab.upload(
+        &tools::etcd_dir("3.4.23").join("etcdctl"),
+        "h4",
+        "/usr/local/bin/etcdctl",
+    );
+    let endpoints: Vec<String> = ["h1", "h2", "h3"]
+        .iter()
+        .map(|h| format!("https://{}:2379", lab.address(h)))
+        .collect();
+    lab.ssh_ok(
+        "h4",
+        &format!(
+            "systemd-run --unit=consumer sh -c 'i=0; while true; do i=$((i+1)); ETCDCTL_API=3 etcdctl \
+             --dial-timeout=2s --command-timeout=3s --cacert {DIR}/ca.crt --cert {DIR}/client.crt \
+             --key {DIR}/client.key --endpoints {} put /app/beat $i >/dev/null 2>>/root/consumer.err \
+             && echo $i >> /root/consumer.ok; sleep 0.2; done'",
+            endpoints.join(",")
+        ),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+
+    // A new CA: the first apply has the members trust both and reissues the
+    // consumer's certificate from the new CA; the second retires the old.
+    ws.run_ok(&[
+        "apply",
+        "-auto-approve",
+        "-input=false",
+        "-replace=etcd_ca.main",
+    ]);
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "the second stage is not planned:\n{}", run.text());
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    lab.ssh_ok("h4", "systemctl stop consumer");
+
+    let refused = lab.ssh_ok(
+        "h4",
+        "grep -ciE 'x509|certificate|tls|handshake' /root/consumer.err || true",
+    );
+    let errors = lab.ssh_ok(
+        "h4",
+        "cat /root/consumer.err 2>/dev/null | sort | uniq -c | sort -rn | head -5",
+    );
+    assert_eq!(
+        refused.trim(),
+        "0",
+        "the consumer was refused during the rotation:\n{errors}"
+    );
+    let ok = lab
+        .ssh_ok("h4", "wc -l < /root/consumer.ok")
+        .trim()
+        .parse::<u32>()
+        .unwrap();
+    assert!(ok > 20, "the consumer wrote only {ok} times");
+    // It ends on the new CA alone, as the members do.
+    let new_ca = ws.resource_values("etcd_ca.main")["cert_pem"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        lab.ssh_ok("h4", &format!("cat {DIR}/ca.crt")).trim(),
+        new_ca.trim()
+    );
+    eprintln!("consumer writes during the rotation: {ok}; other errors (availability):\n{errors}");
 }

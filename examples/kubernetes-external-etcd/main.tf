@@ -67,12 +67,15 @@ resource "etcd_cluster" "main" {
   }
 }
 
-# kube-apiserver's identity towards etcd, as kubeadm names it.
+# kube-apiserver's identity towards etcd, as kubeadm names it. With the
+# cluster's trusted_ca_pem it keeps working while the cluster rotates to a
+# new CA.
 resource "etcd_client_certificate" "apiserver" {
-  ca_cert_pem  = etcd_ca.main.cert_pem
-  ca_key_pem   = etcd_ca.main.private_key_pem
-  common_name  = "kube-apiserver-etcd-client"
-  organization = "system:masters"
+  ca_cert_pem    = etcd_ca.main.cert_pem
+  ca_key_pem     = etcd_ca.main.private_key_pem
+  trusted_ca_pem = etcd_cluster.main.trusted_ca_pem
+  common_name    = "kube-apiserver-etcd-client"
+  organization   = "system:masters"
 
   ssh {
     user             = "root"
@@ -93,10 +96,11 @@ resource "etcd_client_certificate" "apiserver" {
 
 # The identity kubeadm's etcd health checks use.
 resource "etcd_client_certificate" "healthcheck" {
-  ca_cert_pem  = etcd_ca.main.cert_pem
-  ca_key_pem   = etcd_ca.main.private_key_pem
-  common_name  = "kube-etcd-healthcheck-client"
-  organization = "system:masters"
+  ca_cert_pem    = etcd_ca.main.cert_pem
+  ca_key_pem     = etcd_ca.main.private_key_pem
+  trusted_ca_pem = etcd_cluster.main.trusted_ca_pem
+  common_name    = "kube-etcd-healthcheck-client"
+  organization   = "system:masters"
 
   ssh {
     user             = "root"

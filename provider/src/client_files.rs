@@ -125,16 +125,24 @@ impl Placement {
         let wanted = self.wanted(contents);
         let seen = self.seen(host, &wanted).await?;
         let owner = format!("{}:{}", self.owner, self.group);
-        let mut changed = false;
+        // Every changed file is staged beside its place first, then all are
+        // renamed in one command: a consumer never reads a new certificate
+        // with an old key for longer than that.
+        let mut renames = Vec::new();
         for (file, seen) in wanted.iter().zip(seen) {
             if seen.as_deref() == Some(self.expected(file).as_str()) {
                 continue;
             }
+            let staged = format!("{}.terraform-new", file.path);
             host.run_ok(&format!("mkdir -p \"$(dirname {})\"", quote(file.path)))
                 .await?;
-            host.write_file(file.path, file.content.as_bytes(), file.mode, &owner)
+            host.write_file(&staged, file.content.as_bytes(), file.mode, &owner)
                 .await?;
-            changed = true;
+            renames.push(format!("mv -f {} {}", quote(&staged), quote(file.path)));
+        }
+        let changed = !renames.is_empty();
+        if changed {
+            host.run_ok(&renames.join(" && ")).await?;
         }
         if let (true, Some(reload)) = (changed, &self.reload_command) {
             let out = host.run(reload).await?;

@@ -1,5 +1,5 @@
-//! CA rotation: both CAs trusted, then the new one only, resumed after an
-//! interrupt.
+//! CA rotation over two applies: both CAs trusted (resumed after an
+//! interrupt), then the new one only.
 
 use acceptance_tests::fixtures::{check_writes, lab_vars, start_writer, wait_for, KUBEADM_PKI};
 use acceptance_tests::lab::Lab;
@@ -65,13 +65,30 @@ fn ca_rotation_trusts_both_then_the_new_ca_only_and_resumes_after_an_interrupt()
         "e3 lost the old CA before the others had new certificates"
     );
 
-    // The rotation is still planned; the next apply finishes it.
+    // The rotation is still planned; the next apply finishes its first
+    // stage: every member trusts both CAs.
     let (code, run) = ws.plan_exit_code();
     assert_eq!(code, 2, "{}", run.text());
     let resumed = std::time::Instant::now();
     ws.apply();
+    for (name, _) in &lab.hosts {
+        let trust = trusted(name);
+        assert!(
+            trust.contains(old_ca.trim()) && trust.contains(new_ca.trim()),
+            "{name} does not trust both CAs after the first stage"
+        );
+    }
+    // The second stage is planned, and the apply after finishes it.
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    assert!(
+        run.stdout.contains("retiring_ca_cert_pem"),
+        "{}",
+        run.stdout
+    );
+    ws.apply();
     eprintln!(
-        "CA rotation (3 passes over 3 members): {:.1} s in all, the resumed apply {:.1} s",
+        "CA rotation (3 passes over 3 members, two applies): {:.1} s in all, after the interrupt {:.1} s",
         started.elapsed().as_secs_f64(),
         resumed.elapsed().as_secs_f64()
     );

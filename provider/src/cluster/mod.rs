@@ -3,7 +3,8 @@
 //! ```text
 //! create:  bootstrap
 //! read:    observe
-//! update:  membership -> roll -> rotate_ca -> repair      (order in update.rs)
+//! update:  membership -> roll -> rotate_ca (one stage per apply) -> repair
+//!          (order in update.rs)
 //! delete:  teardown
 //! etcd_member: foreign_member (join / observe / update / leave)
 //! ```
@@ -52,8 +53,8 @@ pub use membership::{change_membership, membership_changes, replaced_in_place, s
 pub use observe::{observe, Observed, HEALTHY};
 pub use repair::repair;
 pub use roll::roll;
-pub use rotate_ca::rotate_ca;
-pub use spec::ClusterSpec;
+pub use rotate_ca::{retire_old_ca, trust_new_ca};
+pub use spec::{trusted_bundle, ClusterSpec};
 pub use teardown::teardown;
 pub use update::update;
 pub use version::{upgrade_refusal, EtcdVersion};

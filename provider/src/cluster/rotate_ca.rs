@@ -1,8 +1,8 @@
-//! Phase: rotate the cluster to a new CA.
+//! Phase: rotate the cluster to a new CA, over two applies, so that no
+//! consumer is ever refused.
 //!
 //! Changes: every member ends up trusting only the new CA and holding
-//! certificates issued by it. The old CA is kept in state until this
-//! phase has finished.
+//! certificates issued by it.
 //!
 //! Nothing to do for a member already past a pass, judged from its host:
 //! the digest of its trusted-CA file and which CA signed its server
@@ -18,12 +18,20 @@
 //! 3. Trust only the new CA. Safe: after pass 2 no member presents an
 //!    old-CA certificate any more.
 //!
-//! Before the first member changes, a snapshot (`before-ca-rotation`, see
-//! `backups`): no snapshot, no rotation.
+//! Pass 1 runs in the apply that brings the new CA ([`trust_new_ca`]); the
+//! state then records the old CA as retiring, and `trusted_ca_pem` holds
+//! both. Passes 2 and 3 run in the next apply ([`retire_old_ca`]). In
+//! between, consumers that take `trusted_ca_pem` and their certificate
+//! from the new CA (an `etcd_client_certificate` applied after the cluster)
+//! trust both server certificates and are trusted by every member; by
+//! pass 3 they hold new-CA certificates.
 //!
-//! Interrupted: the state keeps the old CA, so the next plan shows the
-//! rotation again; the next apply reads where each member is and continues
-//! from there.
+//! Before the first member changes in each stage, a snapshot
+//! (`before-ca-rotation`, see `backups`): no snapshot, no rotation.
+//!
+//! Interrupted: the state keeps what it had before the stage, so the next
+//! plan shows the stage again; the next apply reads where each member is
+//! and continues from there.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -31,6 +39,7 @@ use std::time::Duration;
 use super::backups::SnapshotBefore;
 use super::member_steps::{connect, Change, OneMemberChanges};
 use super::quorum::ensure_all_healthy;
+use super::spec::trusted_bundle;
 use super::{continue_unless_stopped, ClusterSpec};
 use crate::framework::Context;
 use crate::member::inspect;
@@ -64,9 +73,10 @@ fn rotation_step(host: &inspect::HostState, new_ca: &str, both: &str) -> Rotatio
     }
 }
 
-/// Moves every member from the CA of `from` to the CA of `to` (see the
-/// module's steps).
-pub async fn rotate_ca(
+/// Stage 1 of a rotation, in the apply that brings the new CA: every
+/// member trusts both CAs, its certificates still from the old one (pass
+/// 1). `from` has the old CA and key, `to` the new CA.
+pub async fn trust_new_ca(
     ctx: &Context,
     from: &ClusterSpec,
     to: &ClusterSpec,
@@ -74,12 +84,27 @@ pub async fn rotate_ca(
     timeout: Duration,
 ) -> Result<(), String> {
     let (old, new) = (&from.ca_cert_pem, &to.ca_cert_pem);
-    let both = format!("{}\n{}\n", new.trim_end(), old.trim_end());
+    let both = trusted_bundle(new, Some(old));
+    let passes = [(
+        RotationStep::TrustsBoth,
+        to.with_ca(old, &from.ca_key_pem, &both),
+    )];
+    run_passes(ctx, &passes, to, new, &both, fingerprints, timeout).await
+}
+
+/// Stage 2, in the next apply: certificates from the new CA with both
+/// trusted (pass 2), then the new CA alone trusted (pass 3). `old_ca` is
+/// the retiring CA's certificate; `to` has the new CA and key.
+pub async fn retire_old_ca(
+    ctx: &Context,
+    old_ca: &str,
+    to: &ClusterSpec,
+    fingerprints: &mut BTreeMap<String, Fingerprints>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let new = &to.ca_cert_pem;
+    let both = trusted_bundle(new, Some(old_ca));
     let passes = [
-        (
-            RotationStep::TrustsBoth,
-            to.with_ca(old, &from.ca_key_pem, &both),
-        ),
         (
             RotationStep::NewCertificates,
             to.with_ca(new, &to.ca_key_pem, &both),
@@ -89,9 +114,23 @@ pub async fn rotate_ca(
             to.with_ca(new, &to.ca_key_pem, new),
         ),
     ];
+    run_passes(ctx, &passes, to, new, &both, fingerprints, timeout).await
+}
+
+/// Runs `passes` in order, each over every member that has not reached
+/// it yet (judged from its host), one member at a time.
+async fn run_passes(
+    ctx: &Context,
+    passes: &[(RotationStep, ClusterSpec)],
+    to: &ClusterSpec,
+    new: &str,
+    both: &str,
+    fingerprints: &mut BTreeMap<String, Fingerprints>,
+    timeout: Duration,
+) -> Result<(), String> {
     let binaries = to.local_binaries()?;
     let mut snapshot = SnapshotBefore::new("before-ca-rotation");
-    for (step, pass) in &passes {
+    for (step, pass) in passes {
         let changes = OneMemberChanges {
             ctx,
             spec: pass,
@@ -102,7 +141,7 @@ pub async fn rotate_ca(
             continue_unless_stopped(ctx, "CA rotation")?;
             let host = connect(member).await?;
             let seen = inspect::observe(&host, &to.settings).await;
-            let reached = seen.as_ref().map(|state| rotation_step(state, new, &both));
+            let reached = seen.as_ref().map(|state| rotation_step(state, new, both));
             if reached.as_ref().is_ok_and(|reached| reached >= step) {
                 host.close().await;
                 // Past this pass already (an earlier or another run): its

@@ -32,6 +32,16 @@ pub struct ClusterSpec {
     pub initial_snapshot: Option<String>,
 }
 
+/// The CA certificates members trust: `ca`, and while a rotation
+/// finishes the retiring one after it (the bundle's exact text is part of
+/// the trusted-CA file's digest).
+pub fn trusted_bundle(ca: &str, retiring: Option<&str>) -> String {
+    match retiring {
+        Some(old) => format!("{}\n{}\n", ca.trim_end(), old.trim_end()),
+        None => ca.to_string(),
+    }
+}
+
 impl ClusterSpec {
     /// The same cluster with another set of members (a step of a change).
     pub fn with_members(&self, members: Vec<MemberSpec>) -> ClusterSpec {

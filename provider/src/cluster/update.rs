@@ -3,8 +3,9 @@
 //!
 //! 1. Membership (scale, move), with the CA the members trust now.
 //! 2. Rolling change of settings, with that CA too.
-//! 3. CA rotation to a new CA, last, so that no other change has to deal
-//!    with two CAs.
+//! 3. CA rotation, last: pass 1 in the apply that brings a new CA, passes
+//!    2 and 3 in the next (see rotate_ca.rs), so that consumers are never
+//!    refused.
 //! 4. Repair of whatever drift is left, with the new settings and CA.
 //!
 //! (The first apply after an import runs none of this: it only adopts the
@@ -23,7 +24,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::quorum::{release_change_lock, take_change_lock};
-use super::{change_membership, repair, roll, rotate_ca, ClusterSpec};
+use super::{change_membership, repair, retire_old_ca, roll, trust_new_ca, ClusterSpec};
 use crate::framework::Context;
 use crate::member::install::Fingerprints;
 
@@ -99,8 +100,13 @@ async fn phases(
     timeout: Duration,
     warnings: &mut Vec<String>,
 ) -> Result<(), UpdateStop> {
+    // A new CA: pass 1 of its rotation (this apply). The same CA with a
+    // CA no longer trusted: passes 2 and 3 (the apply after). Until passes
+    // 2 and 3, membership and rolling changes keep the certificates the
+    // members have (the old CA's) and trust both.
     let rotating = from.ca_cert_pem != to.ca_cert_pem;
-    let ca_now = if rotating { from } else { to };
+    let retiring = !rotating && from.trusted_ca_pem != to.trusted_ca_pem;
+    let ca_now = if rotating || retiring { from } else { to };
     let staged = to.with_ca(
         &ca_now.ca_cert_pem,
         &ca_now.ca_key_pem,
@@ -115,11 +121,28 @@ async fn phases(
             .map_err(UpdateStop::Rolling)?;
     }
     if rotating {
-        rotate_ca(ctx, from, to, fingerprints, timeout)
+        trust_new_ca(ctx, from, to, fingerprints, timeout)
             .await
             .map_err(UpdateStop::Rolling)?;
+    }
+    if retiring {
+        if let Some(old_ca) = retiring_ca(from, to) {
+            retire_old_ca(ctx, &old_ca, to, fingerprints, timeout)
+                .await
+                .map_err(UpdateStop::Rolling)?;
+        }
     }
     repair(ctx, to, fingerprints, timeout)
         .await
         .map_err(UpdateStop::Repair)
+}
+
+/// The CA `from` trusts besides `to`'s: the one a rotation retires.
+fn retiring_ca(from: &ClusterSpec, to: &ClusterSpec) -> Option<String> {
+    let current = to.ca_cert_pem.trim_end();
+    from.trusted_ca_pem
+        .trim_end()
+        .strip_prefix(current)
+        .map(|rest| rest.trim().to_string())
+        .filter(|rest| !rest.is_empty())
 }

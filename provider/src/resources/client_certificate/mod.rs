@@ -66,7 +66,10 @@ fn contents(state: &Value) -> Contents<'_> {
     Contents {
         cert_pem: state.str_or_empty("cert_pem"),
         key_pem: state.str_or_empty("private_key_pem"),
-        ca_pem: state.str_or_empty("ca_cert_pem"),
+        ca_pem: state
+            .get("trusted_ca_pem")
+            .as_str()
+            .unwrap_or(state.str_or_empty("ca_cert_pem")),
     }
 }
 

@@ -39,6 +39,13 @@ pub(super) fn schema() -> Schema {
     .attribute(Attribute::computed("id", Type::String, "SHA-256 of the certificate (hex)."))
     .attribute(Attribute::required("ca_cert_pem", Type::String, "The CA certificate (PEM) it is issued from, e.g. `etcd_ca.main.cert_pem`."))
     .attribute(Attribute::required("ca_key_pem", Type::String, "The CA's private key (PEM).").sensitive())
+    .attribute(Attribute::optional(
+        "trusted_ca_pem",
+        Type::String,
+        "The CA certificates installed at `ca_path`, which the consumer verifies the members with. Default: \
+         `ca_cert_pem`. Give it `etcd_cluster.NAME.trusted_ca_pem`: the consumer then trusts both CAs while the \
+         cluster rotates to a new one, and this certificate is applied after the cluster's rotation stage.",
+    ))
     .attribute(
         Attribute::required("common_name", Type::String, "Common name (CN): the etcd user name when auth is on.")
             .replace_on_change(),

@@ -15,6 +15,7 @@ use crate::framework::{
 };
 use crate::member::install::Fingerprints;
 
+mod ca_rotation;
 mod import;
 mod schema;
 
@@ -48,7 +49,7 @@ fn spec(ctx: &Context, value: &Value) -> ClusterSpec {
             .collect(),
         ca_cert_pem: value.str_or_empty("ca_cert_pem").to_string(),
         ca_key_pem: value.str_or_empty("ca_key_pem").to_string(),
-        trusted_ca_pem: value.str_or_empty("ca_cert_pem").to_string(),
+        trusted_ca_pem: ca_rotation::trusted(value),
         tunnel: ssh_block.get("tunnel").as_bool().unwrap_or(false),
         foreign_endpoints: Vec::new(),
         initial_snapshot: value
@@ -110,6 +111,7 @@ impl Resource for EtcdCluster {
     }
 
     async fn modify_plan(&self, ctx: &Context, plan: &mut Plan<'_>) {
+        ca_rotation::plan_ca(plan);
         if plan.is_create() {
             if let Some(path) = plan.planned.get("initial_snapshot_path").as_str() {
                 if !std::path::Path::new(path).is_file() {

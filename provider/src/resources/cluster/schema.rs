@@ -26,8 +26,9 @@ pub(super) fn schema_block() -> Block {
         "ca_cert_pem",
         Type::String,
         "The CA certificate (PEM) the members' certificates are issued from, e.g. `etcd_ca.main.cert_pem`. A new \
-         CA on a running cluster is rotated in member by member: every member first trusts the old and the new \
-         CA, then gets certificates from the new one, then stops trusting the old one.",
+         CA on a running cluster is rotated in member by member, over two applies: the first has every member \
+         trust the old and the new CA; the second gives them certificates from the new one, then stops trusting \
+         the old one (see `retiring_ca_cert_pem`).",
     ))
     .attribute(
         Attribute::required("ca_key_pem", Type::String, "The CA's private key (PEM). It stays on the machine running Terraform; members never get it.")
@@ -40,6 +41,20 @@ pub(super) fn schema_block() -> Block {
         "A snapshot file on the machine running Terraform (e.g. an `etcd_snapshot`'s `path`) that a new cluster \
          starts from: each member's data directory is restored from it (`etcdctl snapshot restore`) before its \
          first start. Only used when the cluster is created; a later change does nothing.",
+    ))
+    .attribute(Attribute::computed(
+        "retiring_ca_cert_pem",
+        Type::String,
+        "During a CA rotation, the previous CA, which the members still trust: the apply that brings a new \
+         `ca_cert_pem` has every member trust both (certificates still from the previous CA), and the next apply \
+         moves them to the new CA alone and clears this. In between, consumers get certificates from the new CA \
+         and `trusted_ca_pem`, so none is ever refused.",
+    ))
+    .attribute(Attribute::computed(
+        "trusted_ca_pem",
+        Type::String,
+        "The CA certificates the members trust (PEM): give it to consumers as the CA to verify the members with \
+         (`etcd_client_certificate.trusted_ca_pem`), so that they keep working through a CA rotation.",
     ))
     .attribute(Attribute::computed("cluster_id", Type::String, "The cluster ID (hex)."))
     .attribute(Attribute::computed("client_endpoints", Type::list(Type::String), "Client URLs of the members."))
