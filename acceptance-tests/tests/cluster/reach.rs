@@ -24,17 +24,7 @@ fn client_api_through_ssh_tunnels_when_the_client_port_is_unreachable() {
             format!("  member {{\n    name = \"e{}\"\n    host = \"{address}\"\n    ssh_host = \"{second}\"\n  }}\n", i + 1)
         })
         .collect();
-    let config = format!(
-        "terraform {{\n  required_providers {{\n    etcd = {{ source = \"terraform-provider-etcd/etcd\" }}\n  }}\n}}\n\
-         resource \"etcd_ca\" \"main\" {{\n  common_name = \"etcd-ca\"\n}}\n\
-         resource \"etcd_cluster\" \"main\" {{\n  name = \"tunnelled\"\n  ca_cert_pem = etcd_ca.main.cert_pem\n  \
-         ca_key_pem = etcd_ca.main.private_key_pem\n  etcd_version = \"3.4.23\"\n  \
-         binary_source {{\n    local_path = \"{}\"\n  }}\n  \
-         ssh {{\n    user = \"root\"\n    private_key_path = \"{}\"\n    known_hosts_path = \"{}\"\n    tunnel = true\n  }}\n{members}}}\n",
-        tools::etcd_dir("3.4.23").display(),
-        lab.client_key().display(),
-        lab.known_hosts().display()
-    );
+    let config = tunnelled_cluster(&lab, "tunnelled", &members);
     // The members' own addresses (in their URLs and certificates) are out of
     // this machine's reach; only their second addresses answer, for SSH.
     for (name, address) in &lab.hosts {
@@ -64,7 +54,23 @@ fn client_api_through_ssh_tunnels_when_the_client_port_is_unreachable() {
     ws.destroy();
 }
 
-/// A cluster of the lab's hosts as `eN.etcd.test` (SSH to their IPs, the
+/// A CA and a cluster `name` of `members` (HCL blocks) whose client API
+/// is reached through SSH tunnels.
+fn tunnelled_cluster(lab: &Lab, name: &str, members: &str) -> String {
+    format!(
+        "terraform {{\n  required_providers {{\n    etcd = {{ source = \"terraform-provider-etcd/etcd\" }}\n  }}\n}}\n\
+         resource \"etcd_ca\" \"main\" {{\n  common_name = \"etcd-ca\"\n}}\n\
+         resource \"etcd_cluster\" \"main\" {{\n  name = \"{name}\"\n  ca_cert_pem = etcd_ca.main.cert_pem\n  \
+         ca_key_pem = etcd_ca.main.private_key_pem\n  etcd_version = \"3.4.23\"\n  \
+         binary_source {{\n    local_path = \"{}\"\n  }}\n  \
+         ssh {{\n    user = \"root\"\n    private_key_path = \"{}\"\n    known_hosts_path = \"{}\"\n    tunnel = true\n  }}\n{members}}}\n",
+        tools::etcd_dir("3.4.23").display(),
+        lab.client_key().display(),
+        lab.known_hosts().display()
+    )
+}
+
+/// The lab's hosts as members `eN.etcd.test` (SSH to their IPs, the
 /// client API through tunnels, so this machine resolves no name), with
 /// `extra` members appended.
 fn named_cluster(lab: &Lab, extra: &str) -> String {
@@ -79,17 +85,7 @@ fn named_cluster(lab: &Lab, extra: &str) -> String {
             )
         })
         .collect();
-    format!(
-        "terraform {{\n  required_providers {{\n    etcd = {{ source = \"terraform-provider-etcd/etcd\" }}\n  }}\n}}\n\
-         resource \"etcd_ca\" \"main\" {{\n  common_name = \"etcd-ca\"\n}}\n\
-         resource \"etcd_cluster\" \"main\" {{\n  name = \"named\"\n  ca_cert_pem = etcd_ca.main.cert_pem\n  \
-         ca_key_pem = etcd_ca.main.private_key_pem\n  etcd_version = \"3.4.23\"\n  \
-         binary_source {{\n    local_path = \"{}\"\n  }}\n  \
-         ssh {{\n    user = \"root\"\n    private_key_path = \"{}\"\n    known_hosts_path = \"{}\"\n    tunnel = true\n  }}\n{members}{extra}}}\n",
-        tools::etcd_dir("3.4.23").display(),
-        lab.client_key().display(),
-        lab.known_hosts().display()
-    )
+    tunnelled_cluster(lab, "named", &(members + extra))
 }
 
 #[test]

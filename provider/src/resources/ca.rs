@@ -31,6 +31,14 @@ pub(super) fn renewal_due(state: &Value, early_renewal_hours: i64, now: OffsetDa
     }
 }
 
+/// Sets `ready_for_renewal` from the state's expiry and its
+/// `early_renewal_hours`, as read does.
+pub(super) fn mark_renewal(state: &mut Value, now: OffsetDateTime) {
+    let early = state.get("early_renewal_hours").as_i64().unwrap_or(0);
+    let due = renewal_due(state, early, now);
+    state.set("ready_for_renewal", Value::Bool(due));
+}
+
 pub(super) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
@@ -183,9 +191,7 @@ impl Resource for CertificateAuthority {
         _diags: &mut Diagnostics,
     ) -> Value {
         let mut state = state.clone();
-        let early = state.get("early_renewal_hours").as_i64().unwrap_or(0);
-        let due = renewal_due(&state, early, ctx.now());
-        state.set("ready_for_renewal", Value::Bool(due));
+        mark_renewal(&mut state, ctx.now());
         state
     }
 

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::ca::{renewal_due, rfc3339};
+use super::ca::{mark_renewal, renewal_due, rfc3339};
 use super::settings;
 use crate::client_files::{Contents, Placement};
 use crate::framework::{Context, Diagnostics, Plan, Private, Resource, Schema, Value};
@@ -217,11 +217,7 @@ impl Resource for ClientCertificate {
         diags: &mut Diagnostics,
     ) -> Value {
         let mut state = state.clone();
-        let early = state.get("early_renewal_hours").as_i64().unwrap_or(0);
-        state.set(
-            "ready_for_renewal",
-            Value::Bool(renewal_due(&state, early, ctx.now())),
-        );
+        mark_renewal(&mut state, ctx.now());
         let mut statuses = BTreeMap::new();
         for install in state.get("install").as_list() {
             let status = match placement(ctx, install, &state)
