@@ -22,6 +22,9 @@ pub const MANAGED_KEYS: &[&str] = &[
     "config-file",
 ];
 
+/// The switch of etcd's HTTP/JSON gateway.
+const GRPC_GATEWAY: &str = "enable-grpc-gateway";
+
 /// Whether a new member starts a new cluster or joins a running one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitialState {
@@ -87,6 +90,13 @@ pub fn config_file(
     );
     line("initial-cluster-token", scalar(&settings.token));
     line("listen-metrics-urls", scalar(&settings.metrics_url));
+    // etcd serves its HTTP/JSON gateway (`/v3/...`, used by Patroni's
+    // etcd3 client and curl) when started by flags, but before 3.5 not
+    // when started from a config file (etcd #12093): on unless the user's
+    // `extra_flags` say otherwise.
+    if !settings.extra_flags.contains_key(GRPC_GATEWAY) {
+        line(GRPC_GATEWAY, scalar("true"));
+    }
     for (key, value) in &settings.extra_flags {
         line(key, scalar(value));
     }
@@ -219,6 +229,18 @@ mod tests {
         assert_eq!(text.matches("client-cert-auth: true").count(), 2);
         assert!(text.contains("snapshot-count: 10000\n") && text.contains("log-level: \"warn\"\n"));
         assert!(text.contains("peer-transport-security:\n  cert-file: \"/etc/etcd/pki/peer.crt\""));
+    }
+
+    #[test]
+    fn the_http_gateway_is_on_unless_extra_flags_turn_it_off() {
+        let on = config_file(&member(), &settings(), &[], InitialState::New);
+        assert_eq!(on.matches("enable-grpc-gateway: true\n").count(), 1, "{on}");
+        let mut off = settings();
+        off.extra_flags
+            .insert("enable-grpc-gateway".into(), "false".into());
+        let text = config_file(&member(), &off, &[], InitialState::New);
+        assert_eq!(text.matches("enable-grpc-gateway").count(), 1, "{text}");
+        assert!(text.contains("enable-grpc-gateway: false\n"), "{text}");
     }
 
     #[test]
