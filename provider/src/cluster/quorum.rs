@@ -115,22 +115,23 @@ pub async fn wait_until_healthy(
 
 /// Members that are not yet started, voting and healthy, with the reason.
 pub async fn late_members(spec: &ClusterSpec, api: &etcd::Client) -> Vec<String> {
-    let listed = api.members().await;
+    let live = match api.members().await {
+        Ok((_, live)) => live,
+        // Said once: no endpoint answered, so nothing is known per member.
+        Err(e) => return vec![format!("the member list is unavailable ({e})")],
+    };
     let statuses = api.statuses().await;
     spec.members
         .iter()
         .zip(statuses)
         .filter_map(|(member, status)| {
-            let problem = match &listed {
-                Err(e) => Some(format!("member list unavailable ({e})")),
-                Ok((_, live)) => match live.iter().find(|m| m.name == member.name) {
-                    None => Some("not started".to_string()),
-                    Some(m) if m.is_learner => Some("still a learner".to_string()),
-                    Some(_) if !status.healthy => {
-                        Some(status.error.clone().unwrap_or_else(|| "unhealthy".into()))
-                    }
-                    Some(_) => None,
-                },
+            let problem = match live.iter().find(|m| m.name == member.name) {
+                None => Some("not started".to_string()),
+                Some(m) if m.is_learner => Some("still a learner".to_string()),
+                Some(_) if !status.healthy => {
+                    Some(status.error.clone().unwrap_or_else(|| "unhealthy".into()))
+                }
+                Some(_) => None,
             };
             problem.map(|p| format!("{} ({}): {p}", member.name, member.host))
         })

@@ -166,7 +166,7 @@ impl Client {
         &self,
         except: Option<u64>,
     ) -> Result<(etcd_client::Client, String, i64), String> {
-        let mut last = String::from("no endpoints");
+        let mut failures = Vec::new();
         for endpoint in &self.endpoints {
             let attempt = Self::bounded(endpoint, async {
                 let mut client = self.client(std::slice::from_ref(endpoint)).await?;
@@ -183,10 +183,13 @@ impl Client {
             });
             match attempt.await {
                 Ok(answer) => return Ok(answer),
-                Err(e) => last = format!("{endpoint}: {e}"),
+                Err(e) => failures.push(format!("{endpoint}: {e}")),
             }
         }
-        Err(last)
+        if failures.is_empty() {
+            return Err("no endpoints".into());
+        }
+        Err(failures.join("; "))
     }
 
     /// Streams a snapshot of the keyspace from the first member that
