@@ -174,6 +174,18 @@ impl Lab {
         }
     }
 
+    /// Makes `server` (a flat apt repository, see [`Lab::serve`]) the
+    /// host's only package source: test hosts reach no mirror.
+    pub fn use_apt_repository(&self, host: &str, server: &HttpServer) {
+        self.ssh_ok(
+            host,
+            &format!(
+                "rm -f /etc/apt/sources.list.d/*; echo 'deb [trusted=yes] {}/ ./' > /etc/apt/sources.list",
+                server.url
+            ),
+        );
+    }
+
     /// Copies a local file to a host.
     pub fn upload(&self, local: &std::path::Path, host: &str, remote: &str) {
         let out = Command::new("scp")
@@ -243,6 +255,13 @@ impl Drop for HttpServer {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if std::thread::panicking() && std::env::var_os("TESTHOSTS_KEEP_FAILED").is_some() {
+            eprintln!(
+                "TESTHOSTS_KEEP_FAILED: lab {} kept for a look (TESTHOSTS_LAB={} acceptance-tests/testhosts down)",
+                self.number, self.number
+            );
+            return;
+        }
         if self.number != u32::MAX {
             let out = testhosts(self.number, &["down"]);
             if !out.status.success() && !std::thread::panicking() {

@@ -36,6 +36,7 @@ pub enum LabId {
     ClientCertificates = 30,
     KubernetesExample = 31,
     ConsumerThroughRotation = 32,
+    Patroni = 33,
 }
 
 impl LabId {

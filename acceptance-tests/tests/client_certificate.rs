@@ -249,8 +249,8 @@ fn the_kubernetes_example_installs_kubeadms_client_certificates() {
     );
     let output = ws.output("kubeadm_etcd_external");
     assert!(
-        output.contains(&format!("- https://{}:2379", lab.address("h3")))
-            && output.contains("certFile: /etc/kubernetes/pki/apiserver-etcd-client.crt"),
+        output.contains(&format!("- \"https://{}:2379\"", lab.address("h3")))
+            && output.contains("\"certFile\": \"/etc/kubernetes/pki/apiserver-etcd-client.crt\""),
         "{output}"
     );
     ws.destroy();

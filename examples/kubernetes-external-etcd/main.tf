@@ -120,15 +120,14 @@ resource "etcd_client_certificate" "healthcheck" {
 
 # Paste into kubeadm's ClusterConfiguration (kubeadm.k8s.io/v1beta3).
 output "kubeadm_etcd_external" {
-  value = <<-EOT
-    etcd:
-      external:
-        endpoints:
-    %{for endpoint in etcd_cluster.main.client_endpoints~}
-        - ${endpoint}
-    %{endfor~}
-        caFile: /etc/kubernetes/pki/etcd/ca.crt
-        certFile: /etc/kubernetes/pki/apiserver-etcd-client.crt
-        keyFile: /etc/kubernetes/pki/apiserver-etcd-client.key
-  EOT
+  value = yamlencode({
+    etcd = {
+      external = {
+        endpoints = etcd_cluster.main.client_endpoints
+        caFile    = "/etc/kubernetes/pki/etcd/ca.crt"
+        certFile  = "/etc/kubernetes/pki/apiserver-etcd-client.crt"
+        keyFile   = "/etc/kubernetes/pki/apiserver-etcd-client.key"
+      }
+    }
+  })
 }

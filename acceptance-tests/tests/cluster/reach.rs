@@ -157,11 +157,7 @@ fn binaries_from_the_distribution_packages() {
     let lab = Lab::up(LabId::OsPackages, 3);
     let server = lab.serve(&tools::tools_dir().join("apt"), 8380);
     for (name, _) in &lab.hosts {
-        // The hosts' only package source: the etcd packages served here.
-        lab.ssh_ok(
-            name,
-            &format!("rm -f /etc/apt/sources.list.d/*; echo 'deb [trusted=yes] {}/ ./' > /etc/apt/sources.list", server.url),
-        );
+        lab.use_apt_repository(name, &server);
     }
     let config = example("cluster-3").replace(
         "  binary_source {\n    local_path = var.etcd_binaries\n  }",

@@ -1,0 +1,228 @@
+//! A real consumer from Debian's packages: Patroni 3 with PostgreSQL 15 on
+//! a host that is not a member, using etcd through its v3 gateway with the
+//! certificate `examples/patroni` installs. Patroni holds its leader key on
+//! a short lease: had etcd refused it, or been away longer than Patroni's
+//! retry timeout, it would have demoted PostgreSQL. With rows written into
+//! PostgreSQL all the while, the cluster goes through an `etcd_ca`
+//! replacement (two applies) and a member roll; Patroni must keep its lock
+//! (no demotion, PostgreSQL primary on timeline 1), its writes to etcd must
+//! go on, and no TLS error may appear in its log.
+
+use acceptance_tests::fixtures::lab_access_vars;
+use acceptance_tests::lab::Lab;
+use acceptance_tests::labs::LabId;
+use acceptance_tests::terraform::{example, hcl_list, Install, Workspace};
+use acceptance_tests::tools;
+
+/// Patroni's configuration around the example's `etcd3` output: one
+/// PostgreSQL on loopback, leader lease 20 s, a loop every 2 s.
+fn patroni_config(etcd3: &str) -> String {
+    format!(
+        r#"scope: demo
+name: pg1
+restapi:
+  listen: 127.0.0.1:8008
+  connect_address: 127.0.0.1:8008
+{etcd3}
+bootstrap:
+  dcs:
+    ttl: 20
+    loop_wait: 2
+    retry_timeout: 8
+  initdb:
+  - encoding: UTF8
+  pg_hba:
+  - local all all trust
+  - host all all 127.0.0.1/32 trust
+  - host replication replicator 127.0.0.1/32 trust
+postgresql:
+  listen: 127.0.0.1:5432
+  connect_address: 127.0.0.1:5432
+  data_dir: /var/lib/postgresql/15/demo
+  bin_dir: /usr/lib/postgresql/15/bin
+  authentication:
+    superuser:
+      username: postgres
+      password: unused-with-trust
+    replication:
+      username: replicator
+      password: unused-with-trust
+"#
+    )
+}
+
+/// The revision of Patroni's last write to its keys in etcd, read with
+/// its own certificate.
+fn patroni_revision(lab: &Lab) -> u64 {
+    let out = lab.ssh_ok(
+        "h4",
+        &format!(
+            "ETCDCTL_API=3 etcdctl --cacert /etc/patroni/etcd/ca.crt --cert /etc/patroni/etcd/client.crt \
+             --key /etc/patroni/etcd/client.key --endpoints https://{}:2379 get --prefix /service/demo/ -w json",
+            lab.address("h1")
+        ),
+    );
+    let json: serde_json::Value = serde_json::from_str(&out).expect("etcdctl json");
+    json["kvs"]
+        .as_array()
+        .expect("Patroni's keys")
+        .iter()
+        .filter_map(|kv| kv["mod_revision"].as_u64())
+        .max()
+        .expect("a revision")
+}
+
+#[test]
+fn patroni_keeps_its_leader_lock_through_a_ca_replacement_and_a_roll() {
+    let lab = Lab::up(LabId::Patroni, 4);
+    // Patroni and PostgreSQL from Debian's packages, served to h4.
+    let server = lab.serve(&tools::tools_dir().join("consumer-apt"), 8390);
+    lab.use_apt_repository("h4", &server);
+    lab.ssh_ok(
+        "h4",
+        "mkdir -p /etc/postgresql-common/createcluster.d && \
+         echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/patroni.conf && \
+         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+         patroni postgresql-15 >/root/apt.log 2>&1 || { tail -20 /root/apt.log; exit 1; }",
+    );
+    drop(server);
+
+    let terraform = tools::newest_terraform();
+    let config = example("patroni");
+    let ws = Workspace::new(&terraform, Install::FilesystemMirror, &config);
+    let etcd: Vec<&str> = ["h1", "h2", "h3"].iter().map(|h| lab.address(h)).collect();
+    let mut vars = lab_access_vars(&lab, "3.4.23");
+    vars.push(("etcd_hosts", hcl_list(&etcd)));
+    vars.push(("postgresql_hosts", hcl_list(&[lab.address("h4")])));
+    ws.set_vars(&vars);
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+    let modes = lab.ssh_ok("h4", "stat -c '%n %a %U' /etc/patroni/etcd/client.key");
+    assert!(modes.contains("client.key 600 postgres"), "{modes}");
+
+    // Patroni, configured with the example's output, bootstraps PostgreSQL.
+    let etcd3 = ws.output("patroni_etcd3");
+    assert!(
+        etcd3.contains(&format!("- \"{}:2379\"", lab.address("h3"))),
+        "{etcd3}"
+    );
+    lab.ssh_ok(
+        "h4",
+        &format!(
+            "cat > /etc/patroni/config.yml <<'EOF'\n{}EOF\nsystemctl start patroni",
+            patroni_config(&etcd3)
+        ),
+    );
+    lab.upload(
+        &tools::etcd_dir("3.4.23").join("etcdctl"),
+        "h4",
+        "/usr/local/bin/etcdctl",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let list = lab.ssh("h4", "patronictl -c /etc/patroni/config.yml list 2>&1");
+        let text = String::from_utf8_lossy(&list.stdout).into_owned();
+        if text.contains("Leader") && text.contains("running") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Patroni did not become leader:\n{text}\n{}",
+            lab.ssh_ok("h4", "journalctl -u patroni --no-pager | tail -30")
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+
+    // A writer into PostgreSQL: its WAL moves Patroni's optime, which
+    // Patroni writes to etcd on every loop.
+    lab.ssh_ok(
+        "h4",
+        "psql -h 127.0.0.1 -U postgres -qc 'create table beats (at timestamptz default now())' && \
+         systemd-run --unit=writer sh -c 'while true; do psql -h 127.0.0.1 -U postgres -qc \
+         \"insert into beats default values\" >/dev/null 2>>/root/writer.err; sleep 0.2; done'",
+    );
+    let started = lab.ssh_ok("h4", "date '+%Y-%m-%d %H:%M:%S'");
+    let revision_before = patroni_revision(&lab);
+
+    // A new CA in two applies, then a setting that restarts every member.
+    ws.run_ok(&[
+        "apply",
+        "-auto-approve",
+        "-input=false",
+        "-replace=etcd_ca.main",
+    ]);
+    assert_eq!(ws.plan_exit_code().0, 2, "the second stage is not planned");
+    ws.apply();
+    let rolled = config.replace(
+        "  etcd_version = \"3.4.23\"\n",
+        "  etcd_version = \"3.4.23\"\n  extra_flags  = { \"snapshot-count\" = \"20000\" }\n",
+    );
+    assert_ne!(rolled, config);
+    std::fs::write(ws.path().join("main.tf"), rolled).unwrap();
+    let run = ws.apply();
+    assert!(run.stdout.contains("1 changed"), "{}", run.stdout);
+    assert_eq!(ws.plan_exit_code().0, 0);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    lab.ssh_ok("h4", "systemctl stop writer");
+
+    let log = lab.ssh_ok(
+        "h4",
+        &format!(
+            "journalctl -u patroni --no-pager -o cat --since '{}'",
+            started.trim()
+        ),
+    );
+    let held = log.matches("the leader with the lock").count();
+    let troubles: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            let l = l.to_lowercase();
+            [
+                "demot",
+                "ssl",
+                "certificate",
+                "x509",
+                "lost",
+                "error communicating",
+            ]
+            .iter()
+            .any(|word| l.contains(word))
+        })
+        .collect();
+    assert!(
+        troubles.is_empty(),
+        "Patroni had trouble with etcd:\n{}\n\nits log:\n{log}",
+        troubles.join("\n")
+    );
+    assert!(held > 10, "Patroni held its lock only {held} times:\n{log}");
+    let state = lab.ssh_ok(
+        "h4",
+        "psql -h 127.0.0.1 -U postgres -qAtc 'select pg_is_in_recovery(), timeline_id, \
+         (select count(*) from beats) from pg_control_checkpoint()'",
+    );
+    let fields: Vec<&str> = state.trim().split('|').collect();
+    assert_eq!(&fields[..2], ["f", "1"], "PostgreSQL was demoted: {state}");
+    let rows: u32 = fields[2].parse().unwrap();
+    let revision_after = patroni_revision(&lab);
+    assert!(
+        revision_after > revision_before,
+        "Patroni's keys were not written: revision {revision_before} -> {revision_after}"
+    );
+    // Patroni ends on the new CA alone, as the members do.
+    let new_ca = ws.resource_values("etcd_ca.main")["cert_pem"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        lab.ssh_ok("h4", "cat /etc/patroni/etcd/ca.crt").trim(),
+        new_ca.trim()
+    );
+    let writer_errors = lab.ssh_ok("h4", "wc -l < /root/writer.err 2>/dev/null || echo 0");
+    eprintln!(
+        "Patroni held its lock {held} times, {rows} rows written ({} writer errors), \
+         etcd revision {revision_before} -> {revision_after}",
+        writer_errors.trim()
+    );
+    lab.ssh_ok("h4", "systemctl stop patroni");
+    ws.destroy();
+}
