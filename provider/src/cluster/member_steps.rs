@@ -9,7 +9,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::backups::install_backup_job_after_change;
-use super::quorum::wait_until_healthy;
+use super::quorum::{hand_off_leadership, successor, wait_until_healthy};
 use super::snapshot_stream::InitialData;
 use super::ClusterSpec;
 use crate::etcd;
@@ -245,7 +245,10 @@ impl OneMemberChanges<'_> {
     ) -> Result<(), String> {
         let (ctx, spec, binaries) = (self.ctx, self.spec, self.binaries);
         let changed = match change {
-            Change::Rewrite => rewrite_and_restart(ctx, spec, member, &host, binaries).await,
+            Change::Rewrite => {
+                hand_off_leadership(ctx, spec, member).await;
+                rewrite_and_restart(ctx, spec, member, &host, binaries).await
+            }
             Change::Readd(api) => readd(ctx, spec, api, member, &host, binaries).await,
         };
         host.close().await;
@@ -454,9 +457,7 @@ pub async fn remove_member(
     else {
         return Ok(());
     };
-    let successor = live
-        .iter()
-        .find(|m| m.id != leaving.id && !m.is_learner)
+    let successor = successor(&live, leaving.id)
         .ok_or_else(|| format!("removing {} would leave no voting member", gone.name))?;
     api.move_leader_off(leaving.id, successor.id).await?;
     log::info!(

@@ -1,7 +1,8 @@
 //! The quorum guard, around every step that touches a running member:
 //! before it, every member the step does not touch must serve
 //! ([`ensure_others_serve`]); after it, the cluster must be whole and
-//! healthy again before the next step ([`wait_until_healthy`]). Around a
+//! healthy again before the next step ([`wait_until_healthy`]); a leader
+//! hands its role over before it restarts ([`hand_off_leadership`]). Around a
 //! whole change, the cluster's change lock ([`take_change_lock`]) keeps any
 //! other run from changing the cluster meanwhile.
 
@@ -150,5 +151,36 @@ pub async fn ensure_all_healthy(
         Ok(())
     } else {
         Err(format!("{refusal}: {}", late.join("; ")))
+    }
+}
+
+/// A voting member other than `leaving` to hand leadership to.
+pub fn successor(live: &[etcd::Member], leaving: u64) -> Option<&etcd::Member> {
+    live.iter().find(|m| m.id != leaving && !m.is_learner)
+}
+
+/// Hands leadership from `member` to another voting member if it leads,
+/// before it restarts. Otherwise the cluster has a stopping leader for a
+/// moment: lease renewals that followers forward to it fail, and some
+/// clients (Patroni) give up their lock on such an error. Best effort:
+/// etcd also hands leadership over when it stops cleanly, only later.
+pub async fn hand_off_leadership(ctx: &Context, spec: &ClusterSpec, member: &MemberSpec) {
+    let Ok(api) = spec.api(ctx.now()).await else {
+        return;
+    };
+    let Ok((_, live)) = api.members().await else {
+        return;
+    };
+    let peer_url = member.peer_url(&spec.settings);
+    let Some(leaving) = live.iter().find(|m| m.peer_urls.contains(&peer_url)) else {
+        return;
+    };
+    if let Some(next) = successor(&live, leaving.id) {
+        if let Err(e) = api.move_leader_off(leaving.id, next.id).await {
+            log::warn!(
+                "could not hand leadership off {} before its restart: {e}",
+                member.name
+            );
+        }
     }
 }
