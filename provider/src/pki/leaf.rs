@@ -4,7 +4,8 @@
 use std::net::IpAddr;
 
 use rcgen::{
-    CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use time::OffsetDateTime;
 
@@ -24,6 +25,7 @@ pub enum Usage {
 }
 
 pub struct LeafRequest<'a> {
+    /// Empty: no common name in the subject.
     pub common_name: &'a str,
     /// The subject's organization (O); for a client, etcd ignores it.
     pub organization: Option<&'a str>,
@@ -46,9 +48,14 @@ pub fn issue(
         .map_err(|e| PkiError(format!("the CA certificate cannot be used: {e}")))?;
     let key: KeyPair = request.algorithm.generate()?;
     let mut params = CertificateParams::default();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, request.common_name);
+    // rcgen's default subject has a placeholder name; a client of etcd's
+    // HTTP gateway may need a subject without one.
+    params.distinguished_name = DistinguishedName::new();
+    if !request.common_name.is_empty() {
+        params
+            .distinguished_name
+            .push(DnType::CommonName, request.common_name);
+    }
     if let Some(organization) = request.organization {
         params
             .distinguished_name
@@ -140,5 +147,39 @@ mod tests {
         let ca_cert = ca_pem.parse_x509().unwrap();
         assert_eq!(cert.issuer(), ca_cert.subject());
         cert.verify_signature(Some(ca_cert.public_key())).unwrap();
+    }
+
+    #[test]
+    fn a_client_certificate_without_a_name_has_only_its_organization() {
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let ca = create_ca(&CaRequest {
+            common_name: "ca",
+            organization: None,
+            algorithm: KeyAlgorithm::EcdsaP256,
+            not_before: now,
+            not_after: now + ::time::Duration::days(10),
+        })
+        .unwrap();
+        let subject = |common_name: &str| {
+            let leaf = issue(
+                &ca.cert_pem,
+                &ca.key_pem,
+                &LeafRequest {
+                    organization: Some("patroni"),
+                    common_name,
+                    usage: Usage::Client,
+                    names: &[],
+                    algorithm: KeyAlgorithm::EcdsaP256,
+                    not_before: now,
+                    not_after: now + ::time::Duration::days(1),
+                },
+            )
+            .unwrap();
+            let (_, pem) = parse_x509_pem(leaf.cert_pem.as_bytes()).unwrap();
+            let subject = pem.parse_x509().unwrap().subject().to_string();
+            subject
+        };
+        assert_eq!(subject(""), "O=patroni");
+        assert_eq!(subject("app"), "CN=app, O=patroni");
     }
 }

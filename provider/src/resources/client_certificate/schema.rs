@@ -47,8 +47,15 @@ pub(super) fn schema() -> Schema {
          cluster rotates to a new one, and this certificate is applied after the cluster's rotation stage.",
     ))
     .attribute(
-        Attribute::required("common_name", Type::String, "Common name (CN): the etcd user name when auth is on.")
-            .replace_on_change(),
+        Attribute::optional(
+            "common_name",
+            Type::String,
+            "Common name (CN): the etcd user name when the cluster's authentication is on (an `etcd_user` without \
+             password). Leave it unset for a client of etcd's HTTP gateway (`/v3/...`, e.g. Patroni's `etcd3`): with \
+             authentication on, etcd refuses a gateway request whose certificate names anyone; such a client logs in \
+             with an `etcd_user`'s password.",
+        )
+        .replace_on_change(),
     )
     .attribute(Attribute::optional("organization", Type::String, "Organization (O) of the subject.").replace_on_change())
     .attribute(key_algorithm_attribute())
@@ -91,7 +98,7 @@ pub(super) fn validate(config: &Value, diags: &mut Diagnostics) {
         diags.error_at(
             AttributePath::root("common_name"),
             "Empty common name",
-            "Give the certificate a common name.",
+            "Give the certificate a common name, or leave common_name unset for a certificate without one.",
         );
     }
     validate_key_and_lifetime(config, DEFAULT_VALIDITY_HOURS, "the certificate", diags);
