@@ -72,6 +72,7 @@ fn example_dir(name: &str) -> &str {
     match name {
         "etcd_cluster" => "cluster-3",
         "etcd_client_certificate" => "kubernetes-external-etcd",
+        "etcd_role" | "etcd_user" => "shared-cluster",
         other => short_name(other),
     }
 }

@@ -37,6 +37,8 @@ pub enum LabId {
     KubernetesExample = 31,
     ConsumerThroughRotation = 32,
     Patroni = 33,
+    SharedCluster = 34,
+    AuthThroughChanges = 35,
 }
 
 impl LabId {

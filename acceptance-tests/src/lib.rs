@@ -12,11 +12,14 @@
 //! - [`fixtures`]: the lab's variables for the examples, a cluster started
 //!   by hand, a writer that runs through a change and the check that no
 //!   acknowledged write was lost, drift checks, waits and retries.
+//! - [`patroni`]: Patroni and PostgreSQL from Debian's packages on a test
+//!   host, a real consumer of etcd.
 //! - [`docs`]: the generator of `docs/` from `schemas/` and `examples/`.
 
 pub mod docs;
 pub mod fixtures;
 pub mod lab;
 pub mod labs;
+pub mod patroni;
 pub mod terraform;
 pub mod tools;

@@ -11,45 +11,9 @@
 use acceptance_tests::fixtures::lab_access_vars;
 use acceptance_tests::lab::Lab;
 use acceptance_tests::labs::LabId;
+use acceptance_tests::patroni;
 use acceptance_tests::terraform::{example, hcl_list, Install, Workspace};
 use acceptance_tests::tools;
-
-/// Patroni's configuration around the example's `etcd3` output: one
-/// PostgreSQL on loopback, leader lease 20 s, a loop every 2 s.
-fn patroni_config(etcd3: &str) -> String {
-    format!(
-        r#"scope: demo
-name: pg1
-restapi:
-  listen: 127.0.0.1:8008
-  connect_address: 127.0.0.1:8008
-{etcd3}
-bootstrap:
-  dcs:
-    ttl: 20
-    loop_wait: 2
-    retry_timeout: 8
-  initdb:
-  - encoding: UTF8
-  pg_hba:
-  - local all all trust
-  - host all all 127.0.0.1/32 trust
-  - host replication replicator 127.0.0.1/32 trust
-postgresql:
-  listen: 127.0.0.1:5432
-  connect_address: 127.0.0.1:5432
-  data_dir: /var/lib/postgresql/15/demo
-  bin_dir: /usr/lib/postgresql/15/bin
-  authentication:
-    superuser:
-      username: postgres
-      password: unused-with-trust
-    replication:
-      username: replicator
-      password: unused-with-trust
-"#
-    )
-}
 
 /// The revision of Patroni's last write to its keys in etcd, read with
 /// its own certificate.
@@ -75,17 +39,7 @@ fn patroni_revision(lab: &Lab) -> u64 {
 #[test]
 fn patroni_keeps_its_leader_lock_through_a_ca_replacement_and_a_roll() {
     let lab = Lab::up(LabId::Patroni, 4);
-    // Patroni and PostgreSQL from Debian's packages, served to h4.
-    let server = lab.serve(&tools::tools_dir().join("consumer-apt"), 8390);
-    lab.use_apt_repository("h4", &server);
-    lab.ssh_ok(
-        "h4",
-        "mkdir -p /etc/postgresql-common/createcluster.d && \
-         echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/patroni.conf && \
-         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-         patroni postgresql-15 >/root/apt.log 2>&1 || { tail -20 /root/apt.log; exit 1; }",
-    );
-    drop(server);
+    patroni::install(&lab, "h4");
 
     let terraform = tools::newest_terraform();
     let config = example("patroni");
@@ -106,32 +60,12 @@ fn patroni_keeps_its_leader_lock_through_a_ca_replacement_and_a_roll() {
         etcd3.contains(&format!("- \"{}:2379\"", lab.address("h3"))),
         "{etcd3}"
     );
-    lab.ssh_ok(
-        "h4",
-        &format!(
-            "cat > /etc/patroni/config.yml <<'EOF'\n{}EOF\nsystemctl start patroni",
-            patroni_config(&etcd3)
-        ),
-    );
+    patroni::start(&lab, "h4", &etcd3);
     lab.upload(
         &tools::etcd_dir("3.4.23").join("etcdctl"),
         "h4",
         "/usr/local/bin/etcdctl",
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    loop {
-        let list = lab.ssh("h4", "patronictl -c /etc/patroni/config.yml list 2>&1");
-        let text = String::from_utf8_lossy(&list.stdout).into_owned();
-        if text.contains("Leader") && text.contains("running") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "Patroni did not become leader:\n{text}\n{}",
-            lab.ssh_ok("h4", "journalctl -u patroni --no-pager | tail -30")
-        );
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    }
 
     // A writer into PostgreSQL: its WAL moves Patroni's optime, which
     // Patroni writes to etcd on every loop.

@@ -4,7 +4,7 @@
 //! create:  bootstrap
 //! read:    observe
 //! update:  membership -> roll -> rotate_ca (one stage per apply) -> repair
-//!          (order in update.rs)
+//!          (order in update.rs); then auth (create too)
 //! delete:  teardown
 //! etcd_member: foreign_member (join / observe / update / leave)
 //! ```
@@ -30,6 +30,7 @@
 //!   the hosts, not from memory, and skipped.
 
 mod api;
+mod auth;
 mod backups;
 mod bootstrap;
 pub mod foreign_member;
@@ -47,6 +48,7 @@ mod teardown;
 mod update;
 mod version;
 
+pub use auth::{auth_enabled, set_auth};
 pub use bootstrap::bootstrap;
 pub use import::read_live_cluster;
 pub use membership::{change_membership, membership_changes, replaced_in_place, staying};

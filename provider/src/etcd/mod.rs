@@ -6,8 +6,10 @@
 //! - this file: credentials, the member list, endpoint status and health;
 //! - [`membership`]: member add, remove, promote, leadership transfer;
 //! - [`snapshot`]: streaming a verified snapshot into a local file;
-//! - [`lock`]: the change lock that keeps two runs from changing one cluster.
+//! - [`lock`]: the change lock that keeps two runs from changing one cluster;
+//! - [`auth`]: users, roles and their permissions, authentication on and off.
 
+pub mod auth;
 mod lock;
 mod membership;
 mod snapshot;
@@ -41,7 +43,9 @@ impl Credentials {
             ca_key_pem,
             &LeafRequest {
                 organization: None,
-                common_name: "terraform-provider-etcd",
+                // With authentication on, the common name is the user:
+                // the provider acts as etcd's `root`.
+                common_name: auth::ROOT,
                 usage: Usage::Client,
                 names: &[],
                 algorithm: KeyAlgorithm::EcdsaP256,

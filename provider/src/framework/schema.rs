@@ -58,6 +58,12 @@ impl Attribute {
         Attribute::new(name, ty, Mode::Computed, description)
     }
 
+    /// An optional attribute that, left unset, keeps the value the provider
+    /// recorded (unknown until the first apply).
+    pub fn optional_computed(name: &'static str, ty: Type, description: &'static str) -> Attribute {
+        Attribute::new(name, ty, Mode::OptionalComputed, description)
+    }
+
     /// An optional attribute whose unset value is `default`.
     pub fn with_default(
         name: &'static str,

@@ -15,7 +15,7 @@ use crate::pki::{self, KeyAlgorithm, KeyedCertificate, LeafRequest, PkiError, Us
 use crate::ssh::{quote, Host, SshError};
 
 /// SHA-256 (hex) of what the provider wrote, by file: `config`, `unit`,
-/// `etcdctl.env`, `ca.crt`, `server.crt`, `peer.crt`, `etcd`.
+/// `etcdctl.env`, `ca.crt`, `server.crt`, `peer.crt`, `etcdctl.crt`, `etcd`.
 pub type Fingerprints = BTreeMap<String, String>;
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -37,11 +37,15 @@ pub async fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
     }
 }
 
-/// A member's certificates: the CA certificates it trusts and its own two.
+/// A member's certificates: the CA certificates it trusts, its own two,
+/// and the client certificate of the tools on its host.
 pub struct Certificates {
     pub trusted_ca_pem: String,
     pub server: KeyedCertificate,
     pub peer: KeyedCertificate,
+    /// Common name `root`: etcdctl and the backup job keep their access
+    /// when authentication is on (the host holds the data anyway).
+    pub etcdctl: KeyedCertificate,
 }
 
 /// Issues the server and peer certificates of `member` from the CA
@@ -67,7 +71,10 @@ pub fn issue_certificates(
             ca_key_pem,
             &LeafRequest {
                 organization: None,
-                common_name: &member.name,
+                common_name: match usage {
+                    Usage::Client => crate::etcd::auth::ROOT,
+                    Usage::Server | Usage::Peer => &member.name,
+                },
                 usage,
                 names,
                 algorithm: KeyAlgorithm::EcdsaP256,
@@ -80,6 +87,7 @@ pub fn issue_certificates(
         trusted_ca_pem: trusted_ca_pem.to_string(),
         server: issue(Usage::Server, &server_names)?,
         peer: issue(Usage::Peer, &peer_names)?,
+        etcdctl: issue(Usage::Client, &[])?,
     })
 }
 
@@ -229,10 +237,10 @@ pub async fn write_files(
     state: InitialState,
 ) -> Result<Fingerprints, SshError> {
     let l = &settings.layout;
-    let [(_, ca_path, _), (_, server_path, Some(server_key)), (_, peer_path, Some(peer_key))] =
+    let [(_, ca_path, _), (_, server_path, Some(server_key)), (_, peer_path, Some(peer_key)), (_, etcdctl_path, Some(etcdctl_key))] =
         l.certificate_files()
     else {
-        unreachable!("the layout lists the CA, server and peer files in that order")
+        unreachable!("the layout lists the CA, server, peer and etcdctl files in that order")
     };
     let config = render::config_file(member, settings, initial_cluster, state);
     let unit = render::unit_file(settings);
@@ -266,6 +274,20 @@ pub async fn write_files(
     .await?;
     host.write_file(&peer_key, certs.peer.key_pem.as_bytes(), 0o600, "etcd:etcd")
         .await?;
+    host.write_file(
+        &etcdctl_path,
+        certs.etcdctl.cert_pem.as_bytes(),
+        0o644,
+        "root:etcd",
+    )
+    .await?;
+    host.write_file(
+        &etcdctl_key,
+        certs.etcdctl.key_pem.as_bytes(),
+        0o600,
+        "etcd:etcd",
+    )
+    .await?;
     host.write_file(&l.config_file(), config.as_bytes(), 0o644, "root:etcd")
         .await?;
     host.write_file(&l.unit_file(), unit.as_bytes(), 0o644, "root:root")
@@ -293,6 +315,10 @@ pub async fn write_files(
     prints.insert(
         "peer.crt".into(),
         sha256_hex(certs.peer.cert_pem.as_bytes()),
+    );
+    prints.insert(
+        "etcdctl.crt".into(),
+        sha256_hex(certs.etcdctl.cert_pem.as_bytes()),
     );
     prints.insert(
         "etcd".into(),

@@ -49,7 +49,7 @@ impl Layout {
         format!("{}/etcdctl", self.bin_dir)
     }
     /// The certificate files: (name in fingerprints, certificate, key).
-    pub fn certificate_files(&self) -> [(&'static str, String, Option<String>); 3] {
+    pub fn certificate_files(&self) -> [(&'static str, String, Option<String>); 4] {
         let pki = self.pki_dir();
         [
             ("ca.crt", format!("{pki}/ca.crt"), None),
@@ -62,6 +62,13 @@ impl Layout {
                 "peer.crt",
                 format!("{pki}/peer.crt"),
                 Some(format!("{pki}/peer.key")),
+            ),
+            // The identity of etcdctl and the backup job on the host:
+            // etcd's `root` user once authentication is on.
+            (
+                "etcdctl.crt",
+                format!("{pki}/etcdctl.crt"),
+                Some(format!("{pki}/etcdctl.key")),
             ),
         ]
     }

@@ -126,8 +126,8 @@ pub fn etcdctl_env(settings: &ClusterSettings) -> String {
          ETCDCTL_API='3'\n\
          ETCDCTL_ENDPOINTS='https://127.0.0.1:{port}'\n\
          ETCDCTL_CACERT='{pki}/ca.crt'\n\
-         ETCDCTL_CERT='{pki}/server.crt'\n\
-         ETCDCTL_KEY='{pki}/server.key'\n",
+         ETCDCTL_CERT='{pki}/etcdctl.crt'\n\
+         ETCDCTL_KEY='{pki}/etcdctl.key'\n",
         file = settings.layout.etcdctl_env_file(),
         port = settings.client_port,
     )
@@ -285,7 +285,7 @@ mod tests {
             "ETCDCTL_API='3'\n",
             "ETCDCTL_ENDPOINTS='https://127.0.0.1:2379'\n",
             "ETCDCTL_CACERT='/etc/etcd/pki/ca.crt'\n",
-            "ETCDCTL_KEY='/etc/etcd/pki/server.key'\n",
+            "ETCDCTL_KEY='/etc/etcd/pki/etcdctl.key'\n",
         ] {
             assert!(env.contains(line), "{line}");
         }

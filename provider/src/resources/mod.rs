@@ -3,9 +3,12 @@
 pub mod ca;
 pub mod client_certificate;
 pub mod cluster;
+mod connection;
 pub mod member;
+pub mod role;
 mod settings;
 pub mod snapshot;
+pub mod user;
 
 use crate::framework::provider::Provider;
 
@@ -16,6 +19,8 @@ pub fn provider() -> Provider {
         Box::new(client_certificate::ClientCertificate),
         Box::new(cluster::EtcdCluster),
         Box::new(member::EtcdMember),
+        Box::new(role::EtcdRole),
         Box::new(snapshot::EtcdSnapshot),
+        Box::new(user::EtcdUser),
     ])
 }

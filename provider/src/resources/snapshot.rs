@@ -9,8 +9,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 
-use super::settings;
-use crate::etcd::{self, Credentials};
+use super::connection;
 use crate::framework::{
     Attribute, AttributePath, Block, Context, Diagnostics, Plan, Private, Resource, Schema, Type,
     Value,
@@ -20,27 +19,18 @@ use crate::member::install::sha256_file;
 pub struct EtcdSnapshot;
 
 fn schema_block() -> Block {
-    Block::new(
+    let block = Block::new(
         "A snapshot of a running cluster's keyspace (what `etcdctl snapshot save` makes), saved to a file on the \
          machine running Terraform, mode 0600: it holds every key and value. etcd's own checksum is verified \
          before the file is kept. If the file goes missing or changes, the snapshot counts as gone and the plan \
          takes a new one (exit 2); a change of `triggers` takes a new one too. Restore it into a new cluster with \
          `etcd_cluster`'s `initial_snapshot_path`.",
     )
-    .attribute(Attribute::computed("id", Type::String, "The SHA-256 of the snapshot file (hex)."))
-    .attribute(Attribute::required(
-        "cluster_endpoints",
-        Type::list(Type::String),
+    .attribute(Attribute::computed("id", Type::String, "The SHA-256 of the snapshot file (hex)."));
+    connection::attributes(
+        block,
         "Client URLs (`https://HOST:PORT`) of the cluster's members, e.g. `etcd_cluster.main.client_endpoints`; the \
          first that answers makes the snapshot.",
-    ))
-    .attribute(Attribute::required(
-        "ca_cert_pem",
-        Type::String,
-        "The cluster's CA certificate (PEM); the provider's client certificate is issued from it.",
-    ))
-    .attribute(
-        Attribute::required("ca_key_pem", Type::String, "The CA's private key (PEM).").sensitive(),
     )
     .attribute(
         Attribute::required(
@@ -107,8 +97,7 @@ impl Resource for EtcdSnapshot {
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        settings::validate_endpoints(config, diags);
-        settings::validate_ca_pair(config, diags);
+        connection::validate(config, diags);
         validate_path(config, diags);
     }
 
@@ -122,18 +111,13 @@ impl Resource for EtcdSnapshot {
         diags: &mut Diagnostics,
     ) -> Value {
         let path = planned.str_or_empty("path");
-        let credentials = match Credentials::issue(
-            planned.str_or_empty("ca_cert_pem"),
-            planned.str_or_empty("ca_key_pem"),
-            ctx.now(),
-        ) {
-            Ok(c) => c,
+        let cluster = match connection::client(ctx, planned) {
+            Ok(cluster) => cluster,
             Err(e) => {
-                diags.error("Client certificate", e.to_string());
+                diags.error("Cannot reach the cluster", e);
                 return Value::Null;
             }
         };
-        let cluster = etcd::Client::new(planned.get("cluster_endpoints").as_strings(), credentials);
         let saved = tokio::select! {
             saved = cluster.save_snapshot(Path::new(path)) => saved,
             _ = ctx.stopped() => Err("stopped by Terraform before the snapshot was complete".into()),

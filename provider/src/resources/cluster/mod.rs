@@ -89,6 +89,37 @@ fn record(state: &mut Value, spec: &ClusterSpec, observed: &Observed) {
     );
 }
 
+/// Turns authentication on or off as `planned` says (unset: as it is),
+/// then records what the cluster has.
+async fn apply_auth(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    planned: &Value,
+    state: &mut Value,
+    diags: &mut Diagnostics,
+) {
+    if let Some(enabled) = planned.get("auth_enabled").as_bool() {
+        if let Err(e) = cluster::set_auth(ctx, spec, enabled).await {
+            diags.error_at(
+                AttributePath::root("auth_enabled"),
+                "Could not switch authentication",
+                e,
+            );
+        }
+    }
+    record_auth(ctx, spec, state).await;
+}
+
+/// Records whether authentication is on (kept as it was when no member
+/// answers).
+async fn record_auth(ctx: &Context, spec: &ClusterSpec, state: &mut Value) {
+    match cluster::auth_enabled(ctx, spec).await {
+        Some(enabled) => state.set("auth_enabled", Value::Bool(enabled)),
+        None if state.get("auth_enabled").is_unknown() => state.set("auth_enabled", Value::Null),
+        None => {}
+    }
+}
+
 #[async_trait]
 impl Resource for EtcdCluster {
     fn name(&self) -> &'static str {
@@ -146,6 +177,16 @@ impl Resource for EtcdCluster {
                     ),
                 );
             }
+        }
+        if plan.planned.get("auth_enabled").as_bool() == Some(true)
+            && plan.prior.get("auth_enabled").as_bool() != Some(true)
+        {
+            plan.diags.warning_at(
+                AttributePath::root("auth_enabled"),
+                "Authentication will be turned on",
+                "From then on a client needs an etcd_user with roles for its keys; clients without one are \
+                 refused.",
+            );
         }
         let rolling = settings::plan_rolled_change(plan);
         let (prior_spec, planned_spec) = (spec(ctx, plan.prior), spec(ctx, &plan.planned));
@@ -260,6 +301,7 @@ impl Resource for EtcdCluster {
             "Cluster not healthy right after bootstrap",
             &observed,
         );
+        apply_auth(ctx, &spec, planned, &mut state, diags).await;
         state
     }
 
@@ -285,6 +327,7 @@ impl Resource for EtcdCluster {
         private.set(FINGERPRINTS, &prints);
         let mut state = state.clone();
         record(&mut state, &spec, &observed);
+        record_auth(ctx, &spec, &mut state).await;
         state
     }
 
@@ -320,6 +363,7 @@ impl Resource for EtcdCluster {
                 let observed = cluster::observe(ctx, &from, &prints).await;
                 let mut state = prior.clone();
                 record(&mut state, &from, &observed);
+                record_auth(ctx, &from, &mut state).await;
                 diags.error(stop.summary(), stop.to_string());
                 state
             }
@@ -335,6 +379,11 @@ impl Resource for EtcdCluster {
                 private.set(FINGERPRINTS, &prints);
                 let mut state = planned.clone();
                 record(&mut state, &spec, &observed);
+                if repaired.is_ok() && !adopting {
+                    apply_auth(ctx, &spec, planned, &mut state, diags).await;
+                } else {
+                    record_auth(ctx, &spec, &mut state).await;
+                }
                 if let Err(stop) = repaired {
                     diags.error(stop.summary(), stop.to_string());
                 } else if adopting {

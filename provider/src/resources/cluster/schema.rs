@@ -42,6 +42,15 @@ pub(super) fn schema_block() -> Block {
          starts from: each member's data directory is restored from it (`etcdctl snapshot restore`) before its \
          first start. Only used when the cluster is created; a later change does nothing.",
     ))
+    .attribute(Attribute::optional_computed(
+        "auth_enabled",
+        Type::Bool,
+        "etcd's authentication: `true` turns it on (the `root` user and role are made first; the provider and the \
+         members' backup jobs act as `root` through their certificates), `false` turns it off. Unset: left as it \
+         is, and shown as it is. With it on, a client needs an `etcd_user` (certificate users by the common \
+         name of their `etcd_client_certificate`) with `etcd_role`s for its keys. Authentication switched by hand \
+         against this setting is drift.",
+    ))
     .attribute(Attribute::computed(
         "retiring_ca_cert_pem",
         Type::String,

@@ -118,7 +118,8 @@ pub fn settings_attributes(block: Block, replace: bool) -> Block {
             Type::String,
             Value::string(DEFAULT_PKI_DIR),
             "Directory for `ca.crt`, `server.crt`/`.key` and `peer.crt`/`.key` (the file names kubeadm uses; set \
-             `/etc/kubernetes/pki/etcd` for its layout).",
+             `/etc/kubernetes/pki/etcd` for its layout), and `etcdctl.crt`/`.key`, the client certificate (common \
+             name `root`) of `etcdctl.env` and the backup job.",
         )))
         .attribute(fixed(Attribute::with_default("data_dir", Type::String, Value::string(DEFAULT_DATA_DIR), "etcd's data directory (created 0700, owned by `etcd`).")))
         .attribute(Attribute::optional(
