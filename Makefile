@@ -1,5 +1,5 @@
 # Entry points for people and CI. Every target installs what it needs first.
-.PHONY: demo demo-down test check docs bench bench-cluster bench-snapshot fuzz deps build
+.PHONY: demo demo-down test check docs bench bench-cluster bench-snapshot fuzz deps build release
 
 CARGO ?= cargo
 export CHECKPOINT_DISABLE = 1
@@ -25,6 +25,11 @@ test: build
 check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Release files in dist/ (zip, manifest, SHA256SUMS; signed when GPG_KEY_ID
+# names an RSA key): see provider/release.
+release: deps
+	provider/release dist
 
 # Regenerates schemas/schema.json and docs/ from the built provider.
 docs: build

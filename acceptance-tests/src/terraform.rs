@@ -10,10 +10,18 @@ use crate::tools;
 /// The provider's source address as the examples declare it.
 pub const PROVIDER_SOURCE: &str = "terraform-provider-etcd/etcd";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Install {
+    /// The built binary in a filesystem mirror (unpacked layout).
     FilesystemMirror,
+    /// `dev_overrides` pointing at the built binary; no `init`.
     DevOverrides,
+    /// A release archive (`provider/release`) in a filesystem mirror in
+    /// the packed layout.
+    PackedMirror(PathBuf),
+    /// A release archive in the working directory's `terraform.d/plugins`,
+    /// which Terraform searches without any `provider_installation`.
+    ImpliedLocalDirectory(PathBuf),
 }
 
 pub struct Workspace {
@@ -60,7 +68,13 @@ impl Workspace {
             env: Vec::new(),
         };
         let binary = tools::provider_binary();
-        let config = match install {
+        let packed = |root: &Path, archive: &Path| {
+            let dir = root.join(ws.full_provider_address());
+            std::fs::create_dir_all(&dir).expect("mirror dir");
+            std::fs::copy(archive, dir.join(archive.file_name().unwrap()))
+                .expect("copy the release archive");
+        };
+        let config = match &install {
             Install::DevOverrides => format!(
                 "provider_installation {{\n  dev_overrides {{\n    \"{PROVIDER_SOURCE}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
                 binary.parent().unwrap().display()
@@ -78,9 +92,21 @@ impl Workspace {
                     mirror.display()
                 )
             }
+            Install::PackedMirror(archive) => {
+                let mirror = ws.path().join("mirror");
+                packed(&mirror, archive);
+                format!(
+                    "provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n  }}\n}}\n",
+                    mirror.display()
+                )
+            }
+            Install::ImpliedLocalDirectory(archive) => {
+                packed(&ws.path().join("terraform.d").join("plugins"), archive);
+                String::new()
+            }
         };
         std::fs::write(&ws.cli_config, config).expect("write CLI config");
-        if install == Install::FilesystemMirror {
+        if install != Install::DevOverrides {
             ws.run_ok(&["init", "-input=false"]);
         }
         ws

@@ -33,7 +33,7 @@ fn openssl(args: &[&str], input: &str) -> String {
 /// The full lifecycle on the CA example: apply, an empty second plan,
 /// renewal-window replacement, destroy.
 fn lifecycle(terraform: &std::path::Path, install: Install) {
-    let mut ws = Workspace::new(terraform, install, &example("ca"));
+    let mut ws = Workspace::new(terraform, install.clone(), &example("ca"));
     let label = format!("{} via {install:?}", ws.version());
     ws.apply();
     let cert = ws.output("ca_cert_pem");
