@@ -281,3 +281,22 @@ fn logs_reach_terraform_and_never_hold_the_private_key() {
     ws.remove_env("TF_LOG");
     ws.destroy();
 }
+
+#[test]
+fn the_provider_serves_without_tls_when_terraform_disables_it() {
+    for terraform in tools::terraform_versions() {
+        let mut ws = Workspace::new(&terraform, Install::FilesystemMirror, &example("ca"));
+        ws.set_env("TF_DISABLE_PLUGIN_TLS", "1");
+        ws.set_env("TF_LOG", "warn");
+        let run = ws.run(&["apply", "-auto-approve", "-input=false"]);
+        assert_eq!(run.code, 0, "{}: {}", ws.version(), run.text());
+        assert!(
+            run.stderr.contains("serving without TLS"),
+            "{}: the provider did not say it serves without TLS:\n{}",
+            ws.version(),
+            run.stderr
+        );
+        assert_eq!(ws.plan_exit_code().0, 0);
+        ws.destroy();
+    }
+}

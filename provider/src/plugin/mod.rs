@@ -69,29 +69,58 @@ pub async fn serve(provider: Provider) -> Result<(), ServeError> {
             )));
         }
     }
-    let client_cert = std::env::var("PLUGIN_CLIENT_CERT").map_err(|_| {
-        ServeError::Setup("PLUGIN_CLIENT_CERT is not set: this provider requires AutoMTLS".into())
-    })?;
-    let tls = tls::server_tls(&client_cert).map_err(ServeError::Setup)?;
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| ServeError::Setup(e.to_string()))?;
     let address = listener
         .local_addr()
         .map_err(|e| ServeError::Setup(e.to_string()))?;
-
     let shutdown = Arc::new(Notify::new());
     let provider = Arc::new(provider);
-    let incoming = accept_tls(listener, TlsAcceptor::from(tls.config));
-    ignore_interrupts();
-
-    println!(
-        "{CORE_PROTOCOL_VERSION}|{PLUGIN_PROTOCOL_VERSION}|tcp|{address}|grpc|{}",
-        base64::engine::general_purpose::STANDARD_NO_PAD.encode(&tls.certificate_der)
-    );
-    log::debug!("serving plugin protocol {PLUGIN_PROTOCOL_VERSION} on {address}");
-
+    let router = services(&provider, &shutdown);
     let stopped = shutdown.clone();
+    let stopped = async move { stopped.notified().await };
+    ignore_interrupts();
+    let served = match std::env::var("PLUGIN_CLIENT_CERT") {
+        Ok(client_cert) => {
+            let tls = tls::server_tls(&client_cert).map_err(ServeError::Setup)?;
+            let incoming = accept_tls(listener, TlsAcceptor::from(tls.config));
+            announce(address, &base64::engine::general_purpose::STANDARD_NO_PAD.encode(&tls.certificate_der));
+            router.serve_with_incoming_shutdown(incoming, stopped).await
+        }
+        // Terraform without AutoMTLS (TF_DISABLE_PLUGIN_TLS, for debugging
+        // the protocol): plain gRPC on loopback.
+        Err(_) if std::env::var_os("TF_DISABLE_PLUGIN_TLS").is_some() => {
+            log::warn!("TF_DISABLE_PLUGIN_TLS: serving without TLS on {address}");
+            announce(address, "");
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            router.serve_with_incoming_shutdown(incoming, stopped).await
+        }
+        Err(_) => {
+            return Err(ServeError::Setup(
+                "PLUGIN_CLIENT_CERT is not set: this provider requires AutoMTLS (or TF_DISABLE_PLUGIN_TLS)".into(),
+            ))
+        }
+    };
+    served.map_err(|e| ServeError::Setup(e.to_string()))?;
+    provider.context.request_stop();
+    Ok(())
+}
+
+/// Tells Terraform where to connect (go-plugin's handshake line): the
+/// server certificate (base64 DER) under AutoMTLS, nothing without.
+fn announce(address: std::net::SocketAddr, certificate: &str) {
+    let certificate = if certificate.is_empty() {
+        String::new()
+    } else {
+        format!("|{certificate}")
+    };
+    println!("{CORE_PROTOCOL_VERSION}|{PLUGIN_PROTOCOL_VERSION}|tcp|{address}|grpc{certificate}");
+    log::debug!("serving plugin protocol {PLUGIN_PROTOCOL_VERSION} on {address}");
+}
+
+/// The provider's gRPC services: the protocol and go-plugin's own.
+fn services(provider: &Arc<Provider>, shutdown: &Arc<Notify>) -> tonic::transport::server::Router {
     tonic::transport::Server::builder()
         .add_service(proto::tfplugin6::provider_server::ProviderServer::new(
             server::ProviderService {
@@ -111,11 +140,6 @@ pub async fn serve(provider: Provider) -> Result<(), ServeError> {
         .add_service(proto::plugin::grpc_broker_server::GrpcBrokerServer::new(
             go_plugin::Broker,
         ))
-        .serve_with_incoming_shutdown(incoming, async move { stopped.notified().await })
-        .await
-        .map_err(|e| ServeError::Setup(e.to_string()))?;
-    provider.context.request_stop();
-    Ok(())
 }
 
 /// Accepts TCP connections and completes their TLS handshakes off the
@@ -156,4 +180,50 @@ fn ignore_interrupts() {
             log::debug!("interrupt received; waiting for StopProvider");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RPCs that newer Terraform versions call and this provider does not
+    /// serve (Terraform 1.12+ asks for identity schemas on every schema
+    /// load) must answer Unimplemented, which Terraform takes as "none".
+    #[tokio::test]
+    async fn rpcs_the_provider_does_not_serve_answer_unimplemented() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let provider = Arc::new(crate::resources::provider());
+        let router = services(&provider, &Arc::new(Notify::new()));
+        tokio::spawn(
+            router.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut grpc = tonic::client::Grpc::new(channel);
+        for path in [
+            "/tfplugin6.Provider/GetResourceIdentitySchemas",
+            "/tfplugin6.Provider/ListResource",
+            "/tfplugin6.Provider/InvokeAction",
+            "/tfplugin7.Provider/GetProviderSchema",
+        ] {
+            grpc.ready().await.unwrap();
+            let status = grpc
+                .unary(
+                    tonic::Request::new(()),
+                    tonic::codegen::http::uri::PathAndQuery::from_static(path),
+                    tonic_prost::ProstCodec::<(), ()>::default(),
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(
+                status.code(),
+                tonic::Code::Unimplemented,
+                "{path}: {status:?}"
+            );
+        }
+    }
 }
