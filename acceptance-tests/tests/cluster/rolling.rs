@@ -1,4 +1,5 @@
-//! Rolling changes: flags and a 3.4 -> 3.5 upgrade, certificate renewal,
+//! Rolling changes: flags and a 3.4 -> 3.5 upgrade, certificate renewal
+//! (without a restart),
 //! an interrupted roll finished by the next apply, and two applies of the
 //! same change at once.
 
@@ -107,6 +108,13 @@ fn member_certificates_are_renewed_one_member_at_a_time_when_due() {
         "h1",
         &format!("sha256sum {KUBEADM_PKI}/server.crt {KUBEADM_PKI}/peer.crt"),
     );
+    let pids = || -> Vec<String> {
+        lab.hosts
+            .iter()
+            .map(|(name, _)| lab.ssh_ok(name, "systemctl show -p MainPID --value etcd"))
+            .collect()
+    };
+    let pids_before = pids();
     start_writer(&lab);
 
     // 700 hours on, the 720-hour certificates are inside their 24-hour window.
@@ -141,6 +149,26 @@ fn member_certificates_are_renewed_one_member_at_a_time_when_due() {
         &format!("sha256sum {KUBEADM_PKI}/server.crt {KUBEADM_PKI}/peer.crt"),
     );
     assert_ne!(before, after, "certificates were not reissued");
+    // etcd takes up the new files without a restart, and serves them.
+    assert_eq!(
+        pids(),
+        pids_before,
+        "a member was restarted for its certificates"
+    );
+    let served = lab.ssh_ok(
+        "h1",
+        &format!(
+            "openssl s_client -connect 127.0.0.1:2379 -cert {KUBEADM_PKI}/etcdctl.crt -key {KUBEADM_PKI}/etcdctl.key \
+             </dev/null 2>/dev/null | openssl x509 -outform der | sha256sum; openssl x509 -in {KUBEADM_PKI}/server.crt \
+             -outform der | sha256sum"
+        ),
+    );
+    let lines: Vec<&str> = served.lines().collect();
+    assert_eq!(lines.len(), 2, "{served}");
+    assert_eq!(
+        lines[0], lines[1],
+        "h1 serves another certificate than its file"
+    );
     ws.remove_env("ETCD_PROVIDER_FAKE_NOW");
     assert_eq!(ws.plan_exit_code().0, 0);
     let health = lab.etcdctl("h3", KUBEADM_PKI, "endpoint health --cluster");

@@ -93,6 +93,16 @@ impl Health {
         !self.0.is_empty() && self.0.iter().all(|p| matches!(p, Problem::Backup(_)))
     }
 
+    /// Whether certificates due for renewal are all that is wrong: they
+    /// are renewed without a restart.
+    pub fn only_certificates_due(&self) -> bool {
+        !self.0.is_empty()
+            && self
+                .0
+                .iter()
+                .all(|p| matches!(p, Problem::CertificatesDue(_)))
+    }
+
     /// Whether its host answered over SSH (and the client API could be set
     /// up at all).
     pub fn host_reachable(&self) -> bool {
@@ -322,11 +332,19 @@ pub async fn observe(
 /// renewal window.
 fn renewal_due(ctx: &Context, spec: &ClusterSpec, server_cert_pem: &str) -> Option<String> {
     let end = crate::pki::not_after(server_cert_pem)?;
-    let renew_from = time::Duration::hours(spec.settings.cert_early_renewal_hours);
-    (ctx.now() >= end - renew_from).then(|| {
+    in_renewal_window(ctx, spec, end).then(|| {
         end.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     })
+}
+
+/// Whether a member certificate that expires at `end` is due for renewal.
+pub(super) fn in_renewal_window(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    end: time::OffsetDateTime,
+) -> bool {
+    ctx.now() >= end - time::Duration::hours(spec.settings.cert_early_renewal_hours)
 }
 
 /// Live members the spec does not list, as `name (id)`. Members of a

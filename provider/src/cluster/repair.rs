@@ -1,8 +1,11 @@
 //! Phase: repair drift, one member at a time.
 //!
 //! Changes: a member whose backup job alone is broken gets it rewritten and
-//! its timer restarted (etcd is not touched); a member that is stopped, has a changed or missing file, a
-//! certificate due for renewal, or is a learner is rewritten and
+//! its timer restarted (etcd is not touched); a serving member whose
+//! certificates alone are due gets new ones without a restart (etcd reads
+//! its certificate files for every new connection; a TLS handshake must
+//! show the new one, or it is restarted after all); a member that is
+//! stopped, has a changed or missing file, or is a learner is rewritten and
 //! restarted; a member removed out of band is re-added (its old data moved
 //! aside, never deleted); live members the configuration does not list
 //! are removed.
@@ -35,13 +38,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::backups::install_backup_job;
-use super::member_steps::{connect, Change, OneMemberChanges};
-use super::observe::unlisted;
+use super::member_steps::{connect, install_and_start, Change, OneMemberChanges, Start};
+use super::observe::{in_renewal_window, unlisted};
 use super::quorum::{ensure_all_healthy, ensure_others_serve, wait_until_healthy};
 use super::{continue_unless_stopped, observe, ClusterSpec};
 use crate::etcd;
 use crate::framework::Context;
-use crate::member::install::Fingerprints;
+use crate::member::install::{Fingerprints, LocalBinaries};
 use crate::member::MemberSpec;
 
 /// Brings drifted members back (see the module's steps).
@@ -97,6 +100,21 @@ pub async fn repair(
             install_backup_job(spec, member).await?;
             continue;
         }
+        if health.only_certificates_due() && observed.serving.contains(&member.name) {
+            log::info!(
+                "renewing the certificates of member {} in place",
+                member.name
+            );
+            if renew_in_place(ctx, spec, member, binaries.as_ref(), fingerprints).await? {
+                wait_until_healthy(ctx, spec, timeout).await?;
+                observed = observe(ctx, spec, fingerprints).await;
+                continue;
+            }
+            log::warn!(
+                "member {} still serves its old certificate: restarting it",
+                member.name
+            );
+        }
         if let Some(refusal) = health.refusal(&member.name) {
             return Err(refusal);
         }
@@ -118,6 +136,37 @@ pub async fn repair(
         remove_unmanaged(ctx, spec, &api, timeout).await?;
     }
     Ok(())
+}
+
+/// Writes a serving member's files with new certificates, without a
+/// restart; true when a TLS handshake with it then shows a certificate out
+/// of the renewal window.
+async fn renew_in_place(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    member: &MemberSpec,
+    binaries: Option<&LocalBinaries>,
+    fingerprints: &mut BTreeMap<String, Fingerprints>,
+) -> Result<bool, String> {
+    let host = connect(member).await?;
+    let written = install_and_start(
+        spec,
+        member,
+        &host,
+        binaries,
+        &spec.initial_cluster(),
+        Start::Existing,
+        ctx.now(),
+    )
+    .await;
+    host.close().await;
+    let prints = written.map_err(|e| format!("member {}: {e}", member.name))?;
+    fingerprints.insert(member.name.clone(), prints);
+    let served = etcd::served_certificate(&member.client_url(&spec.settings)).await;
+    Ok(served
+        .ok()
+        .and_then(|der| crate::pki::not_after_der(&der))
+        .is_some_and(|end| !in_renewal_window(ctx, spec, end)))
 }
 
 /// Removes live members the configuration does not list, one at a time,

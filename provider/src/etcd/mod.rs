@@ -7,14 +7,17 @@
 //! - [`membership`]: member add, remove, promote, leadership transfer;
 //! - [`snapshot`]: streaming a verified snapshot into a local file;
 //! - [`lock`]: the change lock that keeps two runs from changing one cluster;
-//! - [`auth`]: users, roles and their permissions, authentication on and off.
+//! - [`auth`]: users, roles and their permissions, authentication on and off;
+//! - [`served`]: the certificate a member serves (a TLS handshake, no request).
 
 pub mod auth;
 mod lock;
 mod membership;
+mod served;
 mod snapshot;
 
 pub use lock::{HeldLock, LockError};
+pub use served::served_certificate;
 
 use std::time::Duration;
 

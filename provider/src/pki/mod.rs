@@ -49,9 +49,31 @@ pub fn validity_window(
 /// When a PEM certificate expires, if it parses.
 pub fn not_after(cert_pem: &str) -> Option<time::OffsetDateTime> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).ok()?;
-    let cert = pem.parse_x509().ok()?;
-    let end = cert.validity().not_after.to_datetime();
-    Some(end)
+    not_after_der(&pem.contents)
+}
+
+/// When a DER certificate expires, if it parses.
+pub fn not_after_der(cert_der: &[u8]) -> Option<time::OffsetDateTime> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    Some(cert.validity().not_after.to_datetime())
+}
+
+/// Checks a TLS handshake signature with `provider`'s algorithms (TLS 1.3
+/// or 1.2), for the rustls certificate verifiers of the plugin connection
+/// and of [`crate::etcd::served_certificate`].
+pub fn handshake_signature(
+    provider: &rustls::crypto::CryptoProvider,
+    tls13: bool,
+    message: &[u8],
+    cert: &rustls::pki_types::CertificateDer<'_>,
+    dss: &rustls::DigitallySignedStruct,
+) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+    let algorithms = &provider.signature_verification_algorithms;
+    if tls13 {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    } else {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
 }
 
 /// Whether the certificate `cert_pem` carries a valid signature of the CA

@@ -7,6 +7,8 @@
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
+
+use crate::pki::handshake_signature;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
@@ -73,23 +75,6 @@ pub fn server_tls(client_cert_pem: &str) -> Result<ServerTls, String> {
     })
 }
 
-/// Checks a handshake signature with the provider's algorithms (TLS 1.3 or
-/// 1.2), for every verifier here.
-fn check_signature(
-    provider: &CryptoProvider,
-    tls13: bool,
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-) -> Result<HandshakeSignatureValid, rustls::Error> {
-    let algorithms = &provider.signature_verification_algorithms;
-    if tls13 {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
-    } else {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
-    }
-}
-
 /// Accepts only the one client certificate Terraform announced.
 #[derive(Debug)]
 struct PinnedClient {
@@ -123,7 +108,7 @@ impl ClientCertVerifier for PinnedClient {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        check_signature(&self.provider, false, message, cert, dss)
+        handshake_signature(&self.provider, false, message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -132,7 +117,7 @@ impl ClientCertVerifier for PinnedClient {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        check_signature(&self.provider, true, message, cert, dss)
+        handshake_signature(&self.provider, true, message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -172,7 +157,7 @@ mod tests {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            check_signature(&self.0, false, message, cert, dss)
+            handshake_signature(&self.0, false, message, cert, dss)
         }
 
         fn verify_tls13_signature(
@@ -181,7 +166,7 @@ mod tests {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            check_signature(&self.0, true, message, cert, dss)
+            handshake_signature(&self.0, true, message, cert, dss)
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
