@@ -38,13 +38,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::backups::install_backup_job;
-use super::member_steps::{connect, install_and_start, Change, OneMemberChanges, Start};
+use super::in_place::renew_certificates;
+use super::member_steps::{connect, Change, OneMemberChanges};
 use super::observe::{in_renewal_window, unlisted};
 use super::quorum::{ensure_all_healthy, ensure_others_serve, wait_until_healthy};
 use super::{continue_unless_stopped, observe, ClusterSpec};
 use crate::etcd;
 use crate::framework::Context;
-use crate::member::install::{Fingerprints, LocalBinaries};
+use crate::member::install::Fingerprints;
 use crate::member::MemberSpec;
 
 /// Brings drifted members back (see the module's steps).
@@ -105,7 +106,19 @@ pub async fn repair(
                 "renewing the certificates of member {} in place",
                 member.name
             );
-            if renew_in_place(ctx, spec, member, binaries.as_ref(), fingerprints).await? {
+            let out_of_window = |der: &[u8]| {
+                crate::pki::not_after_der(der).is_some_and(|end| !in_renewal_window(ctx, spec, end))
+            };
+            let renewed = renew_certificates(
+                ctx,
+                spec,
+                member,
+                binaries.as_ref(),
+                fingerprints,
+                out_of_window,
+            )
+            .await?;
+            if renewed {
                 wait_until_healthy(ctx, spec, timeout).await?;
                 observed = observe(ctx, spec, fingerprints).await;
                 continue;
@@ -136,37 +149,6 @@ pub async fn repair(
         remove_unmanaged(ctx, spec, &api, timeout).await?;
     }
     Ok(())
-}
-
-/// Writes a serving member's files with new certificates, without a
-/// restart; true when a TLS handshake with it then shows a certificate out
-/// of the renewal window.
-async fn renew_in_place(
-    ctx: &Context,
-    spec: &ClusterSpec,
-    member: &MemberSpec,
-    binaries: Option<&LocalBinaries>,
-    fingerprints: &mut BTreeMap<String, Fingerprints>,
-) -> Result<bool, String> {
-    let host = connect(member).await?;
-    let written = install_and_start(
-        spec,
-        member,
-        &host,
-        binaries,
-        &spec.initial_cluster(),
-        Start::Existing,
-        ctx.now(),
-    )
-    .await;
-    host.close().await;
-    let prints = written.map_err(|e| format!("member {}: {e}", member.name))?;
-    fingerprints.insert(member.name.clone(), prints);
-    let served = etcd::served_certificate(&member.client_url(&spec.settings)).await;
-    Ok(served
-        .ok()
-        .and_then(|der| crate::pki::not_after_der(&der))
-        .is_some_and(|end| !in_renewal_window(ctx, spec, end)))
 }
 
 /// Removes live members the configuration does not list, one at a time,

@@ -10,7 +10,9 @@
 //!
 //! Steps: three passes, each one member at a time (rewrite, restart, wait
 //! until the cluster is healthy), each member only while every member is
-//! healthy:
+//! healthy; pass 2 changes only certificates, so it restarts no member
+//! (see `in_place`; one that still serves its old certificate is
+//! restarted):
 //! 1. Trust both CAs, certificates still from the old one. Safe: every
 //!    peer still presents an old-CA certificate, which everyone trusts.
 //! 2. Certificates from the new CA, both CAs trusted. Safe: after pass 1
@@ -37,8 +39,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::backups::SnapshotBefore;
+use super::in_place::renew_certificates;
 use super::member_steps::{connect, Change, OneMemberChanges};
-use super::quorum::ensure_all_healthy;
+use super::quorum::{ensure_all_healthy, wait_until_healthy};
 use super::spec::trusted_bundle;
 use super::{continue_unless_stopped, ClusterSpec};
 use crate::framework::Context;
@@ -167,6 +170,38 @@ async fn run_passes(
                 return Err(e);
             }
             log::info!("CA rotation: member {} to {step:?}", member.name);
+            if *step == RotationStep::NewCertificates {
+                // Only certificates change: no restart, if the member then
+                // serves one from the new CA.
+                host.close().await;
+                let from_new_ca = |der: &[u8]| crate::pki::issued_by_der(der, new);
+                if renew_certificates(
+                    ctx,
+                    pass,
+                    member,
+                    binaries.as_ref(),
+                    fingerprints,
+                    from_new_ca,
+                )
+                .await?
+                {
+                    wait_until_healthy(ctx, pass, timeout).await?;
+                    continue;
+                }
+                log::warn!(
+                    "member {} still serves its old certificate: restarting it",
+                    member.name
+                );
+                changes
+                    .apply(
+                        member,
+                        connect(member).await?,
+                        Change::Rewrite,
+                        fingerprints,
+                    )
+                    .await?;
+                continue;
+            }
             changes
                 .apply(member, host, Change::Rewrite, fingerprints)
                 .await?;

@@ -79,14 +79,19 @@ pub fn handshake_signature(
 /// Whether the certificate `cert_pem` carries a valid signature of the CA
 /// `ca_cert_pem` (false when either does not parse).
 pub fn issued_by(cert_pem: &str, ca_cert_pem: &str) -> bool {
-    use x509_parser::pem::parse_x509_pem;
-    let (Ok((_, cert)), Ok((_, ca))) = (
-        parse_x509_pem(cert_pem.as_bytes()),
-        parse_x509_pem(ca_cert_pem.as_bytes()),
-    ) else {
+    x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+        .is_ok_and(|(_, cert)| issued_by_der(&cert.contents, ca_cert_pem))
+}
+
+/// [`issued_by`] for a DER certificate (as a TLS handshake shows it).
+pub fn issued_by_der(cert_der: &[u8], ca_cert_pem: &str) -> bool {
+    let Ok((_, ca)) = x509_parser::pem::parse_x509_pem(ca_cert_pem.as_bytes()) else {
         return false;
     };
-    let (Ok(cert), Ok(ca)) = (cert.parse_x509(), ca.parse_x509()) else {
+    let (Ok((_, cert)), Ok(ca)) = (
+        x509_parser::parse_x509_certificate(cert_der),
+        ca.parse_x509(),
+    ) else {
         return false;
     };
     cert.verify_signature(Some(ca.public_key())).is_ok()
