@@ -7,7 +7,7 @@ use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{interrupt, Install, Workspace};
 use acceptance_tests::tools;
 
-use crate::SCALING;
+use crate::{starts_since, SCALING};
 
 #[test]
 fn ca_rotation_trusts_both_then_the_new_ca_only_and_resumes_after_an_interrupt() {
@@ -86,7 +86,16 @@ fn ca_rotation_trusts_both_then_the_new_ca_only_and_resumes_after_an_interrupt()
         "{}",
         run.stdout
     );
+    let second_stage = lab.ssh_ok("h1", "date +%s").trim().to_string();
     ws.apply();
+    // Pass 2 (new certificates) restarts nobody; pass 3 restarts each once.
+    for (name, _) in &lab.hosts {
+        assert_eq!(
+            starts_since(&lab, name, &second_stage),
+            1,
+            "{name} was not restarted exactly once in the second stage"
+        );
+    }
     eprintln!(
         "CA rotation (3 passes over 3 members, two applies): {:.1} s in all, after the interrupt {:.1} s",
         started.elapsed().as_secs_f64(),

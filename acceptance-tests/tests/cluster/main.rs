@@ -48,3 +48,14 @@ fn assert_member_versions(ws: &Workspace, version: &str) {
     let expected = serde_json::json!({"e1": version, "e2": version, "e3": version});
     assert_eq!(cluster["member_versions"], expected);
 }
+
+/// Restarts of etcd on `host` since `since` (seconds since the epoch).
+pub(crate) fn starts_since(lab: &Lab, host: &str, since: &str) -> usize {
+    lab.ssh_ok(
+        host,
+        &format!("journalctl -q -u etcd --since @{since} -o cat"),
+    )
+    .lines()
+    .filter(|l| l.starts_with("Started "))
+    .count()
+}

@@ -11,7 +11,7 @@ use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{hcl_string, interrupt, Install, Workspace};
 use acceptance_tests::tools;
 
-use crate::{assert_member_versions, SCALING};
+use crate::{assert_member_versions, starts_since, SCALING};
 
 #[test]
 fn rolling_flag_change_and_upgrade_from_3_4_to_3_5_without_losing_a_write() {
@@ -91,7 +91,7 @@ fn rolling_flag_change_and_upgrade_from_3_4_to_3_5_without_losing_a_write() {
 }
 
 #[test]
-fn member_certificates_are_renewed_one_member_at_a_time_when_due() {
+fn member_certificates_are_renewed_without_a_restart_when_due() {
     let lab = Lab::up(LabId::CertRenewal, 3);
     let terraform = tools::newest_terraform();
     let config = SCALING.replace(
@@ -244,17 +244,6 @@ fn an_interrupted_rolling_change_is_finished_by_the_next_apply_without_redoing_m
         );
     }
     check_writes(&lab, "h3");
-}
-
-/// Restarts of etcd on `host` since `since` (seconds since the epoch).
-fn starts_since(lab: &Lab, host: &str, since: &str) -> usize {
-    lab.ssh_ok(
-        host,
-        &format!("journalctl -q -u etcd --since @{since} -o cat"),
-    )
-    .lines()
-    .filter(|l| l.starts_with("Started "))
-    .count()
 }
 
 #[test]
