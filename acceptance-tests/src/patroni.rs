@@ -56,8 +56,7 @@ postgresql:
     )
 }
 
-/// Starts Patroni on `host` with `etcd3` and waits until it leads with
-/// PostgreSQL running.
+/// Starts Patroni on `host` with `etcd3` and waits until it leads.
 pub fn start(lab: &Lab, host: &str, etcd3: &str) {
     lab.ssh_ok(
         host,
@@ -66,6 +65,11 @@ pub fn start(lab: &Lab, host: &str, etcd3: &str) {
             config(etcd3)
         ),
     );
+    wait_for_leader(lab, host);
+}
+
+/// Waits up to 90 s until Patroni on `host` leads with PostgreSQL running.
+pub fn wait_for_leader(lab: &Lab, host: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     loop {
         let list = lab.ssh(
