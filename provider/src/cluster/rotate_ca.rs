@@ -227,6 +227,7 @@ mod tests {
             algorithm: KeyAlgorithm::EcdsaP256,
             not_before: now,
             not_after: now + time::Duration::days(1),
+            key_pem: None,
         })
         .unwrap()
     }

@@ -63,6 +63,15 @@ impl Credentials {
         })
     }
 
+    /// A client identity the user gave (certificate and key, PEM).
+    pub fn given(ca_cert_pem: &str, cert_pem: &str, key_pem: &str) -> Credentials {
+        Credentials {
+            ca_pem: ca_cert_pem.to_string(),
+            cert_pem: cert_pem.to_string(),
+            key_pem: key_pem.to_string(),
+        }
+    }
+
     /// The same identity, verifying servers against `ca_pem` (one or more
     /// CA certificates: both the old and the new during a CA rotation).
     pub fn trusting(self, ca_pem: &str) -> Credentials {

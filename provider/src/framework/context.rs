@@ -1,5 +1,8 @@
-//! What every operation gets besides its values: the clock and the signal
-//! that Terraform asked the provider to stop.
+//! What every operation gets besides its values: the clock, the signal
+//! that Terraform asked the provider to stop, and the provider block's
+//! configuration.
+
+use std::sync::{Arc, RwLock};
 
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -8,9 +11,12 @@ use tokio_util::sync::CancellationToken;
 /// for tests of time-dependent plans such as certificate renewal.
 pub const FAKE_NOW_VARIABLE: &str = "ETCD_PROVIDER_FAKE_NOW";
 
+use super::value::Value;
+
 #[derive(Clone, Default)]
 pub struct Context {
     stop: CancellationToken,
+    provider_config: Arc<RwLock<Value>>,
 }
 
 impl Context {
@@ -36,6 +42,21 @@ impl Context {
     /// The stop request as a token, for layers that do not take a context.
     pub fn stop_signal(&self) -> CancellationToken {
         self.stop.clone()
+    }
+
+    /// The provider block as Terraform configured it (null before
+    /// ConfigureProvider, and in tests that never configure).
+    pub fn provider_config(&self) -> Value {
+        self.provider_config
+            .read()
+            .map(|config| config.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn set_provider_config(&self, config: Value) {
+        if let Ok(mut slot) = self.provider_config.write() {
+            *slot = config;
+        }
     }
 
     /// Asks every operation in flight to stop at its next safe point.

@@ -14,7 +14,15 @@ use super::value::Value;
 
 pub struct Provider {
     resources: BTreeMap<&'static str, Box<dyn Resource>>,
+    config: ProviderBlock,
     pub context: Context,
+}
+
+/// The provider block: its schema and the check of a configuration (which
+/// may hold unknown values when Terraform validates it).
+pub struct ProviderBlock {
+    pub block: Block,
+    pub check: fn(&Value, &mut Diagnostics),
 }
 
 /// The outcome of planning one resource change.
@@ -24,19 +32,34 @@ pub struct Planned {
 }
 
 impl Provider {
-    pub fn new(resources: Vec<Box<dyn Resource>>) -> Provider {
+    pub fn new(resources: Vec<Box<dyn Resource>>, config: ProviderBlock) -> Provider {
         Provider {
             resources: resources.into_iter().map(|r| (r.name(), r)).collect(),
+            config,
             context: Context::default(),
         }
     }
 
-    /// The provider block's schema: the provider needs no configuration.
     pub fn provider_schema(&self) -> Schema {
         Schema {
             version: 0,
-            block: Block::new("The etcd provider needs no configuration of its own."),
+            block: self.config.block.clone(),
         }
+    }
+
+    /// Checks the provider block (ValidateProviderConfig).
+    pub fn validate_config(&self, config: &Value) -> Diagnostics {
+        let mut diags = Diagnostics::default();
+        (self.config.check)(config, &mut diags);
+        diags
+    }
+
+    /// Checks the provider block and keeps it for every later operation
+    /// (ConfigureProvider).
+    pub fn configure(&self, config: Value) -> Diagnostics {
+        let diags = self.validate_config(&config);
+        self.context.set_provider_config(config);
+        diags
     }
 
     pub fn schemas(&self) -> BTreeMap<&'static str, Schema> {
@@ -61,8 +84,31 @@ impl Provider {
         }
     }
 
-    pub fn validate(&self, resource: &dyn Resource, config: &Value) -> Diagnostics {
+    /// Checks a resource's configuration. `write_only_allowed`: whether
+    /// the client keeps write-only values out of state (Terraform 1.11+);
+    /// an older one would store them, so setting one is refused.
+    pub fn validate(
+        &self,
+        resource: &dyn Resource,
+        config: &Value,
+        write_only_allowed: bool,
+    ) -> Diagnostics {
         let mut diags = Diagnostics::default();
+        if !write_only_allowed {
+            for name in resource.schema().block.write_only_names() {
+                if !config.get(name).is_null() {
+                    diags.error_at(
+                        AttributePath::root(name),
+                        "Write-only attribute needs Terraform 1.11 or later",
+                        format!(
+                            "{name} is write-only: Terraform 1.11 and later pass it to the provider without \
+                             storing it, but this Terraform would keep it in state and plan files. Upgrade \
+                             Terraform, or leave {name} unset."
+                        ),
+                    );
+                }
+            }
+        }
         resource.validate(config, &mut diags);
         diags
     }
@@ -111,6 +157,7 @@ impl Provider {
         if !plan.requires_replace.is_empty() {
             block.unknown_computed(config, &mut plan.planned);
         }
+        block.without_write_only(&mut plan.planned);
         diags.extend(plan.diags);
         (
             Planned {
@@ -121,16 +168,21 @@ impl Provider {
         )
     }
 
+    /// Carries out a planned change. The resource sees `planned` with the
+    /// write-only values of `config`; none of them reach the new state.
     pub async fn apply(
         &self,
         resource: &dyn Resource,
         prior: &Value,
         planned: &Value,
+        config: &Value,
         private: &mut Private,
     ) -> (Value, Diagnostics) {
         let mut diags = Diagnostics::default();
         let ctx = &self.context;
-        let state = match (prior.is_null(), planned.is_null()) {
+        let block = resource.schema().block;
+        let planned = &block.with_write_only(config, planned);
+        let mut state = match (prior.is_null(), planned.is_null()) {
             (_, true) => {
                 resource.delete(ctx, prior, private, &mut diags).await;
                 if diags.has_errors() {
@@ -146,6 +198,7 @@ impl Provider {
                     .await
             }
         };
+        block.without_write_only(&mut state);
         if !state.is_wholly_known() {
             diags.error(
                 "Provider returned an incomplete state",
@@ -240,7 +293,9 @@ mod tests {
         fn schema(&self) -> Schema {
             Schema {
                 version: 1,
-                block: Block::new("t").attribute(Attribute::required("host", Type::String, "h")),
+                block: Block::new("t")
+                    .attribute(Attribute::required("host", Type::String, "h"))
+                    .attribute(Attribute::optional("token_wo", Type::String, "w").write_only()),
             }
         }
         fn validate(&self, _config: &Value, _diags: &mut Diagnostics) {}
@@ -251,7 +306,12 @@ mod tests {
             _: &mut Private,
             _: &mut Diagnostics,
         ) -> Value {
-            planned.clone()
+            // Shows in `host` whether the write-only token arrived.
+            let mut state = planned.clone();
+            if let Some(token) = planned.get("token_wo").as_str() {
+                state.set("host", Value::string(format!("got {token}")));
+            }
+            state
         }
         async fn read(
             &self,
@@ -296,9 +356,19 @@ mod tests {
         }
     }
 
+    fn test_provider() -> Provider {
+        Provider::new(
+            vec![Box::new(Renamed)],
+            ProviderBlock {
+                block: Block::new("test"),
+                check: |_, _| {},
+            },
+        )
+    }
+
     #[test]
     fn stored_state_is_upgraded_across_schema_versions() {
-        let provider = Provider::new(vec![Box::new(Renamed)]);
+        let provider = test_provider();
         let (resource, ty) = provider.resource("test_renamed").unwrap();
         let (state, diags) = provider.upgrade(resource, &ty, 0, br#"{"hostname":"h1"}"#);
         assert!(!diags.has_errors());
@@ -315,9 +385,43 @@ mod tests {
         assert!(diags.has_errors());
     }
 
+    #[tokio::test]
+    async fn write_only_values_are_refused_by_old_clients_and_never_returned() {
+        let provider = test_provider();
+        let (resource, _) = provider.resource("test_renamed").unwrap();
+        let config = Value::object([
+            ("host", Value::string("h")),
+            ("token_wo", Value::string("secret")),
+        ]);
+        let refused = provider.validate(resource, &config, false);
+        assert_eq!(
+            refused.0.first().and_then(|d| d.path.as_ref()),
+            Some(&AttributePath::root("token_wo"))
+        );
+        assert!(!provider.validate(resource, &config, true).has_errors());
+        let (planned, diags) = provider
+            .plan(resource, &Value::Null, &config, &config)
+            .await;
+        assert!(!diags.has_errors());
+        assert!(planned.state.get("token_wo").is_null());
+        let mut private = Private::default();
+        let (state, diags) = provider
+            .apply(
+                resource,
+                &Value::Null,
+                &planned.state,
+                &config,
+                &mut private,
+            )
+            .await;
+        assert!(!diags.has_errors());
+        assert_eq!(state.get("host").as_str(), Some("got secret"));
+        assert!(state.get("token_wo").is_null());
+    }
+
     #[test]
     fn unknown_resource_types_are_a_diagnostic() {
-        let provider = Provider::new(vec![Box::new(Renamed)]);
+        let provider = test_provider();
         assert!(provider.resource("nope").is_err());
     }
 }

@@ -31,6 +31,9 @@ pub struct Attribute {
     pub default: Option<Value>,
     /// A change of this attribute replaces the resource.
     pub replace_on_change: bool,
+    /// Sent by Terraform (1.11+) in the configuration only: never planned,
+    /// never stored in state or plan files.
+    pub write_only: bool,
 }
 
 impl Attribute {
@@ -43,6 +46,7 @@ impl Attribute {
             sensitive: false,
             default: None,
             replace_on_change: false,
+            write_only: false,
         }
     }
 
@@ -84,6 +88,12 @@ impl Attribute {
 
     pub fn replace_on_change(mut self) -> Attribute {
         self.replace_on_change = true;
+        self
+    }
+
+    /// A write-only attribute (optional or required, never computed).
+    pub fn write_only(mut self) -> Attribute {
+        self.write_only = true;
         self
     }
 
@@ -254,6 +264,37 @@ impl Block {
             }
         }
     }
+
+    /// The top-level write-only attributes.
+    pub fn write_only_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.attributes
+            .iter()
+            .filter(|a| a.write_only)
+            .map(|a| a.name)
+    }
+
+    /// Sets every write-only attribute of `value` to null: what Terraform
+    /// must get back from a plan or an apply.
+    pub fn without_write_only(&self, value: &mut Value) {
+        if value.is_null() || value.is_unknown() {
+            return;
+        }
+        for name in self.write_only_names() {
+            value.set(name, Value::Null);
+        }
+    }
+
+    /// `planned` with the write-only values of `config` put back, for the
+    /// resource to use while it applies.
+    pub fn with_write_only(&self, config: &Value, planned: &Value) -> Value {
+        let mut value = planned.clone();
+        if !value.is_null() && !value.is_unknown() {
+            for name in self.write_only_names() {
+                value.set(name, config.get(name).clone());
+            }
+        }
+        value
+    }
 }
 
 /// A resource's schema: its block and the version of its stored state.
@@ -324,6 +365,23 @@ mod tests {
         let mut out = Vec::new();
         block().replacement_paths(&prior, &planned, &AttributePath::default(), &mut out);
         assert_eq!(out, vec![AttributePath::root("name")]);
+    }
+
+    #[test]
+    fn write_only_values_reach_apply_and_leave_no_trace() {
+        let block = Block::new("t")
+            .attribute(Attribute::required("name", Type::String, "n"))
+            .attribute(Attribute::optional("secret_wo", Type::String, "s").write_only());
+        let config = Value::object([
+            ("name", Value::string("a")),
+            ("secret_wo", Value::string("k")),
+        ]);
+        let mut planned = config.clone();
+        block.without_write_only(&mut planned);
+        assert!(planned.get("secret_wo").is_null());
+        assert_eq!(planned.get("name").as_str(), Some("a"));
+        let applying = block.with_write_only(&config, &planned);
+        assert_eq!(applying.get("secret_wo").as_str(), Some("k"));
     }
 
     #[test]

@@ -13,11 +13,16 @@ pub struct CaRequest<'a> {
     pub algorithm: KeyAlgorithm,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
+    /// The CA's key, PEM; a new key of `algorithm` when `None`.
+    pub key_pem: Option<&'a str>,
 }
 
 /// Creates a self-signed CA that may sign certificates and CRLs.
 pub fn create_ca(request: &CaRequest) -> Result<KeyedCertificate, PkiError> {
-    let key = request.algorithm.generate()?;
+    let key = match request.key_pem {
+        Some(pem) => parse_key(pem)?,
+        None => request.algorithm.generate()?,
+    };
     let mut params = CertificateParams::default();
     params
         .distinguished_name
@@ -103,6 +108,7 @@ mod tests {
             algorithm,
             not_before: now,
             not_after: now + ::time::Duration::hours(24),
+            key_pem: None,
         }
     }
 

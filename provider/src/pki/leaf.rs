@@ -107,6 +107,7 @@ mod tests {
             algorithm: KeyAlgorithm::EcdsaP256,
             not_before: now,
             not_after: now + ::time::Duration::days(10),
+            key_pem: None,
         })
         .unwrap();
         let names = vec!["10.0.0.11".to_string(), "e1.example".to_string()];
@@ -158,6 +159,7 @@ mod tests {
             algorithm: KeyAlgorithm::EcdsaP256,
             not_before: now,
             not_after: now + ::time::Duration::days(10),
+            key_pem: None,
         })
         .unwrap();
         let subject = |common_name: &str| {

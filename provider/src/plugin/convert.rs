@@ -64,6 +64,7 @@ fn block(b: &Block) -> pb::schema::Block {
                 optional: matches!(a.mode, Mode::Optional | Mode::OptionalComputed),
                 computed: matches!(a.mode, Mode::Computed | Mode::OptionalComputed),
                 sensitive: a.sensitive,
+                write_only: a.write_only,
                 description_kind: pb::StringKind::Markdown as i32,
                 deprecated: false,
             })

@@ -43,20 +43,32 @@ impl pb::provider_server::Provider for ProviderService {
 
     async fn validate_provider_config(
         &self,
-        _request: Request<pb::validate_provider_config::Request>,
+        request: Request<pb::validate_provider_config::Request>,
     ) -> Reply<pb::validate_provider_config::Response> {
-        reply(pb::validate_provider_config::Response::default())
+        let ty = self.provider.provider_schema().block.value_type();
+        let diags = match decode(request.get_ref().config.as_ref(), &ty, "provider block") {
+            Ok(config) => self.provider.validate_config(&config),
+            Err(diags) => diags,
+        };
+        reply(pb::validate_provider_config::Response {
+            diagnostics: convert::diagnostics(diags),
+        })
     }
 
     async fn configure_provider(
         &self,
         request: Request<pb::configure_provider::Request>,
     ) -> Reply<pb::configure_provider::Response> {
-        log::info!(
-            "configured by Terraform {}",
-            request.get_ref().terraform_version
-        );
-        reply(pb::configure_provider::Response::default())
+        let req = request.into_inner();
+        log::info!("configured by Terraform {}", req.terraform_version);
+        let ty = self.provider.provider_schema().block.value_type();
+        let diags = match decode(req.config.as_ref(), &ty, "provider block") {
+            Ok(config) => self.provider.configure(config),
+            Err(diags) => diags,
+        };
+        reply(pb::configure_provider::Response {
+            diagnostics: convert::diagnostics(diags),
+        })
     }
 
     async fn validate_resource_config(
@@ -68,7 +80,13 @@ impl pb::provider_server::Provider for ProviderService {
             Err(diags) => diags,
             Ok((resource, ty)) => match decode(req.config.as_ref(), &ty, "configuration") {
                 Err(diags) => diags,
-                Ok(config) => self.provider.validate(resource, &config),
+                Ok(config) => {
+                    let write_only_allowed = req
+                        .client_capabilities
+                        .is_some_and(|c| c.write_only_attributes_allowed);
+                    self.provider
+                        .validate(resource, &config, write_only_allowed)
+                }
             },
         };
         reply(pb::validate_resource_config::Response {
@@ -181,16 +199,17 @@ impl pb::provider_server::Provider for ProviderService {
             Ok((
                 prior,
                 decode(req.planned_state.as_ref(), &ty, "planned state")?,
+                decode(req.config.as_ref(), &ty, "configuration")?,
             ))
         });
-        let (prior, planned) = match decoded {
+        let (prior, planned, config) = match decoded {
             Ok(values) => values,
             Err(diags) => return reply(failed(diags)),
         };
         let mut private = Private::decode(&req.planned_private);
         let (new_state, diags) = self
             .provider
-            .apply(resource, &prior, &planned, &mut private)
+            .apply(resource, &prior, &planned, &config, &mut private)
             .await;
         reply(pb::apply_resource_change::Response {
             new_state: Some(encode(&new_state, &ty)),

@@ -1,47 +1,26 @@
 //! `etcd_ca`: a certificate authority for a cluster's server, peer and
-//! client certificates. It lives only in Terraform state; a CA inside its
-//! renewal window plans as a replacement so that drift checks see it.
+//! client certificates. It lives only in Terraform state (its key too,
+//! unless the user brings the key as the write-only
+//! `private_key_pem_wo`); a CA inside its renewal window plans as a
+//! replacement so that drift checks see it.
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
-use time::format_description::well_known::Rfc3339;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
+use super::lifetime::{
+    key_algorithm_attribute, mark_renewal, renewal_due, rfc3339, validate_key_and_lifetime,
+    DEFAULT_EARLY_RENEWAL_HOURS,
+};
 use crate::framework::{
     Attribute, AttributePath, Block, Context, Diagnostics, Plan, Private, Resource, Schema, Type,
     Value,
 };
-use crate::pki::{self, CaRequest, KeyAlgorithm, MAX_VALIDITY_HOURS};
+use crate::pki::{self, CaRequest, KeyAlgorithm};
 
 pub struct CertificateAuthority;
 
 const DEFAULT_VALIDITY_HOURS: f64 = 87600.0; // ten years
-pub(super) const DEFAULT_EARLY_RENEWAL_HOURS: f64 = 720.0; // thirty days
-
-/// The validity window a state records, and whether it is time to renew
-/// (also the rule of `etcd_client_certificate`).
-pub(super) fn renewal_due(state: &Value, early_renewal_hours: i64, now: OffsetDateTime) -> bool {
-    let end = state
-        .get("validity_end_time")
-        .as_str()
-        .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
-    match end {
-        Some(end) => now >= end - Duration::hours(early_renewal_hours),
-        None => false,
-    }
-}
-
-/// Sets `ready_for_renewal` from the state's expiry and its
-/// `early_renewal_hours`, as read does.
-pub(super) fn mark_renewal(state: &mut Value, now: OffsetDateTime) {
-    let early = state.get("early_renewal_hours").as_i64().unwrap_or(0);
-    let due = renewal_due(state, early, now);
-    state.set("ready_for_renewal", Value::Bool(due));
-}
-
-pub(super) fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
 
 /// The ID of a CA: the SHA-256 fingerprint of its certificate.
 fn fingerprint(cert_pem: &str) -> String {
@@ -59,9 +38,11 @@ impl Resource for CertificateAuthority {
 
     fn schema(&self) -> Schema {
         let block = Block::new(
-            "A certificate authority for an etcd cluster. The CA's private key stays in Terraform state and \
-             never goes to a member host. When the CA enters its renewal window (`early_renewal_hours` before \
-             it expires) the plan replaces it, so `terraform plan -detailed-exitcode` exits 2.",
+            "A certificate authority for an etcd cluster. The provider makes its private key and keeps it in \
+             Terraform state, or, to keep the key out of state, signs the CA with a key you give as the write-only \
+             `private_key_pem_wo` (Terraform 1.11+) and give to the provider block too. The key never goes to a \
+             member host. When the CA enters its renewal window (`early_renewal_hours` before it expires) the \
+             plan replaces it, so `terraform plan -detailed-exitcode` exits 2.",
         )
         .attribute(Attribute::computed("id", Type::String, "SHA-256 fingerprint of the CA certificate (hex)."))
         .attribute(
@@ -92,7 +73,32 @@ impl Resource for CertificateAuthority {
         ))
         .attribute(Attribute::computed("cert_pem", Type::String, "The CA certificate, PEM."))
         .attribute(
-            Attribute::computed("private_key_pem", Type::String, "The CA private key, PEM (PKCS#8).").sensitive(),
+            Attribute::computed(
+                "private_key_pem",
+                Type::String,
+                "The CA private key, PEM (PKCS#8); null when it came from `private_key_pem_wo`.",
+            )
+            .sensitive(),
+        )
+        .attribute(
+            Attribute::optional(
+                "private_key_pem_wo",
+                Type::String,
+                "Write-only (Terraform 1.11+): a PEM private key to make the CA with instead of a new one; it is \
+                 in no state or plan file. Its algorithm must be `key_algorithm`. Give the same key to the \
+                 provider block (`ca_key_files` or `ca_keys`) so that resources using this CA find it. A \
+                 changed key takes effect when `private_key_pem_wo_version` changes.",
+            )
+            .sensitive()
+            .write_only(),
+        )
+        .attribute(
+            Attribute::optional(
+                "private_key_pem_wo_version",
+                Type::Number,
+                "Any number; changing it replaces the CA with one made from the current `private_key_pem_wo`.",
+            )
+            .replace_on_change(),
         )
         .attribute(Attribute::computed(
             "validity_start_time",
@@ -119,6 +125,7 @@ impl Resource for CertificateAuthority {
             }
         }
         validate_key_and_lifetime(config, DEFAULT_VALIDITY_HOURS, "the CA", diags);
+        validate_given_key(config, diags);
     }
 
     async fn modify_plan(&self, ctx: &Context, plan: &mut Plan<'_>) {
@@ -134,6 +141,10 @@ impl Resource for CertificateAuthority {
             plan.replace_because_of(AttributePath::root("ready_for_renewal"));
         } else {
             plan.planned.set("ready_for_renewal", Value::Bool(false));
+            // A CA made from private_key_pem_wo has no key in state, and
+            // an update in place does not give it one.
+            let stored_key = plan.prior.get("private_key_pem").clone();
+            plan.planned.set("private_key_pem", stored_key);
         }
     }
 
@@ -153,12 +164,14 @@ impl Resource for CertificateAuthority {
         let now = ctx.now();
         let not_before = now.replace_nanosecond(0).unwrap_or(now);
         let not_after = not_before + Duration::hours(hours);
+        let given_key = planned.get("private_key_pem_wo").as_str();
         let request = CaRequest {
             common_name: planned.str_or_empty("common_name"),
             organization: planned.get("organization").as_str(),
             algorithm,
             not_before,
             not_after,
+            key_pem: given_key,
         };
         let ca = match pki::create_ca(&request) {
             Ok(ca) => ca,
@@ -176,7 +189,11 @@ impl Resource for CertificateAuthority {
         let mut state = planned.clone();
         state.set("id", Value::string(fingerprint(&ca.cert_pem)));
         state.set("cert_pem", Value::string(ca.cert_pem));
-        state.set("private_key_pem", Value::string(ca.key_pem));
+        let stored_key = match given_key {
+            Some(_) => Value::Null,
+            None => Value::string(ca.key_pem),
+        };
+        state.set("private_key_pem", stored_key);
         state.set("validity_start_time", Value::string(rfc3339(not_before)));
         state.set("validity_end_time", Value::string(rfc3339(not_after)));
         state.set("ready_for_renewal", Value::Bool(false));
@@ -295,73 +312,42 @@ impl Resource for CertificateAuthority {
     }
 }
 
-/// `key_algorithm`: a new one replaces the key pair.
-pub(super) fn key_algorithm_attribute() -> Attribute {
-    Attribute::with_default(
-        "key_algorithm",
-        Type::String,
-        Value::string(KeyAlgorithm::EcdsaP256.name()),
-        "Key algorithm: `ECDSA_P256` (default), `ECDSA_P384`, `RSA_2048`, `RSA_4096` or `ED25519`.",
-    )
-    .replace_on_change()
-}
-
-/// `key_algorithm`, `validity_period_hours` and `early_renewal_hours` of a
-/// key pair with a lifetime (`what`: the CA, the certificate), whose
-/// validity defaults to `default_validity` hours.
-pub(super) fn validate_key_and_lifetime(
-    config: &Value,
-    default_validity: f64,
-    what: &str,
-    diags: &mut Diagnostics,
-) {
-    if let Some(alg) = config.get("key_algorithm").as_str() {
-        if KeyAlgorithm::parse(alg).is_none() {
+/// `private_key_pem_wo`: a private key of the configured algorithm. The
+/// key itself is never quoted in a diagnostic.
+fn validate_given_key(config: &Value, diags: &mut Diagnostics) {
+    let Some(pem) = config.get("private_key_pem_wo").as_str() else {
+        return;
+    };
+    let at = AttributePath::root("private_key_pem_wo");
+    let key = match pki::key::parse_key(pem) {
+        Ok(key) => key,
+        Err(_) => {
             diags.error_at(
-                AttributePath::root("key_algorithm"),
-                "Unknown key algorithm",
-                format!("{alg:?} is not one of {}.", KeyAlgorithm::names()),
+                at,
+                "Not a private key",
+                "private_key_pem_wo must hold a PEM private key.",
             );
+            return;
         }
-    }
-    let validity = config.get("validity_period_hours");
-    let early = config.get("early_renewal_hours");
-    if let Some(hours) = validity.as_f64() {
-        if hours <= 0.0 || hours > MAX_VALIDITY_HOURS as f64 || validity.as_i64().is_none() {
-            diags.error_at(
-                AttributePath::root("validity_period_hours"),
-                "Invalid validity period",
-                format!(
-                    "validity_period_hours must be a whole number of hours from 1 to {MAX_VALIDITY_HOURS} \
-                     (100 years), not {hours}."
-                ),
-            );
-        }
-    }
-    if let Some(hours) = early.as_f64() {
-        if hours < 0.0 || hours > MAX_VALIDITY_HOURS as f64 || early.as_i64().is_none() {
-            diags.error_at(
-                AttributePath::root("early_renewal_hours"),
-                "Invalid early renewal",
-                format!(
-                    "early_renewal_hours must be a whole number of hours from 0 to {MAX_VALIDITY_HOURS}, not {hours}."
-                ),
-            );
-        }
-    }
-    if validity.is_wholly_known() && early.is_wholly_known() {
-        let validity = validity.as_f64().unwrap_or(default_validity);
-        let early = early.as_f64().unwrap_or(DEFAULT_EARLY_RENEWAL_HOURS);
-        if early >= validity && validity > 0.0 {
-            diags.error_at(
-                AttributePath::root("early_renewal_hours"),
-                "Early renewal not shorter than validity",
-                format!(
-                    "early_renewal_hours ({early}) must be less than validity_period_hours ({validity}); \
-                     otherwise {what} would be due for renewal as soon as it is made."
-                ),
-            );
-        }
+    };
+    let Some(configured) = config
+        .get("key_algorithm")
+        .as_str()
+        .map_or(Some(KeyAlgorithm::EcdsaP256), KeyAlgorithm::parse)
+    else {
+        return; // reported on key_algorithm
+    };
+    match KeyAlgorithm::of(&key) {
+        Some(found) if found == configured => {}
+        found => diags.error_at(
+            AttributePath::root("key_algorithm"),
+            "Key algorithm does not match the given key",
+            format!(
+                "private_key_pem_wo holds {} key; set key_algorithm = {:?}.",
+                found.map_or("an unsupported".to_string(), |a| format!("an {}", a.name())),
+                found.map_or("", |a| a.name()),
+            ),
+        ),
     }
 }
 
@@ -407,19 +393,22 @@ mod tests {
     }
 
     #[test]
+    fn a_given_key_must_be_a_key_of_the_configured_algorithm() {
+        let rsa = KeyAlgorithm::Rsa2048.generate().unwrap().serialize_pem();
+        let mut c = config(10.0, 1.0, "RSA_2048");
+        c.set("private_key_pem_wo", Value::string(&rsa));
+        assert!(errors_at(&c).is_empty());
+        c.set("key_algorithm", Value::Null); // the default, ECDSA_P256
+        assert_eq!(errors_at(&c), vec!["key_algorithm"]);
+        c.set("private_key_pem_wo", Value::string("not a key"));
+        assert_eq!(errors_at(&c), vec!["private_key_pem_wo"]);
+    }
+
+    #[test]
     fn unknown_values_are_not_judged() {
         let mut c = config(10.0, 1.0, "ECDSA_P256");
         c.set("validity_period_hours", Value::Unknown);
         c.set("early_renewal_hours", Value::number(50.0));
         assert!(errors_at(&c).is_empty());
-    }
-
-    #[test]
-    fn renewal_window_starts_early_renewal_hours_before_expiry() {
-        let end = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-        let state = Value::object([("validity_end_time", Value::string(rfc3339(end)))]);
-        assert!(!renewal_due(&state, 10, end - Duration::hours(11)));
-        assert!(renewal_due(&state, 10, end - Duration::hours(10)));
-        assert!(renewal_due(&state, 0, end));
     }
 }

@@ -8,7 +8,7 @@
 
 use async_trait::async_trait;
 
-use super::settings;
+use super::{ca_keys, settings};
 use crate::cluster::foreign_member;
 use crate::cluster::{ClusterSpec, Observed, HEALTHY};
 use crate::framework::{
@@ -48,10 +48,11 @@ fn schema_block() -> Block {
              rewrites the member's certificates and restarts it: change it only once the cluster trusts the new CA.",
         ))
         .attribute(
-            Attribute::required(
+            Attribute::optional(
                 "ca_key_pem",
                 Type::String,
-                "The CA's private key (PEM). It stays on the machine running Terraform; the member never gets it.",
+                "The CA's private key (PEM). It stays on the machine running Terraform; the member never gets it. \
+                 Leave it unset to keep it out of state: the provider block's `ca_key_files` or `ca_keys` give it.",
             )
             .sensitive(),
         );
@@ -90,7 +91,7 @@ fn spec(ctx: &Context, value: &Value) -> ClusterSpec {
             ctx,
         )],
         ca_cert_pem: value.str_or_empty("ca_cert_pem").to_string(),
-        ca_key_pem: value.str_or_empty("ca_key_pem").to_string(),
+        ca_key_pem: ca_keys::ca_key(ctx, value),
         trusted_ca_pem: value.str_or_empty("ca_cert_pem").to_string(),
         tunnel: false,
         foreign_endpoints: value.get("cluster_endpoints").as_strings(),
@@ -143,6 +144,7 @@ impl Resource for EtcdMember {
     }
 
     async fn modify_plan(&self, ctx: &Context, plan: &mut Plan<'_>) {
+        ca_keys::require_key(ctx, plan);
         let planned = spec(ctx, &plan.planned);
         let member = &planned.members[0];
         if plan.planned.get("host").is_wholly_known() {

@@ -212,7 +212,9 @@ impl Resource for EtcdRole {
         validate_role(config, diags);
     }
 
-    async fn modify_plan(&self, _ctx: &Context, _plan: &mut Plan<'_>) {}
+    async fn modify_plan(&self, ctx: &Context, plan: &mut Plan<'_>) {
+        connection::require_credentials(ctx, plan);
+    }
 
     async fn create(
         &self,

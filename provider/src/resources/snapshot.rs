@@ -101,7 +101,9 @@ impl Resource for EtcdSnapshot {
         validate_path(config, diags);
     }
 
-    async fn modify_plan(&self, _ctx: &Context, _plan: &mut Plan<'_>) {}
+    async fn modify_plan(&self, ctx: &Context, plan: &mut Plan<'_>) {
+        connection::require_credentials(ctx, plan);
+    }
 
     async fn create(
         &self,

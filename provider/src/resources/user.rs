@@ -155,7 +155,8 @@ impl Resource for EtcdUser {
         validate_user(config, diags);
     }
 
-    async fn modify_plan(&self, _ctx: &Context, plan: &mut Plan<'_>) {
+    async fn modify_plan(&self, ctx: &Context, plan: &mut Plan<'_>) {
+        connection::require_credentials(ctx, plan);
         // A password removed: a certificate-only user is made anew with
         // etcd's no-password option.
         if !plan.is_create()

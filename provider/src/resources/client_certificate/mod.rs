@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::ca::{mark_renewal, renewal_due, rfc3339};
-use super::settings;
+use super::lifetime::{mark_renewal, renewal_due, rfc3339};
+use super::{ca_keys, settings};
 use crate::client_files::{Contents, Placement};
 use crate::framework::{Context, Diagnostics, Plan, Private, Resource, Schema, Value};
 use crate::pki::{self, KeyAlgorithm, LeafRequest, Usage};
@@ -100,7 +100,7 @@ fn issue(ctx: &Context, planned: &mut Value) -> Result<(), String> {
     let (not_before, not_after) = pki::validity_window(ctx.now(), hours);
     let cert = pki::issue(
         planned.str_or_empty("ca_cert_pem"),
-        planned.str_or_empty("ca_key_pem"),
+        &ca_keys::ca_key(ctx, planned),
         &LeafRequest {
             common_name: planned.str_or_empty("common_name"),
             organization: planned.get("organization").as_str(),
@@ -166,6 +166,7 @@ impl Resource for ClientCertificate {
     async fn modify_plan(&self, ctx: &Context, plan: &mut Plan<'_>) {
         plan.planned
             .set("install_status", all_installed(plan.config));
+        ca_keys::require_key(ctx, plan);
         if plan.is_create() || !plan.requires_replace.is_empty() {
             return;
         }
@@ -176,7 +177,6 @@ impl Resource for ClientCertificate {
             .unwrap_or(0);
         let changed = |name: &str| plan.prior.get(name) != plan.planned.get(name);
         let reissue = changed("ca_cert_pem")
-            || changed("ca_key_pem")
             || changed("validity_period_hours")
             || renewal_due(plan.prior, early, ctx.now());
         if reissue {

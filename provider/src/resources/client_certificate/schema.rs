@@ -5,7 +5,7 @@ use super::DEFAULT_VALIDITY_HOURS;
 use crate::framework::{
     Attribute, AttributePath, Block, Diagnostics, NestedBlock, Schema, Type, Value,
 };
-use crate::resources::ca::{
+use crate::resources::lifetime::{
     key_algorithm_attribute, validate_key_and_lifetime, DEFAULT_EARLY_RENEWAL_HOURS,
 };
 use crate::resources::settings;
@@ -38,7 +38,15 @@ pub(super) fn schema() -> Schema {
     )
     .attribute(Attribute::computed("id", Type::String, "SHA-256 of the certificate (hex)."))
     .attribute(Attribute::required("ca_cert_pem", Type::String, "The CA certificate (PEM) it is issued from, e.g. `etcd_ca.main.cert_pem`."))
-    .attribute(Attribute::required("ca_key_pem", Type::String, "The CA's private key (PEM).").sensitive())
+    .attribute(
+        Attribute::optional(
+            "ca_key_pem",
+            Type::String,
+            "The CA's private key (PEM). Leave it unset to keep it out of state: the provider block's \
+             `ca_key_files` or `ca_keys` give it.",
+        )
+        .sensitive(),
+    )
     .attribute(Attribute::optional(
         "trusted_ca_pem",
         Type::String,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::settings;
+use super::{ca_keys, settings};
 use crate::cluster::{self, ClusterSpec, Observed, HEALTHY};
 use crate::framework::{
     AttributePath, Context, Diagnostics, Plan, Private, Resource, Schema, Value,
@@ -48,7 +48,7 @@ fn spec(ctx: &Context, value: &Value) -> ClusterSpec {
             .map(|m| settings::member_spec(m, ssh_block, settings::timeout(value, "command"), ctx))
             .collect(),
         ca_cert_pem: value.str_or_empty("ca_cert_pem").to_string(),
-        ca_key_pem: value.str_or_empty("ca_key_pem").to_string(),
+        ca_key_pem: ca_keys::ca_key(ctx, value),
         trusted_ca_pem: ca_rotation::trusted(value),
         tunnel: ssh_block.get("tunnel").as_bool().unwrap_or(false),
         foreign_endpoints: Vec::new(),
@@ -143,6 +143,15 @@ impl Resource for EtcdCluster {
 
     async fn modify_plan(&self, ctx: &Context, plan: &mut Plan<'_>) {
         ca_rotation::plan_ca(plan);
+        ca_keys::require_key(ctx, plan);
+        let rotating = !plan.is_create()
+            && plan.planned.get("ca_cert_pem").as_str().is_some()
+            && plan.prior.get("ca_cert_pem") != plan.planned.get("ca_cert_pem");
+        if rotating {
+            // The first pass of a rotation still issues from the old CA.
+            let prior = plan.prior.clone();
+            ca_keys::require_key_of(ctx, &prior, "the CA being rotated out (in state)", plan);
+        }
         if plan.is_create() {
             if let Some(path) = plan.planned.get("initial_snapshot_path").as_str() {
                 if !std::path::Path::new(path).is_file() {
@@ -266,6 +275,10 @@ impl Resource for EtcdCluster {
         if drifted {
             plan.planned.set("member_ids", Value::Unknown);
             plan.planned.set("member_versions", Value::Unknown);
+        }
+        // Any apply may restart members (a CA rotation, a repair), and a
+        // leader hands leadership on before its restart.
+        if drifted || plan.planned != *plan.prior {
             plan.planned.set("leader", Value::Unknown);
         }
     }

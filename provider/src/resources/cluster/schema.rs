@@ -31,7 +31,13 @@ pub(super) fn schema_block() -> Block {
          the old one (see `retiring_ca_cert_pem`).",
     ))
     .attribute(
-        Attribute::required("ca_key_pem", Type::String, "The CA's private key (PEM). It stays on the machine running Terraform; members never get it.")
+        Attribute::optional(
+            "ca_key_pem",
+            Type::String,
+            "The CA's private key (PEM). It stays on the machine running Terraform; members never get it. Leave \
+             it unset to keep it out of state: the provider block's `ca_key_files` or `ca_keys` give it (during a \
+             CA rotation, the old CA's key and the new one's).",
+        )
             .sensitive(),
     );
     settings::settings_attributes(block, false)
