@@ -27,9 +27,10 @@ pub fn normalise_schema(mut raw: Value) -> Value {
     raw
 }
 
-/// The provider schema as Terraform 1.0.3 prints it for the built provider.
+/// The provider schema as the newest Terraform prints it for the built provider.
 pub fn live_schema() -> Value {
-    let terraform = crate::tools::tools_dir().join("terraform-1.0.3/terraform");
+    // The newest Terraform: older ones do not show write-only attributes.
+    let terraform = crate::tools::newest_terraform();
     let ws = crate::terraform::Workspace::new(
         &terraform,
         crate::terraform::Install::FilesystemMirror,
@@ -110,6 +111,15 @@ fn index(root: &Path, provider: &Value) -> String {
     if let Some(example) = example_of(root, "ca") {
         let _ = write!(out, "\n## Example Usage\n\n```terraform\n{}```\n", example);
     }
+    if let Some(example) = example_of(root, "ca-key-outside-state") {
+        let _ = write!(
+            out,
+            "\n### The CA key outside state\n\n```terraform\n{}```\n",
+            example
+        );
+    }
+    out.push_str("\n<!-- schema generated from schemas/schema.json -->\n## Schema\n");
+    write_block(&mut out, &provider["provider"]["block"], "");
     out
 }
 
@@ -178,10 +188,11 @@ fn write_block(out: &mut String, block: &Value, prefix: &str) {
             }
         );
         for (name, attr) in members {
-            let sensitive = if attr["sensitive"] == true {
-                ", Sensitive"
-            } else {
-                ""
+            let sensitive = match (attr["sensitive"] == true, attr["write_only"] == true) {
+                (true, true) => ", Sensitive, Write-only",
+                (true, false) => ", Sensitive",
+                (false, true) => ", Write-only",
+                (false, false) => "",
             };
             let _ = writeln!(
                 out,

@@ -11,7 +11,8 @@ pub enum LabId {
     Download5 = 4,
     HostKilledDuringBootstrap = 5,
     SingleMember = 6,
-    // 7 and 8: benches/snapshot-memory and benches/cluster-apply.
+    // 7, 8 and 10: benches/snapshot-memory, benches/cluster-apply and
+    // benches/day2-changes.
     /// `acceptance-tests/demo` (a script: it sets `TESTHOSTS_LAB=9` itself).
     Demo = 9,
     InterruptedBootstrap = 11,
@@ -39,6 +40,7 @@ pub enum LabId {
     Patroni = 33,
     SharedCluster = 34,
     AuthThroughChanges = 35,
+    CaKeyOutsideState = 36,
 }
 
 impl LabId {
