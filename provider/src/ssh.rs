@@ -283,6 +283,11 @@ impl Host {
             })
     }
 
+    /// Whether the connection still works (its control master answers).
+    pub async fn is_alive(&self) -> bool {
+        self.session.check().await.is_ok()
+    }
+
     pub async fn close(self) {
         let _ = self.session.close().await;
     }

@@ -21,35 +21,54 @@ use crate::ssh::{self, Host};
 /// (see [`install_backup_job_after_change`]).
 pub async fn install_backup_jobs(spec: &ClusterSpec) {
     for member in &spec.members {
-        install_backup_job_after_change(spec, member).await;
+        install_backup_job_after_change(spec, member, None).await;
     }
 }
 
 /// Installs a member's backup job after a change that is done (a
 /// bootstrap, a member added or rewritten): a failure does not undo the
 /// change. It is logged, the member's `status` shows the broken job, and
-/// the next apply's repair installs it (or says why it cannot).
-pub async fn install_backup_job_after_change(spec: &ClusterSpec, member: &MemberSpec) {
-    if let Err(e) = install_backup_job(spec, member).await {
+/// the next apply's repair installs it (or says why it cannot). `host`:
+/// a connection to the member the caller holds, if any.
+pub async fn install_backup_job_after_change(
+    spec: &ClusterSpec,
+    member: &MemberSpec,
+    host: Option<&Host>,
+) {
+    let installed = match host {
+        Some(host) => install_backup_job_on(spec, member, host).await,
+        None => install_backup_job(spec, member).await,
+    };
+    if let Err(e) = installed {
         log::warn!("{e}; the next apply installs it");
     }
 }
 
 /// Installs (or repairs) one member's backup job: etcd is not touched.
-/// With `copy_to`, the member's key is made and authorized on the backup
-/// host first.
 pub async fn install_backup_job(spec: &ClusterSpec, member: &MemberSpec) -> Result<(), String> {
     let host = connect(member).await?;
+    let installed = install_backup_job_on(spec, member, &host).await;
+    host.close().await;
+    installed
+}
+
+/// [`install_backup_job`] over a connection the caller holds. With
+/// `copy_to`, the member's key is made and authorized on the backup host
+/// first.
+async fn install_backup_job_on(
+    spec: &ClusterSpec,
+    member: &MemberSpec,
+    host: &Host,
+) -> Result<(), String> {
     let installed = async {
         if let Some(copy) = &spec.settings.backup.copy_to {
-            allow_copies(spec, member, &host, copy).await?;
+            allow_copies(spec, member, host, copy).await?;
         }
-        backup::install(&host, &spec.settings)
+        backup::install(host, &spec.settings)
             .await
             .map_err(|e| e.to_string())
     }
     .await;
-    host.close().await;
     installed.map_err(|e| format!("member {}: backup job: {e}", member.name))
 }
 

@@ -11,7 +11,8 @@ use super::member_steps::{connect, install_and_start, Start};
 use super::ClusterSpec;
 use crate::etcd;
 use crate::framework::Context;
-use crate::member::install::{Fingerprints, LocalBinaries};
+use crate::member::binaries::LocalBinaries;
+use crate::member::install::Fingerprints;
 use crate::member::MemberSpec;
 
 /// Writes `member`'s files from `spec` (certificates reissued) without

@@ -14,7 +14,8 @@ use super::snapshot_stream::InitialData;
 use super::ClusterSpec;
 use crate::etcd;
 use crate::framework::Context;
-use crate::member::install::{self, Fingerprints, LocalBinaries};
+use crate::member::binaries::{self, LocalBinaries};
+use crate::member::install::{self, Fingerprints};
 use crate::member::render::InitialState;
 use crate::member::{ClusterSettings, MemberSpec};
 use crate::ssh::{quote, Host};
@@ -67,10 +68,12 @@ pub async fn close_all(hosts: Vec<Result<Host, String>>) {
 }
 
 /// How a member starts: as one of a new cluster (from the initial
-/// snapshot, when there is one), or joining the running cluster.
+/// snapshot, when there is one), joining the running cluster, or (a
+/// running member whose files were rewritten) by a restart.
 pub enum Start {
     New(Option<InitialData>),
     Existing,
+    Restart,
 }
 
 /// Installs one member and starts it without waiting for it. A member of a
@@ -88,14 +91,15 @@ pub async fn install_and_start(
     let has_data = install::prepare(host, settings)
         .await
         .map_err(|e| e.to_string())?;
+    let restart = matches!(start, Start::Restart);
     let (state, initial) = match start {
         Start::New(initial) => (InitialState::New, initial),
-        Start::Existing => (InitialState::Existing, None),
+        Start::Existing | Start::Restart => (InitialState::Existing, None),
     };
     if has_data && state == InitialState::New && initial.is_none() {
         refuse_foreign_data(host, settings).await?;
     }
-    install::install_binaries(host, settings, binaries)
+    binaries::install_binaries(host, settings, binaries)
         .await
         .map_err(|e| e.to_string())?;
     let certs = install::issue_certificates(
@@ -114,7 +118,9 @@ pub async fn install_and_start(
         restore_initial_snapshot(spec, member, host, initial, initial_cluster, has_data, now)
             .await?;
     }
-    install::start(host).await.map_err(|e| e.to_string())?;
+    install::start(host, restart)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(prints)
 }
 
@@ -191,25 +197,16 @@ pub async fn rewrite_and_restart(
     host: &Host,
     binaries: Option<&LocalBinaries>,
 ) -> Result<Fingerprints, String> {
-    let prints = install_and_start(
+    install_and_start(
         spec,
         member,
         host,
         binaries,
         &spec.initial_cluster(),
-        Start::Existing,
+        Start::Restart,
         ctx.now(),
     )
-    .await?;
-    restart(host).await?;
-    Ok(prints)
-}
-
-async fn restart(host: &Host) -> Result<(), String> {
-    host.run_ok("systemctl restart --no-block etcd")
-        .await
-        .map(drop)
-        .map_err(|e| e.to_string())
+    .await
 }
 
 /// What a one-member change does on the member's host.
@@ -243,19 +240,31 @@ impl OneMemberChanges<'_> {
         change: Change<'_>,
         fingerprints: &mut BTreeMap<String, Fingerprints>,
     ) -> Result<(), String> {
+        let applied = self.apply_on(member, &host, change, fingerprints).await;
+        host.close().await;
+        applied
+    }
+
+    /// The change and what follows it, on `host` (which `apply` closes).
+    async fn apply_on(
+        &self,
+        member: &MemberSpec,
+        host: &Host,
+        change: Change<'_>,
+        fingerprints: &mut BTreeMap<String, Fingerprints>,
+    ) -> Result<(), String> {
         let (ctx, spec, binaries) = (self.ctx, self.spec, self.binaries);
         let changed = match change {
             Change::Rewrite => {
                 hand_off_leadership(ctx, spec, member).await;
-                rewrite_and_restart(ctx, spec, member, &host, binaries).await
+                rewrite_and_restart(ctx, spec, member, host, binaries).await
             }
-            Change::Readd(api) => readd(ctx, spec, api, member, &host, binaries).await,
+            Change::Readd(api) => readd(ctx, spec, api, member, host, binaries).await,
         };
-        host.close().await;
         let prints = changed.map_err(|e| format!("member {}: {e}", member.name))?;
         fingerprints.insert(member.name.clone(), prints);
         wait_until_healthy(ctx, spec, self.timeout).await?;
-        install_backup_job_after_change(spec, member).await;
+        install_backup_job_after_change(spec, member, Some(host)).await;
         Ok(())
     }
 
@@ -308,18 +317,16 @@ async fn readd(
     let initial = joining_cluster(&live, member, &spec.settings);
     api.add_member(&member.peer_url(&spec.settings), false)
         .await?;
-    let prints = install_and_start(
+    install_and_start(
         spec,
         member,
         host,
         binaries,
         &initial,
-        Start::Existing,
+        Start::Restart,
         ctx.now(),
     )
-    .await?;
-    restart(host).await?;
-    Ok(prints)
+    .await
 }
 
 /// Moves the data directory aside (renamed with the time, never deleted)

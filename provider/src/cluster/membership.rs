@@ -17,7 +17,9 @@
 //! 2. Remove leaving members that do not serve (etcd's advice: a failed
 //!    member goes before anything is added, since adding one raises the
 //!    quorum while the failed one still counts).
-//! 3. For each new member (refused if its machine, by `/etc/machine-id`,
+//! 3. First, the binaries go to every new member's host at once (staged
+//!    beside the installed ones; no member is touched). Then for each new
+//!    member (refused if its machine, by `/etc/machine-id`,
 //!    is a current member's under another address): add it as a learner
 //!    (etcd 3.4+), install and start it, promote it once it has caught up;
 //!    then remove one healthy leaving member. Adding first keeps every
@@ -41,13 +43,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::backups::{install_backup_job_after_change, SnapshotBefore};
+use super::hosts::Hosts;
 use super::member_steps::{
     add_member, close_all, connect_all, refuse_shared_machines, remove_member, uninstall_member,
 };
 use super::quorum::wait_until_healthy;
 use super::{continue_unless_stopped, observe, ClusterSpec};
 use crate::framework::Context;
-use crate::member::install::{Fingerprints, LocalBinaries};
+use crate::member::binaries::LocalBinaries;
+use crate::member::install::Fingerprints;
 use crate::member::MemberSpec;
 use crate::ssh::Host;
 
@@ -128,6 +132,14 @@ pub async fn change_membership(
         change.remove(gone).await?;
     }
     let binaries = to.local_binaries()?;
+    if let Some(local) = &binaries {
+        // The new members' hosts get their binaries at once, before the
+        // joins, which go one at a time.
+        let hosts = Hosts::default();
+        let new: Vec<MemberSpec> = added.iter().map(|m| (*m).clone()).collect();
+        hosts.stage_binaries(&new, &to.settings, local).await;
+        hosts.close().await;
+    }
     for new in added {
         if let Some(index) = leaving.iter().position(|m| same_place(m, new)) {
             change.remove(leaving.remove(index)).await?;
@@ -208,7 +220,7 @@ impl Membership<'_> {
         self.fingerprints.insert(new.name.clone(), prints);
         self.current.push(new.clone());
         wait_until_healthy(self.ctx, &self.present(), self.timeout).await?;
-        install_backup_job_after_change(self.to, new).await;
+        install_backup_job_after_change(self.to, new, None).await;
         Ok(())
     }
 

@@ -13,7 +13,8 @@
 //! nothing to do, its steps and why each is safe, and how an interrupted
 //! run resumes. Below the phases: `backups` (the backup job, and the
 //! snapshot before a change), `quorum` (the guard around every step),
-//! `member_steps` (the steps, each on one member), `in_place` (new
+//! `member_steps` (the steps, each on one member), `hosts` (SSH
+//! connections a phase keeps open), `in_place` (new
 //! certificates without a restart), `observe` (what is
 //! running, with a typed `Problem` per member), `api` (the client API,
 //! direct or tunnelled), `spec` and `version`.
@@ -35,6 +36,7 @@ mod auth;
 mod backups;
 mod bootstrap;
 pub mod foreign_member;
+mod hosts;
 mod import;
 mod in_place;
 mod member_steps;

@@ -6,12 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use super::hosts::Hosts;
 use super::ClusterSpec;
 use crate::etcd;
 use crate::framework::Context;
 use crate::member::install::Fingerprints;
 use crate::member::{backup, inspect};
-use crate::ssh::Host;
 
 /// The status text of a member that is as it should be.
 pub const HEALTHY: &str = "healthy";
@@ -203,6 +203,19 @@ pub async fn observe(
     spec: &ClusterSpec,
     expected: &BTreeMap<String, Fingerprints>,
 ) -> Observed {
+    let hosts = Hosts::default();
+    let observed = observe_through(ctx, spec, expected, &hosts).await;
+    hosts.close().await;
+    observed
+}
+
+/// [`observe`] over connections that the caller keeps open between looks.
+pub async fn observe_through(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    expected: &BTreeMap<String, Fingerprints>,
+    hosts: &Hosts,
+) -> Observed {
     let mut observed = Observed::default();
     let api = match spec.api(ctx.now()).await {
         Ok(api) => api,
@@ -217,15 +230,16 @@ pub async fn observe(
             return observed;
         }
     };
-    let (statuses, host_states) = tokio::join!(
-        api.statuses(),
-        futures::future::join_all(spec.members.iter().map(|m| async {
-            let host = Host::connect(&m.ssh).await?;
-            let state = inspect::observe(&host, &spec.settings).await;
-            host.close().await;
-            state
+    let (statuses, host_states) = tokio::join!(api.statuses(), async {
+        let connected = hosts.connect_all(&spec.members).await;
+        futures::future::join_all(connected.into_iter().map(|host| async move {
+            let host = host?;
+            inspect::observe(&host, &spec.settings)
+                .await
+                .map_err(|e| e.to_string())
         }))
-    );
+        .await
+    });
     // The member list of a member that answers a quorum read: a member cut
     // off from the others answers with what it saw last. Without one, the
     // list of any member, but no member is judged "not a member" or
@@ -262,7 +276,7 @@ pub async fn observe(
                 observed
                     .warnings
                     .push(format!("member {}: {e}", member.name));
-                problems.push(Problem::HostUnreachable(e.to_string()));
+                problems.push(Problem::HostUnreachable(e.clone()));
             }
             Ok(state) => {
                 // A member imported from elsewhere has no fingerprints yet:

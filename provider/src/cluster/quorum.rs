@@ -110,9 +110,14 @@ pub async fn wait_until_healthy(
                 late.join("; ")
             ));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(HEALTH_POLL).await;
     }
 }
+
+/// How often a restarted member's health is polled: a member of a small
+/// cluster is back well within a second, so a coarse poll would be most
+/// of a rolling step's overhead.
+const HEALTH_POLL: Duration = Duration::from_millis(50);
 
 /// Members that are not yet started, voting and healthy, with the reason.
 pub async fn late_members(spec: &ClusterSpec, api: &etcd::Client) -> Vec<String> {

@@ -33,16 +33,20 @@
 //!
 //! Interrupted: nothing in state depends on the repair; the next plan
 //! observes the drift that is left and the next apply repairs it.
+//!
+//! Its looks at the hosts go over one SSH connection per host, kept open
+//! for the whole repair (`hosts`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::backups::install_backup_job;
+use super::hosts::Hosts;
 use super::in_place::renew_certificates;
 use super::member_steps::{connect, Change, OneMemberChanges};
-use super::observe::{in_renewal_window, unlisted};
+use super::observe::{in_renewal_window, observe_through, unlisted};
 use super::quorum::{ensure_all_healthy, ensure_others_serve, wait_until_healthy};
-use super::{continue_unless_stopped, observe, ClusterSpec};
+use super::{continue_unless_stopped, ClusterSpec};
 use crate::etcd;
 use crate::framework::Context;
 use crate::member::install::Fingerprints;
@@ -55,6 +59,20 @@ pub async fn repair(
     fingerprints: &mut BTreeMap<String, Fingerprints>,
     timeout: Duration,
 ) -> Result<(), String> {
+    let hosts = Hosts::default();
+    let repaired = repair_through(ctx, spec, fingerprints, timeout, &hosts).await;
+    hosts.close().await;
+    repaired
+}
+
+/// [`repair`], looking at the hosts over connections kept open throughout.
+async fn repair_through(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    fingerprints: &mut BTreeMap<String, Fingerprints>,
+    timeout: Duration,
+    hosts: &Hosts,
+) -> Result<(), String> {
     let binaries = spec.local_binaries()?;
     let changes = OneMemberChanges {
         ctx,
@@ -65,7 +83,7 @@ pub async fn repair(
     let api = spec.api(ctx.now()).await?;
     // Observed again only after something changed: each observation is an
     // SSH round trip to every host and a status call to every member.
-    let mut observed = observe(ctx, spec, fingerprints).await;
+    let mut observed = observe_through(ctx, spec, fingerprints, hosts).await;
     let down: Vec<&MemberSpec> = spec
         .members
         .iter()
@@ -81,12 +99,12 @@ pub async fn repair(
     if !down.is_empty() {
         continue_unless_stopped(ctx, "repair")?;
         changes.bring_back(&down, fingerprints).await?;
-        observed = observe(ctx, spec, fingerprints).await;
+        observed = observe_through(ctx, spec, fingerprints, hosts).await;
     }
     for member in &spec.members {
         if !observed.unmanaged.is_empty() {
             remove_unmanaged(ctx, spec, &api, timeout).await?;
-            observed = observe(ctx, spec, fingerprints).await;
+            observed = observe_through(ctx, spec, fingerprints, hosts).await;
         }
         let health = observed.health_of(&member.name);
         if health.is_healthy() {
@@ -120,7 +138,7 @@ pub async fn repair(
             .await?;
             if renewed {
                 wait_until_healthy(ctx, spec, timeout).await?;
-                observed = observe(ctx, spec, fingerprints).await;
+                observed = observe_through(ctx, spec, fingerprints, hosts).await;
                 continue;
             }
             log::warn!(
@@ -143,7 +161,7 @@ pub async fn repair(
             Change::Rewrite
         };
         changes.apply(member, host, change, fingerprints).await?;
-        observed = observe(ctx, spec, fingerprints).await;
+        observed = observe_through(ctx, spec, fingerprints, hosts).await;
     }
     if !observed.unmanaged.is_empty() {
         remove_unmanaged(ctx, spec, &api, timeout).await?;

@@ -10,26 +10,34 @@
 //! after its config was written; a member removed out of band (or whose
 //! data is gone) is left to the repair that follows, which re-adds it with the new settings.
 //!
-//! Steps, one member at a time:
+//! Steps: first, for every member at once, new binaries are uploaded to a
+//! staging place beside the installed ones (the running members are not
+//! touched, so this needs no quorum guard). Then one member at a time:
 //! 0. Before the first member that needs it, a snapshot (`before-roll`,
 //!    see `backups`): no snapshot, no roll.
 //! 1. Refuse unless every other member serves: a restart takes this
 //!    member away for a moment, and the others must hold quorum meanwhile.
-//! 2. Rewrite and restart it.
+//! 2. Rewrite and restart it (a staged binary is renamed into place).
 //! 3. Wait until the cluster is healthy and check that the member runs the
 //!    new version before the next one.
 //!
 //! Interrupted: the state keeps the old settings, so the next plan shows
 //! the change again; members already rolled are skipped (step "nothing to
-//! do"), so the roll continues where it stopped.
+//! do"), so the roll continues where it stopped. A staged binary left
+//! behind is used or replaced by the next roll, and removed on destroy.
+//!
+//! The roll keeps one SSH connection per host open throughout (`hosts`)
+//! for its looks at every host before each member's step.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::backups::SnapshotBefore;
+use super::hosts::Hosts;
 use super::member_steps::{connect, Change, OneMemberChanges};
+use super::observe::observe_through;
 use super::quorum::ensure_others_serve;
-use super::{continue_unless_stopped, observe, ClusterSpec, Observed};
+use super::{continue_unless_stopped, ClusterSpec, Observed};
 use crate::framework::Context;
 use crate::member::install::{self, Fingerprints};
 use crate::member::render::{self, InitialState};
@@ -44,16 +52,35 @@ pub async fn roll(
     timeout: Duration,
 ) -> Result<(), String> {
     let binaries = spec.local_binaries()?;
+    let hosts = Hosts::default();
+    if let Some(binaries) = &binaries {
+        hosts
+            .stage_binaries(&spec.members, &spec.settings, binaries)
+            .await;
+    }
     let changes = OneMemberChanges {
         ctx,
         spec,
         binaries: binaries.as_ref(),
         timeout,
     };
+    let rolled = roll_members(ctx, spec, fingerprints, &changes, &hosts).await;
+    hosts.close().await;
+    rolled
+}
+
+/// The one-member-at-a-time part of the roll, over `hosts`.
+async fn roll_members(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    fingerprints: &mut BTreeMap<String, Fingerprints>,
+    changes: &OneMemberChanges<'_>,
+    hosts: &Hosts,
+) -> Result<(), String> {
     let mut snapshot = SnapshotBefore::new("before-roll");
     for (index, member) in spec.members.iter().enumerate() {
         continue_unless_stopped(ctx, "rolling change")?;
-        let observed = observe(ctx, spec, fingerprints).await;
+        let observed = observe_through(ctx, spec, fingerprints, hosts).await;
         let health = observed.health_of(&member.name);
         if health.needs_readd() {
             // Re-added by the repair that follows, with the new settings.

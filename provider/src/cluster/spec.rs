@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::version::EtcdVersion;
 use crate::etcd::Credentials;
-use crate::member::install::LocalBinaries;
+use crate::member::binaries::LocalBinaries;
 use crate::member::{BinarySource, ClusterSettings, MemberSpec};
 
 /// A cluster as the configuration describes it.

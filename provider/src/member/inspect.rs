@@ -35,23 +35,40 @@ pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostStat
     paths.insert(l.config_file(), "config".into());
     paths.insert(l.unit_file(), "unit".into());
     paths.insert(l.etcdctl_env_file(), "etcdctl.env".into());
-    paths.insert(l.etcd(), "etcd".into());
     for (name, cert, _) in l.certificate_files() {
         paths.insert(cert, name.into());
     }
     let quoted: Vec<String> = paths.keys().map(|p| quote(p)).collect();
+    paths.insert(l.etcd(), "etcd".into());
     let server_cert = format!("{}/server.crt", l.pki_dir());
     let out = host
         .run(&format!(
-            "systemctl is-active etcd; [ -d {}/member ] && echo '{DATA_MARKER}'; sha256sum {} 2>/dev/null; \
+            "systemctl is-active etcd; [ -d {}/member ] && echo '{DATA_MARKER}'; sha256sum {} 2>/dev/null; {}; \
              echo '{CERT_MARKER}'; cat {} 2>/dev/null; {}",
             quote(&l.data_dir),
             quoted.join(" "),
+            binary_hash_command(&l.etcd(), &l.binary_hash_memo()),
             quote(&server_cert),
             backup::inspect_command(settings)
         ))
         .await?;
     Ok(parse(&out.stdout, &paths))
+}
+
+/// Prints `SHA256  BINARY` as `sha256sum` does, hashing the binary (tens
+/// of megabytes, on every host at every plan) only when its size, times or
+/// inode differ from those the memo was written for; the change time
+/// moves with any write or rename, so a replaced binary is always hashed.
+fn binary_hash_command(binary: &str, memo: &str) -> String {
+    let (binary, memo) = (quote(binary), quote(memo));
+    format!(
+        "if st=$(stat -c '%s:%.9Y:%.9Z:%i' {binary} 2>/dev/null); then \
+           m=$(cat {memo} 2>/dev/null); \
+           if [ \"${{m%% *}}\" = \"$st\" ]; then h=${{m#* }}; \
+           else h=$(sha256sum {binary} | cut -d' ' -f1); echo \"$st $h\" > {memo} 2>/dev/null; fi; \
+           echo \"$h  \"{binary}; \
+         fi"
+    )
 }
 
 fn parse(stdout: &str, paths: &BTreeMap<String, String>) -> HostState {
@@ -104,6 +121,37 @@ pub fn differences(expected: &Fingerprints, seen: &HostState) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_binary_is_hashed_again_only_after_it_changed() {
+        let dir = std::env::temp_dir().join(format!("binary-memo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (binary, memo) = (dir.join("etcd"), dir.join("memo"));
+        let hash = |bytes: &[u8]| crate::member::install::sha256_hex(bytes);
+        let run = || {
+            let command = binary_hash_command(binary.to_str().unwrap(), memo.to_str().unwrap());
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(command)
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        std::fs::write(&binary, b"one").unwrap();
+        let line = |bytes: &[u8]| format!("{}  {}\n", hash(bytes), binary.display());
+        assert_eq!(run(), line(b"one"));
+        let memo_text = std::fs::read_to_string(&memo).unwrap();
+        assert!(memo_text.trim_end().ends_with(&hash(b"one")), "{memo_text}");
+        assert_eq!(run(), line(b"one"), "from the memo");
+        // A binary replaced by a rename, as an install does.
+        let next = dir.join("etcd.new");
+        std::fs::write(&next, b"two").unwrap();
+        std::fs::rename(&next, &binary).unwrap();
+        assert_eq!(run(), line(b"two"));
+        std::fs::remove_file(&binary).unwrap();
+        assert_eq!(run(), "", "no binary, no line");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn parses_unit_state_and_sums() {

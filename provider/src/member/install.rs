@@ -1,5 +1,6 @@
 //! Installing a member on its host over SSH: the `etcd` user, directories,
-//! binaries, certificates, configuration and unit, then starting it; and
+//! certificates, configuration and unit (the binaries: `binaries`), then
+//! starting it; and
 //! taking it off again. Every step is idempotent, so a failed or
 //! interrupted run is finished by running it again.
 
@@ -8,8 +9,8 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::backup;
 use super::render::{self, InitialState};
+use super::{backup, binaries};
 use super::{BinarySource, ClusterSettings, Layout, MemberSpec};
 use crate::pki::{self, KeyAlgorithm, KeyedCertificate, LeafRequest, PkiError, Usage};
 use crate::ssh::{quote, Host, SshError};
@@ -91,24 +92,6 @@ pub fn issue_certificates(
     })
 }
 
-/// `etcd` and `etcdctl` read from the machine running Terraform.
-pub struct LocalBinaries {
-    pub etcd: Vec<u8>,
-    pub etcdctl: Vec<u8>,
-}
-
-impl LocalBinaries {
-    pub fn load(dir: &str) -> Result<LocalBinaries, String> {
-        let read = |name: &str| {
-            std::fs::read(format!("{dir}/{name}")).map_err(|e| format!("{dir}/{name}: {e}"))
-        };
-        Ok(LocalBinaries {
-            etcd: read("etcd")?,
-            etcdctl: read("etcdctl")?,
-        })
-    }
-}
-
 /// Creates the `etcd` user and the directories. Returns whether the data
 /// directory already holds member data.
 pub async fn prepare(host: &Host, settings: &ClusterSettings) -> Result<bool, SshError> {
@@ -128,102 +111,6 @@ pub async fn prepare(host: &Host, settings: &ClusterSettings) -> Result<bool, Ss
         pki = quote(&l.pki_dir()),
     );
     Ok(host.run_ok(&script).await?.contains("has-data"))
-}
-
-/// The version `etcd --version` reports on the host, if etcd is installed.
-pub async fn installed_version(
-    host: &Host,
-    settings: &ClusterSettings,
-) -> Result<Option<String>, SshError> {
-    // "|| true": a missing binary exits 127, which openssh reports as an error.
-    let etcd = quote(&settings.layout.etcd());
-    let out = host
-        .run(&format!("{etcd} --version 2>/dev/null || true"))
-        .await?;
-    Ok(out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("etcd Version: "))
-        .map(|v| v.trim().to_string()))
-}
-
-/// Puts the requested etcd binaries in place, skipping what is already
-/// there, and checks the version they report.
-pub async fn install_binaries(
-    host: &Host,
-    settings: &ClusterSettings,
-    local: Option<&LocalBinaries>,
-) -> Result<(), SshError> {
-    let l = &settings.layout;
-    match (&settings.binary_source, local) {
-        (BinarySource::LocalPath(_), Some(binaries)) => {
-            let present = host
-                .run(&format!(
-                    "sha256sum {} {} 2>/dev/null",
-                    quote(&l.etcd()),
-                    quote(&l.etcdctl())
-                ))
-                .await?
-                .stdout;
-            for (path, bytes) in [(l.etcd(), &binaries.etcd), (l.etcdctl(), &binaries.etcdctl)] {
-                if !present.contains(&format!("{}  {path}", sha256_hex(bytes))) {
-                    host.write_file(&path, bytes, 0o755, "root:root").await?;
-                }
-            }
-        }
-        (BinarySource::Url { url, sha256 }, _) => {
-            // Skipped only when the release file says these binaries came
-            // from this very tarball and the etcd binary is still the one
-            // installed then.
-            let script = format!(
-                "set -e\n\
-                 installed=$(sha256sum {etcd} 2>/dev/null | cut -d' ' -f1)\n\
-                 [ \"$(cat {release} 2>/dev/null)\" = \"{sum} $installed\" ] && exit 0\n\
-                 tmp=$(mktemp -d); trap 'rm -rf \"$tmp\"' EXIT\n\
-                 curl -fsSL --connect-timeout 15 --retry 3 -o \"$tmp/etcd.tar.gz\" {url}\n\
-                 echo {sum}'  '\"$tmp/etcd.tar.gz\" | sha256sum -c --quiet -\n\
-                 mkdir \"$tmp/x\"; tar -xzf \"$tmp/etcd.tar.gz\" -C \"$tmp/x\" --strip-components=1\n\
-                 install -m 0755 \"$tmp/x/etcd\" \"$tmp/x/etcdctl\" {bin}/\n\
-                 echo \"{sum} $(sha256sum {etcd} | cut -d' ' -f1)\" > {release}\n",
-                url = quote(url),
-                sum = quote(sha256),
-                bin = quote(&l.bin_dir),
-                etcd = quote(&l.etcd()),
-                release = quote(&l.release_file()),
-            );
-            host.run_ok(&script).await?;
-        }
-        (BinarySource::OsPackage, _) => {
-            // The packaged service must not start with the package's own
-            // configuration: a policy-rc.d (ours only if there is none)
-            // holds it back, and the unit written later replaces it.
-            let script = "set -e\n\
-                 installed=$(dpkg-query -W -f='${Status}\\n' etcd-server etcd-client 2>/dev/null | grep -c 'install ok installed' || true)\n\
-                 [ \"$installed\" = 2 ] && exit 0\n\
-                 command -v apt-get >/dev/null || { echo 'os_package needs apt-get on the host' >&2; exit 1; }\n\
-                 if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d; \
-                   chmod 0755 /usr/sbin/policy-rc.d; trap 'rm -f /usr/sbin/policy-rc.d' EXIT; fi\n\
-                 export DEBIAN_FRONTEND=noninteractive\n\
-                 apt='apt-get -o DPkg::Lock::Timeout=120'\n\
-                 $apt install -y -q etcd-server etcd-client >/dev/null 2>&1 || \
-                   { $apt update -q >/dev/null && $apt install -y -q etcd-server etcd-client >/dev/null; }\n";
-            host.run_ok(script).await?;
-        }
-        (BinarySource::LocalPath(dir), None) => {
-            return Err(SshError(format!(
-                "the etcd binaries in {dir} were not loaded"
-            )));
-        }
-    }
-    match installed_version(host, settings).await? {
-        Some(v) if v == settings.etcd_version => Ok(()),
-        found => Err(SshError(format!(
-            "{}: the installed etcd reports version {}, but etcd_version is {}",
-            host.address,
-            found.as_deref().unwrap_or("nothing"),
-            settings.etcd_version
-        ))),
-    }
 }
 
 /// Writes certificates, configuration and unit; returns their fingerprints
@@ -411,8 +298,12 @@ pub async fn restored_from(
 /// Enables the unit and starts it without waiting: with `Type=notify` a
 /// blocking start would wait for a quorum that the other members have not
 /// formed yet.
-pub async fn start(host: &Host) -> Result<(), SshError> {
-    host.run_ok("systemctl daemon-reload && systemctl enable --quiet etcd && systemctl start --no-block etcd").await?;
+pub async fn start(host: &Host, restart: bool) -> Result<(), SshError> {
+    let verb = if restart { "restart" } else { "start" };
+    host.run_ok(&format!(
+        "systemctl daemon-reload && systemctl enable --quiet etcd && systemctl {verb} --no-block etcd"
+    ))
+    .await?;
     Ok(())
 }
 
@@ -430,10 +321,16 @@ pub async fn uninstall(
         l.config_file(),
         l.etcdctl_env_file(),
         l.release_file(),
+        l.binary_hash_memo(),
     ];
     if settings.binary_source != BinarySource::OsPackage {
         // Packaged binaries belong to the package manager.
-        files.extend([l.etcd(), l.etcdctl()]);
+        files.extend([
+            l.etcd(),
+            l.etcdctl(),
+            binaries::staged(&l.etcd()),
+            binaries::staged(&l.etcdctl()),
+        ]);
     }
     for (_, cert, key) in l.certificate_files() {
         files.push(cert);

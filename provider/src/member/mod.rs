@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod backup_copy;
+pub mod binaries;
 pub mod inspect;
 pub mod install;
 pub mod render;
@@ -38,6 +39,11 @@ impl Layout {
     /// replaced.
     pub fn release_file(&self) -> String {
         format!("{}/etcd-release.sha256", self.config_dir)
+    }
+    /// The etcd binary's SHA-256 with the `stat` it was computed for, so
+    /// that a look at the host hashes the binary only after it changed.
+    pub fn binary_hash_memo(&self) -> String {
+        format!("{}/.etcd-binary.sha256", self.config_dir)
     }
     pub fn unit_file(&self) -> String {
         "/etc/systemd/system/etcd.service".to_string()

@@ -113,7 +113,13 @@ async fn apply_auth(
 /// Records whether authentication is on (kept as it was when no member
 /// answers).
 async fn record_auth(ctx: &Context, spec: &ClusterSpec, state: &mut Value) {
-    match cluster::auth_enabled(ctx, spec).await {
+    let enabled = cluster::auth_enabled(ctx, spec).await;
+    set_auth_enabled(state, enabled);
+}
+
+/// Records an answer to "is authentication on?" (`None`: no member said).
+fn set_auth_enabled(state: &mut Value, enabled: Option<bool>) {
+    match enabled {
         Some(enabled) => state.set("auth_enabled", Value::Bool(enabled)),
         None if state.get("auth_enabled").is_unknown() => state.set("auth_enabled", Value::Null),
         None => {}
@@ -329,7 +335,11 @@ impl Resource for EtcdCluster {
         let mut prints = private
             .get::<BTreeMap<String, Fingerprints>>(FINGERPRINTS)
             .unwrap_or_default();
-        let observed = cluster::observe(ctx, &spec, &prints).await;
+        // Whether auth is on is asked while the hosts are looked at.
+        let (observed, auth_enabled) = tokio::join!(
+            cluster::observe(ctx, &spec, &prints),
+            cluster::auth_enabled(ctx, &spec)
+        );
         settings::warn_unreachable(diags, &observed);
         settings::warn_if_quorum_lost(diags, &observed, &spec.settings.backup.dir);
         // Members without fingerprints (an imported cluster) get what the
@@ -340,7 +350,7 @@ impl Resource for EtcdCluster {
         private.set(FINGERPRINTS, &prints);
         let mut state = state.clone();
         record(&mut state, &spec, &observed);
-        record_auth(ctx, &spec, &mut state).await;
+        set_auth_enabled(&mut state, auth_enabled);
         state
     }
 

@@ -1,0 +1,106 @@
+//! The SSH connections a phase keeps open for its whole run: a roll looks
+//! at every host before each member's step and works on one of them, and
+//! opening a connection (a TCP and SSH handshake, ~0.15 s) for each look
+//! cost more than the look itself. Connections are opened together, on
+//! first use; one that could not be opened, or broke, is opened again at
+//! the next use; `close` ends them all. Their commands are abandoned at
+//! Terraform's stop request: they look and stage, and a step that changes
+//! a member opens a connection of its own whose commands run to their end.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use crate::member::binaries::{self, LocalBinaries};
+use crate::member::{ClusterSettings, MemberSpec};
+use crate::ssh::Host;
+
+#[derive(Default)]
+pub struct Hosts {
+    open: Mutex<BTreeMap<String, Arc<Host>>>,
+}
+
+impl Hosts {
+    /// A connection to each of `members` (in order), opening the missing
+    /// ones (and those that broke: a host rebooted) in parallel; a member
+    /// that cannot be reached gets its error.
+    pub async fn connect_all(&self, members: &[MemberSpec]) -> Vec<Result<Arc<Host>, String>> {
+        let mut open = self.open.lock().await;
+        let checks = members
+            .iter()
+            .filter_map(|m| open.get(&m.name).map(|h| (m, h.clone())));
+        let broken: Vec<String> = futures::future::join_all(
+            checks.map(|(m, host)| async move { (!host.is_alive().await).then(|| m.name.clone()) }),
+        )
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+        for name in broken {
+            open.remove(&name);
+        }
+        let missing: Vec<&MemberSpec> = members
+            .iter()
+            .filter(|m| !open.contains_key(&m.name))
+            .collect();
+        let connected = futures::future::join_all(
+            missing
+                .iter()
+                .map(|m| async { Host::connect(&m.ssh).await.map_err(|e| e.to_string()) }),
+        )
+        .await;
+        let mut errors = BTreeMap::new();
+        for (member, result) in missing.into_iter().zip(connected) {
+            match result {
+                Ok(host) => {
+                    open.insert(member.name.clone(), Arc::new(host));
+                }
+                Err(e) => {
+                    errors.insert(member.name.clone(), e);
+                }
+            }
+        }
+        members
+            .iter()
+            .map(|m| match open.get(&m.name) {
+                Some(host) => Ok(host.clone()),
+                None => Err(errors.remove(&m.name).unwrap_or_default()),
+            })
+            .collect()
+    }
+
+    /// Uploads the binaries to the staging place of every reachable one of
+    /// `members` at once (see `binaries::stage_binaries`). A failure costs
+    /// only speed: that member's own step uploads them.
+    pub async fn stage_binaries(
+        &self,
+        members: &[MemberSpec],
+        settings: &ClusterSettings,
+        local: &LocalBinaries,
+    ) {
+        let connected = self.connect_all(members).await;
+        let staged = connected
+            .iter()
+            .zip(members)
+            .map(|(host, member)| async move {
+                let Ok(host) = host else { return };
+                if let Err(e) = binaries::stage_binaries(host, settings, local).await {
+                    log::warn!("member {}: staging the binaries: {e}", member.name);
+                }
+            });
+        futures::future::join_all(staged).await;
+    }
+
+    /// Closes every connection. A connection still borrowed elsewhere
+    /// closes when its last user drops it.
+    pub async fn close(self) {
+        let open = self.open.into_inner();
+        futures::future::join_all(
+            open.into_values()
+                .filter_map(|h| Arc::try_unwrap(h).ok())
+                .map(Host::close),
+        )
+        .await;
+    }
+}

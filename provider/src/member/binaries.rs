@@ -1,0 +1,187 @@
+//! The etcd binaries on a member's host: uploaded from the machine running
+//! Terraform (staged ahead of a roll, then renamed into place), downloaded
+//! and checked on the host, or installed from the distribution's packages;
+//! and the version they report.
+
+use super::{BinarySource, ClusterSettings};
+use crate::ssh::{quote, Host, SshError};
+
+use super::install::sha256_hex;
+
+/// `etcd` and `etcdctl` read from the machine running Terraform.
+pub struct LocalBinaries {
+    pub etcd: Vec<u8>,
+    pub etcdctl: Vec<u8>,
+}
+
+impl LocalBinaries {
+    pub fn load(dir: &str) -> Result<LocalBinaries, String> {
+        let read = |name: &str| {
+            std::fs::read(format!("{dir}/{name}")).map_err(|e| format!("{dir}/{name}: {e}"))
+        };
+        Ok(LocalBinaries {
+            etcd: read("etcd")?,
+            etcdctl: read("etcdctl")?,
+        })
+    }
+}
+
+/// The version `etcd --version` reports on the host, if etcd is installed.
+pub async fn installed_version(
+    host: &Host,
+    settings: &ClusterSettings,
+) -> Result<Option<String>, SshError> {
+    // "|| true": a missing binary exits 127, which openssh reports as an error.
+    let etcd = quote(&settings.layout.etcd());
+    let out = host
+        .run(&format!("{etcd} --version 2>/dev/null || true"))
+        .await?;
+    Ok(out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("etcd Version: "))
+        .map(|v| v.trim().to_string()))
+}
+
+/// Where a binary waits, uploaded ahead of its member's turn in a roll:
+/// beside it, hidden, so that putting it in place is a rename.
+pub(super) fn staged(path: &str) -> String {
+    match path.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/.{name}.staged"),
+        None => format!(".{path}.staged"),
+    }
+}
+
+/// The binaries the host has installed and staged, as `sha256sum` lists
+/// them.
+async fn binary_sums(host: &Host, settings: &ClusterSettings) -> Result<String, SshError> {
+    let l = &settings.layout;
+    let paths: Vec<String> = [l.etcd(), l.etcdctl()]
+        .iter()
+        .flat_map(|p| [quote(p), quote(&staged(p))])
+        .collect();
+    Ok(host
+        .run(&format!("sha256sum {} 2>/dev/null", paths.join(" ")))
+        .await?
+        .stdout)
+}
+
+/// Uploads the binaries that differ from the installed ones to their
+/// staging place, without touching the running member: done for every
+/// member at once before a roll restarts them one by one.
+pub async fn stage_binaries(
+    host: &Host,
+    settings: &ClusterSettings,
+    binaries: &LocalBinaries,
+) -> Result<(), SshError> {
+    let l = &settings.layout;
+    let present = binary_sums(host, settings).await?;
+    for (path, bytes) in [(l.etcd(), &binaries.etcd), (l.etcdctl(), &binaries.etcdctl)] {
+        let sum = sha256_hex(bytes);
+        let at = staged(&path);
+        if !present.contains(&format!("{sum}  {path}"))
+            && !present.contains(&format!("{sum}  {at}"))
+        {
+            host.write_file(&at, bytes, 0o755, "root:root").await?;
+        }
+    }
+    Ok(())
+}
+
+/// Puts the requested etcd binaries in place, skipping what is already
+/// there (a staged binary is renamed into place), and checks the version
+/// they report.
+pub async fn install_binaries(
+    host: &Host,
+    settings: &ClusterSettings,
+    local: Option<&LocalBinaries>,
+) -> Result<(), SshError> {
+    let l = &settings.layout;
+    match (&settings.binary_source, local) {
+        (BinarySource::LocalPath(_), Some(binaries)) => {
+            let present = binary_sums(host, settings).await?;
+            let mut renames = Vec::new();
+            for (path, bytes) in [(l.etcd(), &binaries.etcd), (l.etcdctl(), &binaries.etcdctl)] {
+                let sum = sha256_hex(bytes);
+                if present.contains(&format!("{sum}  {path}")) {
+                    continue;
+                }
+                let at = staged(&path);
+                if present.contains(&format!("{sum}  {at}")) {
+                    renames.push(format!("mv -f {} {}", quote(&at), quote(&path)));
+                } else {
+                    host.write_file(&path, bytes, 0o755, "root:root").await?;
+                }
+            }
+            if !renames.is_empty() {
+                host.run_ok(&renames.join(" && ")).await?;
+            }
+        }
+        (BinarySource::Url { url, sha256 }, _) => {
+            // Skipped only when the release file says these binaries came
+            // from this very tarball and the etcd binary is still the one
+            // installed then.
+            let script = format!(
+                "set -e\n\
+                 installed=$(sha256sum {etcd} 2>/dev/null | cut -d' ' -f1)\n\
+                 [ \"$(cat {release} 2>/dev/null)\" = \"{sum} $installed\" ] && exit 0\n\
+                 tmp=$(mktemp -d); trap 'rm -rf \"$tmp\"' EXIT\n\
+                 curl -fsSL --connect-timeout 15 --retry 3 -o \"$tmp/etcd.tar.gz\" {url}\n\
+                 echo {sum}'  '\"$tmp/etcd.tar.gz\" | sha256sum -c --quiet -\n\
+                 mkdir \"$tmp/x\"; tar -xzf \"$tmp/etcd.tar.gz\" -C \"$tmp/x\" --strip-components=1\n\
+                 install -m 0755 \"$tmp/x/etcd\" \"$tmp/x/etcdctl\" {bin}/\n\
+                 echo \"{sum} $(sha256sum {etcd} | cut -d' ' -f1)\" > {release}\n",
+                url = quote(url),
+                sum = quote(sha256),
+                bin = quote(&l.bin_dir),
+                etcd = quote(&l.etcd()),
+                release = quote(&l.release_file()),
+            );
+            host.run_ok(&script).await?;
+        }
+        (BinarySource::OsPackage, _) => {
+            // The packaged service must not start with the package's own
+            // configuration: a policy-rc.d (ours only if there is none)
+            // holds it back, and the unit written later replaces it.
+            let script = "set -e\n\
+                 installed=$(dpkg-query -W -f='${Status}\\n' etcd-server etcd-client 2>/dev/null | grep -c 'install ok installed' || true)\n\
+                 [ \"$installed\" = 2 ] && exit 0\n\
+                 command -v apt-get >/dev/null || { echo 'os_package needs apt-get on the host' >&2; exit 1; }\n\
+                 if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d; \
+                   chmod 0755 /usr/sbin/policy-rc.d; trap 'rm -f /usr/sbin/policy-rc.d' EXIT; fi\n\
+                 export DEBIAN_FRONTEND=noninteractive\n\
+                 apt='apt-get -o DPkg::Lock::Timeout=120'\n\
+                 $apt install -y -q etcd-server etcd-client >/dev/null 2>&1 || \
+                   { $apt update -q >/dev/null && $apt install -y -q etcd-server etcd-client >/dev/null; }\n";
+            host.run_ok(script).await?;
+        }
+        (BinarySource::LocalPath(dir), None) => {
+            return Err(SshError(format!(
+                "the etcd binaries in {dir} were not loaded"
+            )));
+        }
+    }
+    match installed_version(host, settings).await? {
+        Some(v) if v == settings.etcd_version => Ok(()),
+        found => Err(SshError(format!(
+            "{}: the installed etcd reports version {}, but etcd_version is {}",
+            host.address,
+            found.as_deref().unwrap_or("nothing"),
+            settings.etcd_version
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_staged_binary_waits_hidden_beside_its_place() {
+        assert_eq!(staged("/usr/local/bin/etcd"), "/usr/local/bin/.etcd.staged");
+        assert_eq!(
+            staged("/opt/etcd/bin/etcdctl"),
+            "/opt/etcd/bin/.etcdctl.staged"
+        );
+    }
+}
