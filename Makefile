@@ -1,5 +1,5 @@
 # Entry points for people and CI. Every target installs what it needs first.
-.PHONY: demo demo-down test check docs bench bench-cluster bench-snapshot fuzz deps build release
+.PHONY: demo demo-down test check docs bench bench-cluster bench-day2 bench-snapshot fuzz deps build release
 
 CARGO ?= cargo
 export CHECKPOINT_DISABLE = 1
@@ -45,6 +45,12 @@ bench: build
 bench-cluster: build
 	$(CARGO) build --release -p terraform-provider-etcd
 	benches/cluster-apply
+
+# Day-2 changes (roll, scale-out, renewal, plan) against their shell and
+# Terraform floors, with a writer that must lose nothing.
+bench-day2: build
+	$(CARGO) build --release -p terraform-provider-etcd
+	benches/day2-changes
 
 # Peak RSS and time of snapshot, plan and restore with a 256 MiB keyspace.
 bench-snapshot: build
