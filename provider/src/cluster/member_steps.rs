@@ -68,12 +68,14 @@ pub async fn close_all(hosts: Vec<Result<Host, String>>) {
 }
 
 /// How a member starts: as one of a new cluster (from the initial
-/// snapshot, when there is one), joining the running cluster, or (a
-/// running member whose files were rewritten) by a restart.
+/// snapshot, when there is one), joining the running cluster, (a running
+/// member whose files were rewritten) by a restart, or not yet (a joining
+/// member, started by the caller once etcd has accepted it).
 pub enum Start {
     New(Option<InitialData>),
     Existing,
     Restart,
+    NotYet,
 }
 
 /// Installs one member and starts it without waiting for it. A member of a
@@ -91,10 +93,13 @@ pub async fn install_and_start(
     let has_data = install::prepare(host, settings)
         .await
         .map_err(|e| e.to_string())?;
-    let restart = matches!(start, Start::Restart);
+    let (restart, start_now) = (
+        matches!(start, Start::Restart),
+        !matches!(start, Start::NotYet),
+    );
     let (state, initial) = match start {
         Start::New(initial) => (InitialState::New, initial),
-        Start::Existing | Start::Restart => (InitialState::Existing, None),
+        Start::Existing | Start::Restart | Start::NotYet => (InitialState::Existing, None),
     };
     if has_data && state == InitialState::New && initial.is_none() {
         refuse_foreign_data(host, settings).await?;
@@ -118,9 +123,11 @@ pub async fn install_and_start(
         restore_initial_snapshot(spec, member, host, initial, initial_cluster, has_data, now)
             .await?;
     }
-    install::start(host, restart)
-        .await
-        .map_err(|e| e.to_string())?;
+    if start_now {
+        install::start(host, restart)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     Ok(prints)
 }
 
@@ -421,6 +428,19 @@ pub async fn add_member(
             }
         }
         let initial = joining_cluster(&live, new, &to.settings);
+        // Its files first: etcd may make a new member wait a few seconds
+        // (until every voter has been connected for five), and the install
+        // fits in that wait. Nothing starts before etcd accepts it.
+        let prints = install_and_start(
+            to,
+            new,
+            &host,
+            binaries,
+            &initial,
+            Start::NotYet,
+            ctx.now(),
+        )
+        .await?;
         log::info!("adding member {} at {}", new.name, new.host);
         let (id, learner) = match earlier {
             Some(m) => (m.id, m.is_learner),
@@ -430,16 +450,9 @@ pub async fn add_member(
                 to.has_learners(),
             ),
         };
-        let prints = install_and_start(
-            to,
-            new,
-            &host,
-            binaries,
-            &initial,
-            Start::Existing,
-            ctx.now(),
-        )
-        .await?;
+        install::start(&host, false)
+            .await
+            .map_err(|e| e.to_string())?;
         if learner {
             api.promote_member(id, timeout).await?;
         }

@@ -20,8 +20,10 @@
 //! 3. First, the binaries go to every new member's host at once (staged
 //!    beside the installed ones; no member is touched). Then for each new
 //!    member (refused if its machine, by `/etc/machine-id`,
-//!    is a current member's under another address): add it as a learner
-//!    (etcd 3.4+), install and start it, promote it once it has caught up;
+//!    is a current member's under another address): install its files,
+//!    add it as a learner (etcd 3.4+; etcd may make it wait until every
+//!    voter has been connected for five seconds, which the install
+//!    overlaps), start it, promote it once it has caught up;
 //!    then remove one healthy leaving member. Adding first keeps every
 //!    healthy member voting while the new one catches up, and the cluster
 //!    is never more than one member larger than planned. Exception: a leaving member with the new one's
