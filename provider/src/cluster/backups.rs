@@ -9,7 +9,7 @@
 //! member can take it, the change does not start. An interrupted change
 //! takes another when it continues (one per label is kept up to `keep`).
 
-use super::member_steps::connect;
+use super::hosts::connect;
 use super::ClusterSpec;
 use crate::member::backup_copy::{self, CopyTo};
 use crate::member::{backup, MemberSpec};

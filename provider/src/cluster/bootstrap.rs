@@ -25,9 +25,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::backups::install_backup_jobs;
-use super::member_steps::{
-    close_all, connect_all, install_and_start, refuse_shared_machines, Start,
-};
+use super::hosts::{close_all, connect_all};
+use super::member_steps::{install_and_start, refuse_shared_machines, Start};
 use super::quorum::wait_until_healthy;
 use super::snapshot_stream::fan_out;
 use super::ClusterSpec;

@@ -1,5 +1,6 @@
-//! The SSH connections a phase keeps open for its whole run: a roll looks
-//! at every host before each member's step and works on one of them, and
+//! SSH connections to the members' hosts: one for a step that changes a
+//! member ([`connect`]), and those a phase keeps open for its whole run
+//! ([`Hosts`]): a roll looks at every host before each member's step, and
 //! opening a connection (a TCP and SSH handshake, ~0.15 s) for each look
 //! cost more than the look itself. Connections are opened together, on
 //! first use; one that could not be opened, or broke, is opened again at
@@ -103,4 +104,24 @@ impl Hosts {
         )
         .await;
     }
+}
+
+/// Connects to a member's host to change it: its commands run to their end
+/// even after Terraform's stop request (see [`Host::finishing_commands`]).
+/// The error names the member.
+pub async fn connect(member: &MemberSpec) -> Result<Host, String> {
+    Host::connect(&member.ssh)
+        .await
+        .map(Host::finishing_commands)
+        .map_err(|e| format!("member {}: {e}", member.name))
+}
+
+/// Connects to every member's host at once, in the order of `members`.
+pub async fn connect_all(members: &[MemberSpec]) -> Vec<Result<Host, String>> {
+    futures::future::join_all(members.iter().map(connect)).await
+}
+
+/// Closes connections opened by [`connect_all`].
+pub async fn close_all(hosts: Vec<Result<Host, String>>) {
+    futures::future::join_all(hosts.into_iter().flatten().map(Host::close)).await;
 }

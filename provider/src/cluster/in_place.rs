@@ -7,7 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use super::member_steps::{connect, install_and_start, Start};
+use super::hosts::connect;
+use super::member_steps::{install_and_start, Start};
 use super::ClusterSpec;
 use crate::etcd;
 use crate::framework::Context;

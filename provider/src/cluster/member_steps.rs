@@ -1,6 +1,6 @@
-//! The steps every phase is made of, each on one member: connect to its
-//! host, install and start it, rewrite and restart it, re-add it, add it,
-//! remove it, uninstall it. None of them checks quorum: the phase that
+//! The steps every phase is made of, each on one member (over a connection
+//! from `hosts`): install and start it, rewrite and restart it, re-add it,
+//! add it, remove it, uninstall it. None of them checks quorum: the phase that
 //! calls a step holds the guard (see `quorum`).
 
 use std::collections::BTreeMap;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::backups::install_backup_job_after_change;
+use super::hosts::connect;
 use super::quorum::{hand_off_leadership, successor, wait_until_healthy};
 use super::snapshot_stream::InitialData;
 use super::ClusterSpec;
@@ -19,21 +20,6 @@ use crate::member::install::{self, Fingerprints};
 use crate::member::render::InitialState;
 use crate::member::{ClusterSettings, MemberSpec};
 use crate::ssh::{quote, Host};
-
-/// Connects to a member's host to change it: its commands run to their end
-/// even after Terraform's stop request (see [`Host::finishing_commands`]).
-/// The error names the member.
-pub async fn connect(member: &MemberSpec) -> Result<Host, String> {
-    Host::connect(&member.ssh)
-        .await
-        .map(Host::finishing_commands)
-        .map_err(|e| format!("member {}: {e}", member.name))
-}
-
-/// Connects to every member's host at once, in the order of `members`.
-pub async fn connect_all(members: &[MemberSpec]) -> Vec<Result<Host, String>> {
-    futures::future::join_all(members.iter().map(connect)).await
-}
 
 /// Refuses members that are one machine under two addresses (a DNS name
 /// and an IP, say), judged by `/etc/machine-id` on `hosts` (connected to
@@ -61,10 +47,6 @@ pub async fn refuse_shared_machines(
         }
     }
     Ok(())
-}
-
-pub async fn close_all(hosts: Vec<Result<Host, String>>) {
-    futures::future::join_all(hosts.into_iter().flatten().map(Host::close)).await;
 }
 
 /// How a member starts: as one of a new cluster (from the initial

@@ -46,9 +46,8 @@ use std::time::Duration;
 
 use super::backups::{install_backup_job_after_change, SnapshotBefore};
 use super::hosts::Hosts;
-use super::member_steps::{
-    add_member, close_all, connect_all, refuse_shared_machines, remove_member, uninstall_member,
-};
+use super::hosts::{close_all, connect_all};
+use super::member_steps::{add_member, refuse_shared_machines, remove_member, uninstall_member};
 use super::quorum::wait_until_healthy;
 use super::{continue_unless_stopped, observe, ClusterSpec};
 use crate::framework::Context;

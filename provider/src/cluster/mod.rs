@@ -14,7 +14,7 @@
 //! run resumes. Below the phases: `backups` (the backup job, and the
 //! snapshot before a change), `quorum` (the guard around every step),
 //! `member_steps` (the steps, each on one member), `hosts` (SSH
-//! connections a phase keeps open), `in_place` (new
+//! connections, and those a phase keeps open), `in_place` (new
 //! certificates without a restart), `observe` (what is
 //! running, with a typed `Problem` per member), `api` (the client API,
 //! direct or tunnelled), `spec` and `version`.

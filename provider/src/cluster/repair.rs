@@ -41,9 +41,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::backups::install_backup_job;
+use super::hosts::connect;
 use super::hosts::Hosts;
 use super::in_place::renew_certificates;
-use super::member_steps::{connect, Change, OneMemberChanges};
+use super::member_steps::{Change, OneMemberChanges};
 use super::observe::{in_renewal_window, observe_through, unlisted};
 use super::quorum::{ensure_all_healthy, ensure_others_serve, wait_until_healthy};
 use super::{continue_unless_stopped, ClusterSpec};

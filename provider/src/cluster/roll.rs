@@ -33,8 +33,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::backups::SnapshotBefore;
+use super::hosts::connect;
 use super::hosts::Hosts;
-use super::member_steps::{connect, Change, OneMemberChanges};
+use super::member_steps::{Change, OneMemberChanges};
 use super::observe::observe_through;
 use super::quorum::ensure_others_serve;
 use super::{continue_unless_stopped, ClusterSpec, Observed};

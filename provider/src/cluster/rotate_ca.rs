@@ -39,8 +39,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::backups::SnapshotBefore;
+use super::hosts::connect;
 use super::in_place::renew_certificates;
-use super::member_steps::{connect, Change, OneMemberChanges};
+use super::member_steps::{Change, OneMemberChanges};
 use super::quorum::{ensure_all_healthy, wait_until_healthy};
 use super::spec::trusted_bundle;
 use super::{continue_unless_stopped, ClusterSpec};

@@ -15,7 +15,7 @@
 //! Interrupted or failed: Terraform keeps the resource in state; the next
 //! destroy runs the teardown again, and what is already removed is skipped.
 
-use super::member_steps::{close_all, connect_all};
+use super::hosts::{close_all, connect_all};
 use super::ClusterSpec;
 use crate::member::install;
 
