@@ -1,6 +1,6 @@
-//! Fixtures shared by the cluster, member and snapshot tests: the lab's
+//! Fixtures shared by the cluster, member, snapshot and CA tests: the lab's
 //! variables for the examples, a cluster started by hand as the runbooks
-//! do, a client writing throughout a change and the check that every
+//! do, a CA key made with openssl, a client writing throughout a change and the check that every
 //! acknowledged write survived, the drift check, waits and retries.
 
 use std::time::Duration;
@@ -52,6 +52,29 @@ pub fn lab_vars(lab: &Lab, hosts: &[&str], etcd_version: &str) -> Vec<(&'static 
     let mut vars = vec![("hosts", hcl_list(hosts))];
     vars.extend(lab_access_vars(lab, etcd_version));
     vars
+}
+
+/// A new P-256 private key (PEM) made by openssl in `path`, as a user
+/// makes a CA key by hand; returns it.
+pub fn new_p256_key(path: &std::path::Path) -> String {
+    let run = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    std::fs::read_to_string(path).unwrap()
 }
 
 /// Waits up to a minute for `ready`; fails the test with `what` otherwise.

@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+use acceptance_tests::fixtures::new_p256_key;
 use acceptance_tests::terraform::{example, Install, Workspace};
 use acceptance_tests::tools;
 
@@ -176,18 +177,7 @@ fn import_of_a_ca_made_with_openssl_plans_empty() {
 
         // A key that is not the certificate's is refused, and nothing is imported.
         let other = ws.path().join("other.key");
-        Command::new("openssl")
-            .args([
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-            ])
-            .arg(&other)
-            .output()
-            .unwrap();
+        new_p256_key(&other);
         let bad = ws.run(&[
             "import",
             "etcd_ca.main",

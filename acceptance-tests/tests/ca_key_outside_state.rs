@@ -9,33 +9,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use acceptance_tests::fixtures::{lab_vars, KUBEADM_PKI};
+use acceptance_tests::fixtures::{lab_vars, new_p256_key, KUBEADM_PKI};
 use acceptance_tests::lab::Lab;
 use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{example, hcl_string, Install, Workspace};
 use acceptance_tests::tools;
-
-/// A new P-256 key (PEM) in `path`, as the example's comment makes it.
-fn make_key(path: &Path) -> String {
-    let run = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    std::fs::read_to_string(path).unwrap()
-}
 
 /// Every piece of text in a saved plan (a zip archive): its entries,
 /// uncompressed, and `terraform show -json` of it.
@@ -84,7 +62,7 @@ fn no_state_or_plan_file_holds_the_ca_key_through_creation_drift_and_rotation() 
     );
     let files = tempfile::tempdir().unwrap();
     let (first_path, next_path) = (files.path().join("ca-1.key"), files.path().join("ca-2.key"));
-    let first = make_key(&first_path);
+    let first = new_p256_key(&first_path);
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
     let set_vars = |key: &Path, previous: Option<&Path>, version: u32| {
         let mut vars = lab_vars(&lab, &hosts, "3.4.23");
@@ -132,7 +110,7 @@ fn no_state_or_plan_file_holds_the_ca_key_through_creation_drift_and_rotation() 
 
     // Without its key the provider refuses to plan, on ca_key_pem.
     let stranger_path = files.path().join("stranger.key");
-    make_key(&stranger_path);
+    new_p256_key(&stranger_path);
     set_vars(&stranger_path, None, 1);
     let refused = ws.run(&["plan", "-input=false"]);
     assert_eq!(refused.code, 1, "{}", refused.text());
@@ -144,7 +122,7 @@ fn no_state_or_plan_file_holds_the_ca_key_through_creation_drift_and_rotation() 
     );
 
     // A CA rotation to a new key: both keys in the provider block.
-    let next = make_key(&next_path);
+    let next = new_p256_key(&next_path);
     set_vars(&next_path, Some(&first_path), 2);
     ws.run_ok(&["plan", "-input=false", "-out=rotate.tfplan"]);
     assert_no_private_key(
