@@ -145,3 +145,63 @@ pub fn import_failed(diags: &mut Diagnostics, kind: &str, error: String) -> Valu
     );
     Value::Null
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{CaRequest, KeyAlgorithm};
+
+    fn ca_cert() -> String {
+        let now = time::OffsetDateTime::now_utc();
+        crate::pki::create_ca(&CaRequest {
+            common_name: "ca",
+            organization: None,
+            algorithm: KeyAlgorithm::EcdsaP256,
+            not_before: now,
+            not_after: now + time::Duration::hours(1),
+            key_pem: None,
+        })
+        .unwrap()
+        .cert_pem
+    }
+
+    fn errors_at(config: &Value) -> Vec<String> {
+        let mut diags = Diagnostics::default();
+        validate(config, &mut diags);
+        diags
+            .0
+            .iter()
+            .filter_map(|d| d.path.as_ref().map(|p| p.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_the_clusters_ca() {
+        let (ours, other) = (ca_cert(), ca_cert());
+        let config = |cert: Option<&str>, key: Option<&str>| {
+            Value::object([
+                (
+                    "cluster_endpoints",
+                    Value::strings(["https://10.0.0.1:2379"]),
+                ),
+                ("ca_cert_pem", Value::string(&ours)),
+                (
+                    "client_cert_pem",
+                    cert.map(Value::string).unwrap_or(Value::Null),
+                ),
+                (
+                    "client_key_pem",
+                    key.map(Value::string).unwrap_or(Value::Null),
+                ),
+            ])
+        };
+        assert!(errors_at(&config(None, None)).is_empty());
+        assert_eq!(errors_at(&config(Some(&ours), None)), ["client_key_pem"]);
+        assert_eq!(errors_at(&config(None, Some("key"))), ["client_cert_pem"]);
+        // A certificate from another CA: the members would refuse it.
+        assert_eq!(
+            errors_at(&config(Some(&other), Some("key"))),
+            ["client_cert_pem"]
+        );
+    }
+}
