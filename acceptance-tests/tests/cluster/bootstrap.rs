@@ -27,6 +27,7 @@ fn three_members_bootstrap_show_drift_repair_it_and_destroy() {
     assert_member_versions(&ws, "3.4.23");
     let health = lab.etcdctl("h2", KUBEADM_PKI, "endpoint health --cluster");
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+    ssh_connections_are_kept_for_the_next_run(&lab, &ws);
 
     // Each member's files as the runbooks and the issue ask.
     let modes = lab.ssh_ok(
@@ -214,6 +215,69 @@ fn three_members_bootstrap_show_drift_repair_it_and_destroy() {
             "{name}: data dir not kept"
         );
     }
+}
+
+/// The SSH connections of one run serve the next (`ssh.control_persist`,
+/// default 60 s): a plan right after a plan logs in nowhere. A rewritten
+/// known_hosts file is read again, so a host whose key no longer matches
+/// is refused even while a connection to it is kept.
+fn ssh_connections_are_kept_for_the_next_run(lab: &Lab, ws: &Workspace) {
+    // The test hosts share this machine's clock.
+    let logins_on_h1_during_plan = || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let since = now.as_secs() + 1;
+        std::thread::sleep(
+            Duration::from_secs(1) - Duration::from_nanos(now.subsec_nanos().into()),
+        );
+        let (code, run) = ws.plan_exit_code();
+        let logins = lab
+            .ssh_ok(
+                "h1",
+                &format!("journalctl -q -u ssh --since @{since} -o cat | grep -c 'Accepted publickey' || true"),
+            )
+            .trim()
+            .parse::<usize>()
+            .unwrap();
+        // Less the login of this count itself.
+        let logins = logins
+            .checked_sub(1)
+            .expect("this count's own login is not in the journal");
+        (code, run, logins)
+    };
+    let (code, run, logins) = logins_on_h1_during_plan();
+    assert_eq!(code, 0, "{}", run.text());
+    assert_eq!(logins, 0, "a plan right after a plan logged in again");
+
+    // Lines are `address,second address,name,... ssh-ed25519 KEY`: h1's
+    // patterns get h2's key.
+    let known_hosts = std::fs::read_to_string(lab.known_hosts()).unwrap();
+    let line_of = |host: &str| {
+        known_hosts
+            .lines()
+            .find(|l| l.starts_with(&format!("{},", lab.address(host))))
+            .and_then(|l| l.split_once(' '))
+            .unwrap_or_else(|| panic!("{host} not in known_hosts:\n{known_hosts}"))
+    };
+    let (h1_patterns, h1_key) = line_of("h1");
+    let wrong = known_hosts.replace(h1_key, line_of("h2").1);
+    assert!(wrong.contains(h1_patterns) && !wrong.contains(h1_key));
+    std::fs::write(lab.known_hosts(), wrong).unwrap();
+    let (code, run) = ws.plan_exit_code();
+    std::fs::write(lab.known_hosts(), &known_hosts).unwrap();
+    assert_ne!(code, 0, "{}", run.text());
+    assert!(
+        run.text().contains("Host key verification failed"),
+        "h1's changed key was not checked:\n{}",
+        run.text()
+    );
+    let (code, run, logins) = logins_on_h1_during_plan();
+    assert_eq!(code, 0, "{}", run.text());
+    assert_eq!(
+        logins, 1,
+        "the restored known_hosts did not open a new connection"
+    );
 }
 
 #[test]

@@ -2,11 +2,13 @@
 //! `ssh.tunnel` through one SSH local forward per member to the member's
 //! loopback client URL (server certificates always name 127.0.0.1).
 
+use std::time::Duration;
+
 use time::OffsetDateTime;
 
 use super::ClusterSpec;
 use crate::etcd;
-use crate::ssh::Host;
+use crate::ssh::{self, Host};
 
 /// The cluster's etcd client, with the SSH connections that carry it when
 /// it is tunnelled (they close when this is dropped).
@@ -55,7 +57,12 @@ impl ClusterSpec {
     async fn tunnelled_endpoints(&self) -> (Vec<String>, Vec<Host>) {
         let port = self.settings.client_port;
         let opened = futures::future::join_all(self.members.iter().map(|m| async move {
-            let host = Host::connect(&m.ssh).await.map_err(|e| e.to_string())?;
+            // A forward would outlive the run on a kept connection.
+            let target = ssh::Target {
+                keep_open: Duration::ZERO,
+                ..m.ssh.clone()
+            };
+            let host = Host::connect(&target).await.map_err(|e| e.to_string())?;
             let local = free_local_port()?;
             host.forward_local(local, "127.0.0.1", port)
                 .await

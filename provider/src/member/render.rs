@@ -206,6 +206,7 @@ mod tests {
                 strict_host_key_checking: true,
                 connect_timeout: std::time::Duration::from_secs(10),
                 command_timeout: std::time::Duration::from_secs(600),
+                keep_open: std::time::Duration::ZERO,
                 sudo: false,
                 stop: Default::default(),
             },

@@ -142,8 +142,9 @@ fn services(provider: &Arc<Provider>, shutdown: &Arc<Notify>) -> tonic::transpor
         ))
 }
 
-/// Accepts TCP connections and completes their TLS handshakes off the
-/// accept loop, so a slow or failed handshake never blocks the next one.
+/// Accepts TCP connections (no Nagle delay) and completes their TLS
+/// handshakes off the accept loop, so a slow or failed handshake never
+/// blocks the next one.
 fn accept_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
@@ -156,6 +157,9 @@ fn accept_tls(
             let Ok((tcp, peer)) = listener.accept().await else {
                 continue;
             };
+            // Replies are small and go out at once: Nagle's algorithm would
+            // hold each back until Terraform's delayed ACK (~40 ms per call).
+            let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let sender = sender.clone();
             tokio::spawn(async move {

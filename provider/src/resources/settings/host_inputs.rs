@@ -225,6 +225,15 @@ pub fn validate_ssh(config: &Value, diags: &mut Diagnostics) {
     let ssh = config.get("ssh");
     let at = AttributePath::root("ssh");
     validate_login(ssh, &at, diags);
+    if let Some(text) = ssh.get("control_persist").as_str() {
+        if super::read::parse_keep_open(text).is_none() {
+            diags.error_at(
+                at.attribute("control_persist"),
+                "Invalid duration",
+                format!("{text:?} is not a duration like 60s, 10m or 0s."),
+            );
+        }
+    }
 }
 
 /// The `port` and `user` of a block that logs in somewhere over SSH.
@@ -387,6 +396,13 @@ mod tests {
             errors(ssh("user", Value::string("-oProxyCommand=x"))),
             vec!["ssh.user"]
         );
+        assert_eq!(
+            errors(ssh("control_persist", Value::string("forever"))),
+            vec!["ssh.control_persist"]
+        );
+        for fine in ["0s", "60s", "10m"] {
+            assert!(errors(ssh("control_persist", Value::string(fine))).is_empty());
+        }
         assert!(ssh_host_problem("-oProxyCommand=x").is_some());
         assert!(ssh_host_problem("bastion-1").is_none());
     }

@@ -60,6 +60,18 @@ pub fn timeout(config: &Value, which: &str) -> Duration {
         .unwrap_or(default)
 }
 
+/// How long an SSH connection stays open after a run when `ssh.control_persist`
+/// does not say: long enough for the apply after a plan, or the next check.
+const DEFAULT_KEEP_OPEN: Duration = Duration::from_secs(60);
+
+/// A `control_persist` value: a duration, or `0s` (no connection kept).
+pub fn parse_keep_open(text: &str) -> Option<Duration> {
+    if text.trim() == "0s" {
+        return Some(Duration::ZERO);
+    }
+    parse_duration(text)
+}
+
 /// The settings of a (wholly known) configuration or state.
 pub fn settings(value: &Value, token: &str) -> ClusterSettings {
     let number = |name: &str, default: i64| value.get(name).as_i64().unwrap_or(default);
@@ -128,6 +140,11 @@ pub fn member_spec(
                 .unwrap_or(true),
             connect_timeout: Duration::from_secs(10),
             command_timeout,
+            keep_open: ssh_block
+                .get("control_persist")
+                .as_str()
+                .and_then(parse_keep_open)
+                .unwrap_or(DEFAULT_KEEP_OPEN),
             sudo: ssh_block.get("sudo").as_bool().unwrap_or(false),
             stop: ctx.stop_signal(),
         },

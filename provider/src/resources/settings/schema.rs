@@ -32,6 +32,17 @@ pub fn ssh_block(tunnel: bool) -> Block {
             Type::Bool,
             Value::Bool(true),
             "Refuse hosts whose key is not in known_hosts (default). Turned off, a host's key is accepted and recorded the first time (ssh's `accept-new`), and a changed key is still refused.",
+        ))
+        .attribute(Attribute::optional(
+            "control_persist",
+            Type::String,
+            "How long the SSH connection to each host stays open after the provider last used it, for the next \
+             run (the apply after a plan, the next drift check) to reuse without logging in again, as ssh's \
+             `ControlPersist`: a duration like `60s` or `10m`, or `0s` to end every connection with the run. Its \
+             control socket is in a directory only the user running Terraform can open \
+             (`$XDG_RUNTIME_DIR/terraform-provider-etcd`, else `terraform-provider-etcd-<uid>` in the temporary \
+             directory); only a run that logs in the same way (host, user, port, key, known_hosts, ssh_config) \
+             reuses it, after checking that it still reaches the host. Default `60s`.",
         ));
     if !tunnel {
         return block;

@@ -4,6 +4,10 @@
 //! `~/.ssh/config`, agent, known_hosts and ProxyJump work. Host keys are
 //! checked strictly unless the configuration turns that off. File contents
 //! (keys included) travel on the command's stdin, never on its command line.
+//! Connections are kept open between runs unless the target says not to
+//! ([`kept`]).
+
+mod kept;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -26,6 +30,9 @@ pub struct Target {
     pub connect_timeout: Duration,
     /// The longest any one command may run; the host then ends it.
     pub command_timeout: Duration,
+    /// How long the connection stays open after its last use, for the
+    /// next run to reuse ([`kept`]); zero ends it with the run.
+    pub keep_open: Duration,
     /// Run every command as root through `sudo -n` (the user needs
     /// passwordless sudo); port forwards need no root.
     pub sudo: bool,
@@ -57,6 +64,8 @@ pub struct Output {
 pub struct Host {
     pub address: String,
     session: Session,
+    /// A kept connection: left open when this run is done with it.
+    kept: bool,
     command_timeout: Duration,
     sudo: bool,
     stop: CancellationToken,
@@ -83,37 +92,41 @@ pub fn quote(s: &str) -> String {
 }
 
 impl Host {
+    /// A connection to the target's host: a kept one that still answers,
+    /// else a new one (kept after the run unless `keep_open` is zero).
     pub async fn connect(target: &Target) -> Result<Host, SshError> {
-        let mut builder = SessionBuilder::default();
-        builder.known_hosts_check(if target.strict_host_key_checking {
-            KnownHosts::Strict
-        } else {
-            KnownHosts::Add
-        });
-        builder.connect_timeout(target.connect_timeout);
-        builder.server_alive_interval(Duration::from_secs(5));
-        if let Some(user) = &target.user {
-            builder.user(user.clone());
-        }
-        if let Some(port) = target.port {
-            builder.port(port);
-        }
-        if let Some(key) = &target.private_key_path {
-            builder.keyfile(key);
-        }
-        if let Some(known_hosts) = &target.known_hosts_path {
-            builder.user_known_hosts_file(known_hosts);
-        }
-        if let Some(config) = &target.config_file {
-            builder.config_file(config);
-        }
-        let session = builder
-            .connect(&target.address)
-            .await
-            .map_err(|e| SshError(format!("ssh to {}: {}", target.address, describe(&e))))?;
+        let failed =
+            |e: openssh::Error| SshError(format!("ssh to {}: {}", target.address, describe(&e)));
+        let directory = (!target.keep_open.is_zero())
+            .then(|| kept::directory(target))
+            .flatten();
+        let (session, kept) = match directory {
+            Some(dir) => match kept::find(&dir).await {
+                Some(session) => (session, true),
+                None => {
+                    let session = kept::open(
+                        &mut builder(target),
+                        &dir,
+                        &target.address,
+                        target.keep_open,
+                    )
+                    .await
+                    .map_err(failed)?;
+                    (session, true)
+                }
+            },
+            None => (
+                builder(target)
+                    .connect(&target.address)
+                    .await
+                    .map_err(failed)?,
+                false,
+            ),
+        };
         Ok(Host {
             address: target.address.clone(),
             session,
+            kept,
             command_timeout: target.command_timeout,
             sudo: target.sudo,
             stop: target.stop.clone(),
@@ -267,6 +280,12 @@ impl Host {
         remote_host: &str,
         remote_port: u16,
     ) -> Result<(), SshError> {
+        if self.kept {
+            return Err(SshError(format!(
+                "{}: a port forward needs a connection of this run (keep_open zero)",
+                self.address
+            )));
+        }
         self.session
             .request_port_forward(
                 openssh::ForwardType::Local,
@@ -288,9 +307,40 @@ impl Host {
         self.session.check().await.is_ok()
     }
 
+    /// Ends the connection, unless it is kept for the next run.
     pub async fn close(self) {
-        let _ = self.session.close().await;
+        if !self.kept {
+            let _ = self.session.close().await;
+        }
     }
+}
+
+/// How ssh is started for `target`.
+fn builder(target: &Target) -> SessionBuilder {
+    let mut builder = SessionBuilder::default();
+    builder.known_hosts_check(if target.strict_host_key_checking {
+        KnownHosts::Strict
+    } else {
+        KnownHosts::Add
+    });
+    builder.connect_timeout(target.connect_timeout);
+    builder.server_alive_interval(Duration::from_secs(5));
+    if let Some(user) = &target.user {
+        builder.user(user.clone());
+    }
+    if let Some(port) = target.port {
+        builder.port(port);
+    }
+    if let Some(key) = &target.private_key_path {
+        builder.keyfile(key);
+    }
+    if let Some(known_hosts) = &target.known_hosts_path {
+        builder.user_known_hosts_file(known_hosts);
+    }
+    if let Some(config) = &target.config_file {
+        builder.config_file(config);
+    }
+    builder
 }
 
 /// openssh errors say "failed to connect" with the real reason inside.
