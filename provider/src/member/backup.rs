@@ -12,7 +12,7 @@
 
 use super::backup_copy::{self, CopyTo};
 use super::{ClusterSettings, Layout};
-use crate::ssh::{quote, Host, SshError};
+use crate::ssh::{quote, FileToWrite, Host, SshError};
 
 pub const DEFAULT_DIR: &str = "/var/backups/etcd";
 pub const DEFAULT_KEEP: i64 = 24;
@@ -144,8 +144,9 @@ fn files(settings: &ClusterSettings) -> Vec<(String, String)> {
 }
 
 /// Writes the script and the backup directory, and with a schedule the
-/// units, enabling the timer (a failed last run is forgotten, so that its
-/// next run shows whether the job works now). Without a schedule, a timer
+/// units (systemd reloads them only when one changed), enabling the timer
+/// (a failed last run is forgotten, so that its next run shows whether
+/// the job works now). Without a schedule, a timer
 /// left from an earlier one is removed. Never touches a snapshot.
 pub async fn install(host: &Host, settings: &ClusterSettings) -> Result<(), SshError> {
     let check = match &settings.backup.schedule {
@@ -161,18 +162,27 @@ pub async fn install(host: &Host, settings: &ClusterSettings) -> Result<(), SshE
         quote(&settings.backup.dir)
     ))
     .await?;
-    for (path, content) in files(settings) {
-        host.write_file(&path, content.as_bytes(), 0o644, "root:root")
-            .await?;
-    }
     let units = if settings.backup.schedule.is_some() {
-        "systemctl daemon-reload && systemctl reset-failed etcd-backup.service 2>/dev/null; \
-         systemctl enable --quiet etcd-backup.timer && systemctl restart etcd-backup.timer"
+        "{ { [ -z \"$changed\" ] && ! systemctl show -p NeedDaemonReload --value etcd-backup.timer \
+           etcd-backup.service | grep -qx yes; } || systemctl daemon-reload; } && \
+         { systemctl reset-failed etcd-backup.service 2>/dev/null || true; } && \
+         { systemctl is-enabled --quiet etcd-backup.timer || systemctl enable --quiet etcd-backup.timer; } && \
+         systemctl restart etcd-backup.timer"
             .to_string()
     } else {
         remove_units()
     };
-    host.run_ok(&units).await?;
+    let files = files(settings);
+    let files: Vec<FileToWrite> = files
+        .iter()
+        .map(|(path, content)| FileToWrite {
+            path,
+            content: content.as_bytes(),
+            mode: 0o644,
+            owner: "root:root",
+        })
+        .collect();
+    host.write_files_then(&files, &units).await?;
     Ok(())
 }
 

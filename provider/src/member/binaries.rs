@@ -3,15 +3,18 @@
 //! and checked on the host, or installed from the distribution's packages;
 //! and the version they report.
 
-use super::{BinarySource, ClusterSettings};
+use super::{inspect, BinarySource, ClusterSettings, Layout};
 use crate::ssh::{quote, Host, SshError};
 
 use super::install::sha256_hex;
 
 /// `etcd` and `etcdctl` read from the machine running Terraform.
 pub struct LocalBinaries {
-    pub etcd: Vec<u8>,
-    pub etcdctl: Vec<u8>,
+    etcd: Vec<u8>,
+    etcdctl: Vec<u8>,
+    /// Their SHA-256 (hex), hashed once: each member's step compares them.
+    etcd_sha256: String,
+    etcdctl_sha256: String,
 }
 
 impl LocalBinaries {
@@ -19,10 +22,21 @@ impl LocalBinaries {
         let read = |name: &str| {
             std::fs::read(format!("{dir}/{name}")).map_err(|e| format!("{dir}/{name}: {e}"))
         };
+        let (etcd, etcdctl) = (read("etcd")?, read("etcdctl")?);
         Ok(LocalBinaries {
-            etcd: read("etcd")?,
-            etcdctl: read("etcdctl")?,
+            etcd_sha256: sha256_hex(&etcd),
+            etcdctl_sha256: sha256_hex(&etcdctl),
+            etcd,
+            etcdctl,
         })
+    }
+
+    /// Each binary's path on a host, its content and its SHA-256.
+    fn files(&self, layout: &Layout) -> [(String, &[u8], &str); 2] {
+        [
+            (layout.etcd(), &self.etcd, &self.etcd_sha256),
+            (layout.etcdctl(), &self.etcdctl, &self.etcdctl_sha256),
+        ]
     }
 }
 
@@ -52,18 +66,29 @@ pub(super) fn staged(path: &str) -> String {
     }
 }
 
-/// The binaries the host has installed and staged, as `sha256sum` lists
-/// them.
-async fn binary_sums(host: &Host, settings: &ClusterSettings) -> Result<String, SshError> {
+/// The binaries the host has installed and staged that could be `local`'s,
+/// as `sha256sum` lists them: the installed ones are hashed only if they
+/// changed since their memo (see `inspect::binary_hash_command`), a staged
+/// one only if it has the size of the local one.
+async fn binary_sums(
+    host: &Host,
+    settings: &ClusterSettings,
+    local: &LocalBinaries,
+) -> Result<String, SshError> {
     let l = &settings.layout;
-    let paths: Vec<String> = [l.etcd(), l.etcdctl()]
-        .iter()
-        .flat_map(|p| [quote(p), quote(&staged(p))])
-        .collect();
-    Ok(host
-        .run(&format!("sha256sum {} 2>/dev/null", paths.join(" ")))
-        .await?
-        .stdout)
+    let mut script = [
+        inspect::binary_hash_command(&l.etcd(), &l.binary_hash_memo()),
+        inspect::binary_hash_command(&l.etcdctl(), &l.etcdctl_hash_memo()),
+    ]
+    .join("; ");
+    for (path, bytes, _) in local.files(l) {
+        let at = quote(&staged(&path));
+        script.push_str(&format!(
+            "; if [ \"$(stat -c %s {at} 2>/dev/null)\" = {} ]; then sha256sum {at}; fi",
+            bytes.len()
+        ));
+    }
+    Ok(host.run(&script).await?.stdout)
 }
 
 /// Uploads the binaries that differ from the installed ones to their
@@ -75,9 +100,8 @@ pub async fn stage_binaries(
     binaries: &LocalBinaries,
 ) -> Result<(), SshError> {
     let l = &settings.layout;
-    let present = binary_sums(host, settings).await?;
-    for (path, bytes) in [(l.etcd(), &binaries.etcd), (l.etcdctl(), &binaries.etcdctl)] {
-        let sum = sha256_hex(bytes);
+    let present = binary_sums(host, settings, binaries).await?;
+    for (path, bytes, sum) in binaries.files(l) {
         let at = staged(&path);
         if !present.contains(&format!("{sum}  {path}"))
             && !present.contains(&format!("{sum}  {at}"))
@@ -99,10 +123,9 @@ pub async fn install_binaries(
     let l = &settings.layout;
     match (&settings.binary_source, local) {
         (BinarySource::LocalPath(_), Some(binaries)) => {
-            let present = binary_sums(host, settings).await?;
+            let present = binary_sums(host, settings, binaries).await?;
             let mut renames = Vec::new();
-            for (path, bytes) in [(l.etcd(), &binaries.etcd), (l.etcdctl(), &binaries.etcdctl)] {
-                let sum = sha256_hex(bytes);
+            for (path, bytes, sum) in binaries.files(l) {
                 if present.contains(&format!("{sum}  {path}")) {
                     continue;
                 }

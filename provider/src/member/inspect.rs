@@ -59,13 +59,14 @@ pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostStat
 /// of megabytes, on every host at every plan) only when its size, times or
 /// inode differ from those the memo was written for; the change time
 /// moves with any write or rename, so a replaced binary is always hashed.
-fn binary_hash_command(binary: &str, memo: &str) -> String {
+/// Safe under `set -e`: a missing or unwritable memo only costs a hash.
+pub(super) fn binary_hash_command(binary: &str, memo: &str) -> String {
     let (binary, memo) = (quote(binary), quote(memo));
     format!(
         "if st=$(stat -c '%s:%.9Y:%.9Z:%i' {binary} 2>/dev/null); then \
-           m=$(cat {memo} 2>/dev/null); \
+           m=$(cat {memo} 2>/dev/null || true); \
            if [ \"${{m%% *}}\" = \"$st\" ]; then h=${{m#* }}; \
-           else h=$(sha256sum {binary} | cut -d' ' -f1); echo \"$st $h\" > {memo} 2>/dev/null; fi; \
+           else h=$(sha256sum {binary} | cut -d' ' -f1); {{ echo \"$st $h\" > {memo}; }} 2>/dev/null || true; fi; \
            echo \"$h  \"{binary}; \
          fi"
     )
@@ -128,17 +129,21 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let (binary, memo) = (dir.join("etcd"), dir.join("memo"));
         let hash = |bytes: &[u8]| crate::member::install::sha256_hex(bytes);
-        let run = || {
+        // Under `set -e`, as after writing files (`Host::write_files_then`).
+        let run_with = |memo: &std::path::Path| {
             let command = binary_hash_command(binary.to_str().unwrap(), memo.to_str().unwrap());
             let out = std::process::Command::new("sh")
                 .arg("-c")
-                .arg(command)
+                .arg(format!("set -e; {command}"))
                 .output()
                 .unwrap();
             String::from_utf8(out.stdout).unwrap()
         };
+        let run = || run_with(&memo);
         std::fs::write(&binary, b"one").unwrap();
         let line = |bytes: &[u8]| format!("{}  {}\n", hash(bytes), binary.display());
+        // No memo yet, and none can be written: hashed all the same.
+        assert_eq!(run_with(&dir.join("missing/memo")), line(b"one"));
         assert_eq!(run(), line(b"one"));
         let memo_text = std::fs::read_to_string(&memo).unwrap();
         assert!(memo_text.trim_end().ends_with(&hash(b"one")), "{memo_text}");

@@ -10,10 +10,10 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::render::{self, InitialState};
-use super::{backup, binaries};
-use super::{BinarySource, ClusterSettings, Layout, MemberSpec};
+use super::{backup, binaries, inspect};
+use super::{BinarySource, ClusterSettings, Layout, MemberSpec, UNIT_FILE};
 use crate::pki::{self, KeyAlgorithm, KeyedCertificate, LeafRequest, PkiError, Usage};
-use crate::ssh::{quote, Host, SshError};
+use crate::ssh::{quote, FileToWrite, Host, SshError};
 
 /// SHA-256 (hex) of what the provider wrote, by file: `config`, `unit`,
 /// `etcdctl.env`, `ca.crt`, `server.crt`, `peer.crt`, `etcdctl.crt`, `etcd`.
@@ -113,6 +113,16 @@ pub async fn prepare(host: &Host, settings: &ClusterSettings) -> Result<bool, Ss
     Ok(host.run_ok(&script).await?.contains("has-data"))
 }
 
+/// A text file to write with `mode` and `owner`.
+fn file<'a>(path: &'a str, content: &'a str, mode: u32, owner: &'a str) -> FileToWrite<'a> {
+    FileToWrite {
+        path,
+        content: content.as_bytes(),
+        mode,
+        owner,
+    }
+}
+
 /// Writes certificates, configuration and unit; returns their fingerprints
 /// together with the binary's.
 pub async fn write_files(
@@ -131,64 +141,27 @@ pub async fn write_files(
     };
     let config = render::config_file(member, settings, initial_cluster, state);
     let unit = render::unit_file(settings);
-    host.write_file(
-        &ca_path,
-        certs.trusted_ca_pem.as_bytes(),
-        0o644,
-        "root:etcd",
-    )
-    .await?;
-    host.write_file(
-        &server_path,
-        certs.server.cert_pem.as_bytes(),
-        0o644,
-        "root:etcd",
-    )
-    .await?;
-    host.write_file(
-        &server_key,
-        certs.server.key_pem.as_bytes(),
-        0o600,
-        "etcd:etcd",
-    )
-    .await?;
-    host.write_file(
-        &peer_path,
-        certs.peer.cert_pem.as_bytes(),
-        0o644,
-        "root:etcd",
-    )
-    .await?;
-    host.write_file(&peer_key, certs.peer.key_pem.as_bytes(), 0o600, "etcd:etcd")
-        .await?;
-    host.write_file(
-        &etcdctl_path,
-        certs.etcdctl.cert_pem.as_bytes(),
-        0o644,
-        "root:etcd",
-    )
-    .await?;
-    host.write_file(
-        &etcdctl_key,
-        certs.etcdctl.key_pem.as_bytes(),
-        0o600,
-        "etcd:etcd",
-    )
-    .await?;
-    host.write_file(&l.config_file(), config.as_bytes(), 0o644, "root:etcd")
-        .await?;
-    host.write_file(&l.unit_file(), unit.as_bytes(), 0o644, "root:root")
-        .await?;
     let etcdctl_env = render::etcdctl_env(settings);
-    host.write_file(
-        &l.etcdctl_env_file(),
-        etcdctl_env.as_bytes(),
-        0o644,
-        "root:root",
-    )
-    .await?;
+    let (config_path, unit_path, etcdctl_env_path) =
+        (l.config_file(), l.unit_file(), l.etcdctl_env_file());
+    let files = [
+        file(&ca_path, &certs.trusted_ca_pem, 0o644, "root:etcd"),
+        file(&server_path, &certs.server.cert_pem, 0o644, "root:etcd"),
+        file(&server_key, &certs.server.key_pem, 0o600, "etcd:etcd"),
+        file(&peer_path, &certs.peer.cert_pem, 0o644, "root:etcd"),
+        file(&peer_key, &certs.peer.key_pem, 0o600, "etcd:etcd"),
+        file(&etcdctl_path, &certs.etcdctl.cert_pem, 0o644, "root:etcd"),
+        file(&etcdctl_key, &certs.etcdctl.key_pem, 0o600, "etcd:etcd"),
+        file(&config_path, &config, 0o644, "root:etcd"),
+        file(&unit_path, &unit, 0o644, "root:root"),
+        file(&etcdctl_env_path, &etcdctl_env, 0o644, "root:root"),
+    ];
+    // The binary's fingerprint in the same round trip.
     let binary = host
-        .run_ok(&format!("sha256sum {}", quote(&l.etcd())))
+        .write_files_then(
+            &files,
+            &inspect::binary_hash_command(&l.etcd(), &l.binary_hash_memo()),
+        )
         .await?;
     let mut prints = Fingerprints::new();
     prints.insert("config".into(), sha256_hex(config.as_bytes()));
@@ -295,13 +268,31 @@ pub async fn restored_from(
     Ok(Some(out.stdout.trim().to_string()).filter(|s| !s.is_empty()))
 }
 
-/// Enables the unit and starts it without waiting: with `Type=notify` a
-/// blocking start would wait for a quorum that the other members have not
-/// formed yet.
+/// Enables the unit and starts it without waiting for it to be ready:
+/// with `Type=notify` a blocking start would wait for a quorum that the
+/// other members may not have formed yet. A restart returns once the old
+/// process has stopped (the unit's invocation changed), so that a health
+/// check that follows can only see the new one.
 pub async fn start(host: &Host, restart: bool) -> Result<(), SshError> {
-    let verb = if restart { "restart" } else { "start" };
+    let (verb, until_restarted) = if restart {
+        (
+            "restart",
+            "; while [ \"$(show InvocationID)\" = \"$old\" ]; do sleep 0.02; done",
+        )
+    } else {
+        ("start", "")
+    };
+    // systemd reads the units again only when etcd's is not loaded from
+    // the provider's file (a packaged unit is overridden) or that changed:
+    // a reload costs more than the rest of this command.
     host.run_ok(&format!(
-        "systemctl daemon-reload && systemctl enable --quiet etcd && systemctl {verb} --no-block etcd"
+        "set -e; show() {{ systemctl show -p \"$1\" --value etcd; }}; \
+         {{ [ \"$(show LoadState)\" = loaded ] && [ \"$(show FragmentPath)\" = {unit} ] && \
+           [ \"$(show NeedDaemonReload)\" = no ]; }} || systemctl daemon-reload; \
+         old=$(show InvocationID); \
+         systemctl is-enabled --quiet etcd || systemctl enable --quiet etcd; \
+         systemctl {verb} --no-block etcd{until_restarted}",
+        unit = quote(UNIT_FILE)
     ))
     .await?;
     Ok(())
@@ -322,6 +313,7 @@ pub async fn uninstall(
         l.etcdctl_env_file(),
         l.release_file(),
         l.binary_hash_memo(),
+        l.etcdctl_hash_memo(),
     ];
     if settings.binary_source != BinarySource::OsPackage {
         // Packaged binaries belong to the package manager.

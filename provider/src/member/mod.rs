@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 
 use crate::ssh;
 
+/// etcd's systemd unit: one member per host.
+pub const UNIT_FILE: &str = "/etc/systemd/system/etcd.service";
+
 /// Paths on a member host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layout {
@@ -45,8 +48,12 @@ impl Layout {
     pub fn binary_hash_memo(&self) -> String {
         format!("{}/.etcd-binary.sha256", self.config_dir)
     }
+    /// The same memo for etcdctl (see `binaries::binary_sums`).
+    pub fn etcdctl_hash_memo(&self) -> String {
+        format!("{}/.etcdctl-binary.sha256", self.config_dir)
+    }
     pub fn unit_file(&self) -> String {
-        "/etc/systemd/system/etcd.service".to_string()
+        UNIT_FILE.to_string()
     }
     pub fn etcd(&self) -> String {
         format!("{}/etcd", self.bin_dir)

@@ -7,14 +7,17 @@
 //! Connections are kept open between runs unless the target says not to
 //! ([`kept`]).
 
+mod files;
 mod kept;
+
+pub use files::FileToWrite;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use openssh::{KnownHosts, Session, SessionBuilder};
-use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 /// How to reach a host: everything from the resource's `ssh` block.
@@ -243,7 +246,44 @@ impl Host {
         mode: u32,
         owner: &str,
     ) -> Result<(), SshError> {
-        self.write_file_from(path, content, mode, owner).await
+        let file = FileToWrite {
+            path,
+            content,
+            mode,
+            owner,
+        };
+        self.write_files_then(&[file], "").await.map(drop)
+    }
+
+    /// Writes every one of `files` as [`Host::write_file`] does, in order,
+    /// then runs `then`, all in one command (one round trip); returns what
+    /// `then` printed. See `files::write_script`: a file whose content is
+    /// already there is left in place (its mode and owner set), and `then`
+    /// finds `$changed` non-empty if any file was replaced.
+    pub async fn write_files_then(
+        &self,
+        files: &[FileToWrite<'_>],
+        then: &str,
+    ) -> Result<String, SshError> {
+        // The contents one after the other, never copied (binaries are
+        // tens of megabytes).
+        let mut input: Box<dyn AsyncRead + Unpin + Send + '_> = Box::new(&b""[..]);
+        for file in files {
+            input = Box::new(input.chain(file.content));
+        }
+        let script = files::write_script(files, then);
+        let out = self.run_with_input(&script, input).await?;
+        if out.status != 0 {
+            let paths: Vec<&str> = files.iter().map(|f| f.path).collect();
+            return Err(SshError(format!(
+                "{}: writing {} failed with status {}: {}",
+                self.address,
+                paths.join(", "),
+                out.status,
+                out.stderr.trim()
+            )));
+        }
+        Ok(out.stdout)
     }
 
     /// [`Host::write_file`] with the content streamed from `content` (a
