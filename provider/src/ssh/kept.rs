@@ -19,7 +19,10 @@
 //!   (the host key checked again).
 //! - A kept connection is used only once it ran `true` within
 //!   [`PROBE_DEADLINE`]: one whose host rebooted or went away is ended and
-//!   a new one opened.
+//!   a new one opened. One that passed that check less than
+//!   [`VERIFIED_FOR`] ago is used as it is (back-to-back runs: the apply
+//!   right after its plan); a command that then fails on the connection
+//!   itself withdraws that, so the next run checks again.
 //! - A run never ends a kept connection (another run may be using it);
 //!   port forwards never go over one (they would outlive the run).
 
@@ -36,6 +39,14 @@ use super::Target;
 
 /// How long a kept connection has to run `true` before it is given up.
 const PROBE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long a connection that ran `true` is trusted without running it
+/// again: no host reboots and comes back in that time, and a host that
+/// went away fails the next command as it would fail the check.
+const VERIFIED_FOR: Duration = Duration::from_secs(5);
+
+/// The file whose time says when a kept connection last passed the check.
+const VERIFIED: &str = "verified";
 
 /// The prefix openssh gives the directory of each master connection.
 const MASTER_PREFIX: &str = ".ssh-connection";
@@ -128,9 +139,10 @@ fn stamp(file: &Option<PathBuf>) -> String {
         .unwrap_or_default()
 }
 
-/// A kept connection in `dir` that still reaches its host. Those that do
-/// not are ended and their directories removed.
-pub(super) async fn find(dir: &Path) -> Option<Session> {
+/// A kept connection in `dir` that still reaches its host, and its
+/// master's directory. Those that do not are ended and their directories
+/// removed.
+pub(super) async fn find(dir: &Path) -> Option<(Session, PathBuf)> {
     let entries = fs::read_dir(dir).ok()?;
     for entry in entries.flatten() {
         let master_dir = entry.path();
@@ -153,8 +165,9 @@ pub(super) async fn find(dir: &Path) -> Option<Session> {
             continue;
         }
         let session = resume(&master_dir);
-        if answers(&session).await {
-            return Some(session);
+        if recently_verified(&master_dir) || answers(&session).await {
+            mark_verified(&master_dir);
+            return Some((session, master_dir));
         }
         log::debug!(
             "kept SSH connection {} no longer answers: ended",
@@ -173,13 +186,32 @@ pub(super) async fn open(
     dir: &Path,
     address: &str,
     keep_open: Duration,
-) -> Result<Session, openssh::Error> {
+) -> Result<(Session, PathBuf), openssh::Error> {
     let seconds = NonZeroUsize::new(keep_open.as_secs() as usize).unwrap_or(NonZeroUsize::MIN);
     builder
         .control_directory(dir)
         .control_persist(ControlPersist::IdleFor(seconds));
     let master_dir = builder.launch_master(address).await?.keep();
-    Ok(resume(&master_dir))
+    mark_verified(&master_dir);
+    Ok((resume(&master_dir), master_dir))
+}
+
+fn recently_verified(master_dir: &Path) -> bool {
+    fs::metadata(master_dir.join(VERIFIED))
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < VERIFIED_FOR))
+}
+
+/// Notes that the connection in `master_dir` just reached its host (the
+/// `verified` file's time; a file in the private directory).
+fn mark_verified(master_dir: &Path) {
+    let _ = fs::write(master_dir.join(VERIFIED), b"");
+}
+
+/// Withdraws the note: a command failed on the connection itself, so the
+/// next run checks it before use.
+pub(super) fn forget_verified(master_dir: &Path) {
+    let _ = fs::remove_file(master_dir.join(VERIFIED));
 }
 
 /// A session over the master in `master_dir`; dropping it leaves the
@@ -265,6 +297,18 @@ mod tests {
         fs::write(&file, "10.0.0.11 ssh-ed25519 BBBBBB\n").unwrap();
         assert_ne!(before, target_key(&with_file));
         fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
+    fn a_connection_checked_just_now_is_trusted_until_a_command_fails_on_it() {
+        let dir = std::env::temp_dir().join(format!("kept-verified-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        assert!(!recently_verified(&dir), "never checked");
+        mark_verified(&dir);
+        assert!(recently_verified(&dir));
+        forget_verified(&dir);
+        assert!(!recently_verified(&dir));
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -67,8 +67,9 @@ pub struct Output {
 pub struct Host {
     pub address: String,
     session: Session,
-    /// A kept connection: left open when this run is done with it.
-    kept: bool,
+    /// A kept connection's master directory: left open when this run is
+    /// done with it.
+    kept: Option<PathBuf>,
     command_timeout: Duration,
     sudo: bool,
     stop: CancellationToken,
@@ -105,9 +106,9 @@ impl Host {
             .flatten();
         let (session, kept) = match directory {
             Some(dir) => match kept::find(&dir).await {
-                Some(session) => (session, true),
+                Some((session, master_dir)) => (session, Some(master_dir)),
                 None => {
-                    let session = kept::open(
+                    let (session, master_dir) = kept::open(
                         &mut builder(target),
                         &dir,
                         &target.address,
@@ -115,7 +116,7 @@ impl Host {
                     )
                     .await
                     .map_err(failed)?;
-                    (session, true)
+                    (session, Some(master_dir))
                 }
             },
             None => (
@@ -123,7 +124,7 @@ impl Host {
                     .connect(&target.address)
                     .await
                     .map_err(failed)?,
-                false,
+                None,
             ),
         };
         Ok(Host {
@@ -173,7 +174,7 @@ impl Host {
             .stderr(openssh::Stdio::piped())
             .spawn()
             .await
-            .map_err(|e| SshError(format!("{}: {}", self.address, describe(&e))))?;
+            .map_err(|e| self.connection_failed(&e))?;
         if let Some(mut input) = child.stdin().take() {
             tokio::io::copy(&mut stdin, &mut input)
                 .await
@@ -189,7 +190,7 @@ impl Host {
             _ = self.stop.cancelled() => return Err(self.stopped(script)),
         }
         .map_err(|_| self.timed_out(script))?
-        .map_err(|e| SshError(format!("{}: {}", self.address, describe(&e))))?;
+        .map_err(|e| self.connection_failed(&e))?;
         let status = out.status.code().unwrap_or(-1);
         // timeout(1) exits 124 when it ended the command, 137 when it had to kill it.
         if status == 124 || status == 137 {
@@ -200,6 +201,15 @@ impl Host {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+
+    /// A command that failed on the connection itself (not on the host):
+    /// a kept connection is checked again before its next use.
+    fn connection_failed(&self, e: &openssh::Error) -> SshError {
+        if let Some(master_dir) = &self.kept {
+            kept::forget_verified(master_dir);
+        }
+        SshError(format!("{}: {}", self.address, describe(e)))
     }
 
     fn timed_out(&self, script: &str) -> SshError {
@@ -320,7 +330,7 @@ impl Host {
         remote_host: &str,
         remote_port: u16,
     ) -> Result<(), SshError> {
-        if self.kept {
+        if self.kept.is_some() {
             return Err(SshError(format!(
                 "{}: a port forward needs a connection of this run (keep_open zero)",
                 self.address
@@ -349,7 +359,7 @@ impl Host {
 
     /// Ends the connection, unless it is kept for the next run.
     pub async fn close(self) {
-        if !self.kept {
+        if self.kept.is_none() {
             let _ = self.session.close().await;
         }
     }
