@@ -44,7 +44,7 @@ pub async fn bootstrap(
     timeout: Duration,
 ) -> Result<BTreeMap<String, Fingerprints>, String> {
     let now = ctx.now();
-    let binaries = spec.local_binaries()?;
+
     // The initial snapshot, if any, read once for all members.
     let (pump, mut initial) = match &spec.initial_snapshot {
         Some(path) => {
@@ -54,7 +54,15 @@ pub async fn bootstrap(
         None => (None, Vec::new()),
     };
     initial.resize_with(spec.members.len(), || None);
-    let hosts = connect_all(&spec.members).await;
+    // The binaries are read while the hosts are reached.
+    let (binaries, hosts) = tokio::join!(spec.local_binaries(), connect_all(&spec.members));
+    let binaries = match binaries {
+        Ok(binaries) => binaries,
+        Err(e) => {
+            close_all(hosts).await;
+            return Err(e);
+        }
+    };
     let (members, reached): (Vec<&MemberSpec>, Vec<&Host>) = spec
         .members
         .iter()

@@ -48,7 +48,7 @@ pub async fn join(
     let joined = async {
         let me = the_member(spec);
         ensure_others_serve(spec, &api, &Observed::default(), me).await?;
-        let binaries = spec.local_binaries()?;
+        let binaries = spec.local_binaries().await?;
         let prints = add_member(ctx, spec, &api, me, binaries.as_ref(), timeout, warnings).await?;
         wait_until_healthy(ctx, spec, timeout).await?;
         Ok(prints)

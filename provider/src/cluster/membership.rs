@@ -132,7 +132,7 @@ pub async fn change_membership(
     for gone in failed {
         change.remove(gone).await?;
     }
-    let binaries = to.local_binaries()?;
+    let binaries = to.local_binaries().await?;
     if let Some(local) = &binaries {
         // The new members' hosts get their binaries at once, before the
         // joins, which go one at a time.

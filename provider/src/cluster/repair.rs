@@ -74,7 +74,7 @@ async fn repair_through(
     timeout: Duration,
     hosts: &Hosts,
 ) -> Result<(), String> {
-    let binaries = spec.local_binaries()?;
+    let binaries = spec.local_binaries().await?;
     let changes = OneMemberChanges {
         ctx,
         spec,

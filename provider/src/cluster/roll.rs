@@ -52,7 +52,7 @@ pub async fn roll(
     fingerprints: &mut BTreeMap<String, Fingerprints>,
     timeout: Duration,
 ) -> Result<(), String> {
-    let binaries = spec.local_binaries()?;
+    let binaries = spec.local_binaries().await?;
     let hosts = Hosts::default();
     if let Some(binaries) = &binaries {
         hosts

@@ -132,7 +132,7 @@ async fn run_passes(
     fingerprints: &mut BTreeMap<String, Fingerprints>,
     timeout: Duration,
 ) -> Result<(), String> {
-    let binaries = to.local_binaries()?;
+    let binaries = to.local_binaries().await?;
     let mut snapshot = SnapshotBefore::new("before-ca-rotation");
     for (step, pass) in passes {
         let changes = OneMemberChanges {

@@ -98,9 +98,17 @@ impl ClusterSpec {
 
     /// The binaries to upload, read once per operation (none when the hosts
     /// download them or install packages).
-    pub fn local_binaries(&self) -> Result<Option<LocalBinaries>, String> {
+    pub async fn local_binaries(&self) -> Result<Option<LocalBinaries>, String> {
         match &self.settings.binary_source {
-            BinarySource::LocalPath(dir) => LocalBinaries::load(dir).map(Some),
+            BinarySource::LocalPath(dir) => {
+                // Tens of megabytes read and hashed: off the async threads,
+                // so that a caller can connect to the hosts meanwhile.
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || LocalBinaries::load(&dir))
+                    .await
+                    .map_err(|e| format!("reading the etcd binaries: {e}"))?
+                    .map(Some)
+            }
             BinarySource::Url { .. } | BinarySource::OsPackage => Ok(None),
         }
     }

@@ -22,6 +22,7 @@ pub use served::served_certificate;
 use std::time::Duration;
 
 use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
+use futures::StreamExt;
 use time::OffsetDateTime;
 
 use crate::pki::{self, KeyAlgorithm, LeafRequest, PkiError, Usage};
@@ -182,24 +183,33 @@ impl Client {
         &self,
         except: Option<u64>,
     ) -> Result<(etcd_client::Client, String, i64), String> {
+        // All endpoints at once: a member that is starting may hold a
+        // connection without answering, and must not delay the others.
+        let mut attempts: futures::stream::FuturesUnordered<_> = self
+            .endpoints
+            .iter()
+            .map(|endpoint| async move {
+                let attempt = Self::bounded(endpoint, async {
+                    let mut client = self.client(std::slice::from_ref(endpoint)).await?;
+                    let status = client.status().await.map_err(text)?;
+                    let header = status.header();
+                    if except.is_some() && header.map(|h| h.member_id()) == except {
+                        return Err(format!(
+                            "served by member {}",
+                            format_id(except.unwrap_or_default())
+                        ));
+                    }
+                    let revision = header.map(|h| h.revision()).unwrap_or_default();
+                    Ok((client, endpoint.clone(), revision))
+                });
+                attempt.await.map_err(|e| format!("{endpoint}: {e}"))
+            })
+            .collect();
         let mut failures = Vec::new();
-        for endpoint in &self.endpoints {
-            let attempt = Self::bounded(endpoint, async {
-                let mut client = self.client(std::slice::from_ref(endpoint)).await?;
-                let status = client.status().await.map_err(text)?;
-                let header = status.header();
-                if except.is_some() && header.map(|h| h.member_id()) == except {
-                    return Err(format!(
-                        "served by member {}",
-                        format_id(except.unwrap_or_default())
-                    ));
-                }
-                let revision = header.map(|h| h.revision()).unwrap_or_default();
-                Ok((client, endpoint.clone(), revision))
-            });
-            match attempt.await {
+        while let Some(attempt) = attempts.next().await {
+            match attempt {
                 Ok(answer) => return Ok(answer),
-                Err(e) => failures.push(format!("{endpoint}: {e}")),
+                Err(e) => failures.push(e),
             }
         }
         if failures.is_empty() {
@@ -208,9 +218,6 @@ impl Client {
         Err(failures.join("; "))
     }
 
-    /// Streams a snapshot of the keyspace from the first member that
-    /// answers into `file`: written 0600 to a temporary file beside it and
-    /// renamed once complete. etcd ends the stream with the SHA-256 of what
     /// The cluster ID and its members, from whichever endpoint answers
     /// (its view may be stale if it is cut off from the others).
     pub async fn members(&self) -> Result<(u64, Vec<Member>), String> {

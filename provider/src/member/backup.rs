@@ -186,10 +186,14 @@ pub async fn install(host: &Host, settings: &ClusterSettings) -> Result<(), SshE
     Ok(())
 }
 
+/// Stops and removes the job's units, if there are any (systemd is
+/// reloaded only then).
 fn remove_units() -> String {
     format!(
-        "systemctl disable --now --quiet etcd-backup.timer 2>/dev/null || true; \
-         rm -f {SERVICE_FILE} {TIMER_FILE}; systemctl daemon-reload"
+        "if [ -e {SERVICE_FILE} ] || [ -e {TIMER_FILE} ]; then \
+           systemctl disable --now --quiet etcd-backup.timer 2>/dev/null || true; \
+           rm -f {SERVICE_FILE} {TIMER_FILE}; systemctl daemon-reload; \
+         fi"
     )
 }
 
