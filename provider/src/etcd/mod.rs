@@ -120,6 +120,10 @@ pub fn format_id(id: u64) -> String {
     format!("{id:x}")
 }
 
+/// How long an endpoint may take to answer before the next one is asked
+/// as well (see `Client::first_answering`).
+const NEXT_ENDPOINT_AFTER: Duration = Duration::from_millis(300);
+
 /// The longest one call to one endpoint may take, connection included.
 const CALL_DEADLINE: Duration = Duration::from_secs(6);
 
@@ -179,37 +183,56 @@ impl Client {
     /// served by member `except` (a member being removed stops serving
     /// before it answers): a client of it, the endpoint, and the revision
     /// it has reached.
-    async fn first_answering(
-        &self,
+    async fn first_answering<'a>(
+        &'a self,
         except: Option<u64>,
     ) -> Result<(etcd_client::Client, String, i64), String> {
-        // All endpoints at once: a member that is starting may hold a
-        // connection without answering, and must not delay the others.
-        let mut attempts: futures::stream::FuturesUnordered<_> = self
-            .endpoints
-            .iter()
-            .map(|endpoint| async move {
-                let attempt = Self::bounded(endpoint, async {
-                    let mut client = self.client(std::slice::from_ref(endpoint)).await?;
-                    let status = client.status().await.map_err(text)?;
-                    let header = status.header();
-                    if except.is_some() && header.map(|h| h.member_id()) == except {
-                        return Err(format!(
-                            "served by member {}",
-                            format_id(except.unwrap_or_default())
-                        ));
-                    }
-                    let revision = header.map(|h| h.revision()).unwrap_or_default();
-                    Ok((client, endpoint.clone(), revision))
-                });
-                attempt.await.map_err(|e| format!("{endpoint}: {e}"))
-            })
-            .collect();
+        // One endpoint at a time, but the next one is asked as soon as one
+        // fails or has not answered within NEXT_ENDPOINT_AFTER: a member
+        // that is starting may hold a connection without answering, and
+        // must not delay the others, while a healthy cluster costs one
+        // connection.
+        let attempt = |endpoint: &'a String| async move {
+            let attempt = Self::bounded(endpoint, async {
+                let mut client = self.client(std::slice::from_ref(endpoint)).await?;
+                let status = client.status().await.map_err(text)?;
+                let header = status.header();
+                if except.is_some() && header.map(|h| h.member_id()) == except {
+                    return Err(format!(
+                        "served by member {}",
+                        format_id(except.unwrap_or_default())
+                    ));
+                }
+                let revision = header.map(|h| h.revision()).unwrap_or_default();
+                Ok((client, endpoint.clone(), revision))
+            });
+            attempt.await.map_err(|e| format!("{endpoint}: {e}"))
+        };
+        let mut waiting = self.endpoints.iter();
+        let mut asked = futures::stream::FuturesUnordered::new();
         let mut failures = Vec::new();
-        while let Some(attempt) = attempts.next().await {
-            match attempt {
-                Ok(answer) => return Ok(answer),
-                Err(e) => failures.push(e),
+        loop {
+            if asked.is_empty() {
+                match waiting.next() {
+                    Some(endpoint) => asked.push(attempt(endpoint)),
+                    None => break,
+                }
+            }
+            tokio::select! {
+                Some(answer) = asked.next() => match answer {
+                    Ok(answer) => return Ok(answer),
+                    Err(e) => {
+                        failures.push(e);
+                        if let Some(endpoint) = waiting.next() {
+                            asked.push(attempt(endpoint));
+                        }
+                    }
+                },
+                _ = tokio::time::sleep(NEXT_ENDPOINT_AFTER), if waiting.len() > 0 => {
+                    if let Some(endpoint) = waiting.next() {
+                        asked.push(attempt(endpoint));
+                    }
+                }
             }
         }
         if failures.is_empty() {
