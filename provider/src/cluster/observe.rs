@@ -230,7 +230,7 @@ pub async fn observe_through(
             return observed;
         }
     };
-    let (statuses, host_states) = tokio::join!(api.statuses(), async {
+    let (survey, host_states) = tokio::join!(api.survey(), async {
         let connected = hosts.connect_all(&spec.members).await;
         futures::future::join_all(connected.into_iter().map(|host| async move {
             let host = host?;
@@ -244,9 +244,10 @@ pub async fn observe_through(
     // off from the others answers with what it saw last. Without one, the
     // list of any member, but no member is judged "not a member" or
     // "unmanaged" from it.
-    let serving = statuses.iter().find(|s| s.healthy);
+    let (statuses, mut lists): (Vec<_>, Vec<_>) = survey.into_iter().unzip();
+    let serving = statuses.iter().position(|s| s.healthy);
     let (listed, current) = match serving {
-        Some(status) => (api.members_from(&status.endpoint).await, true),
+        Some(index) => (lists.swap_remove(index), true),
         None => (api.members().await, false),
     };
     let live = match listed {

@@ -104,6 +104,9 @@ pub struct Member {
     pub is_learner: bool,
 }
 
+/// The cluster ID and its members, as one member lists them.
+pub type MemberList = (u64, Vec<Member>);
+
 /// One endpoint's answer to a status request and a quorum read.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EndpointStatus {
@@ -243,19 +246,11 @@ impl Client {
 
     /// The cluster ID and its members, from whichever endpoint answers
     /// (its view may be stale if it is cut off from the others).
-    pub async fn members(&self) -> Result<(u64, Vec<Member>), String> {
+    pub async fn members(&self) -> Result<MemberList, String> {
         Self::member_list(self.any_client().await?).await
     }
 
-    /// The cluster ID and its members as `endpoint` sees them.
-    pub async fn members_from(&self, endpoint: &str) -> Result<(u64, Vec<Member>), String> {
-        Self::bounded(endpoint, async {
-            Self::member_list(self.client(&[endpoint.to_string()]).await?).await
-        })
-        .await
-    }
-
-    async fn member_list(mut client: etcd_client::Client) -> Result<(u64, Vec<Member>), String> {
+    async fn member_list(mut client: etcd_client::Client) -> Result<MemberList, String> {
         let response = client.member_list().await.map_err(text)?;
         let cluster_id = response
             .header()
@@ -278,33 +273,69 @@ impl Client {
     /// Status and a linearizable read on one endpoint (what
     /// `etcdctl endpoint health` checks).
     pub async fn endpoint_status(&self, endpoint: &str) -> EndpointStatus {
-        let mut status = EndpointStatus {
-            endpoint: endpoint.to_string(),
-            ..Default::default()
-        };
-        let asked = Self::bounded(endpoint, async {
-            let mut client = self.client(&[endpoint.to_string()]).await?;
-            let answer = client.status().await.map_err(text)?;
-            let health = client.get("health", None).await.map(|_| ()).map_err(text);
-            Ok((answer, health))
-        });
-        match asked.await {
-            Ok((answer, health)) => {
-                status.version = Some(answer.version().to_string());
-                status.leader = Some(answer.leader());
-                status.member_id = answer.header().map(|h| h.member_id());
-                status.healthy = health.is_ok();
-                status.error = health.err();
-            }
-            Err(e) => status.error = Some(e),
-        }
-        status
+        self.ask(endpoint, false).await.0
     }
 
     /// Every endpoint's status, asked in parallel.
     pub async fn statuses(&self) -> Vec<EndpointStatus> {
         let asks = self.endpoints.iter().map(|e| self.endpoint_status(e));
         futures::future::join_all(asks).await
+    }
+
+    /// Every endpoint's status and its member list, asked in parallel,
+    /// each endpoint over one connection (a refresh looks at every member
+    /// and needs one current list: asking for it with the status costs no
+    /// connection of its own, nor a round trip after the statuses).
+    pub async fn survey(&self) -> Vec<(EndpointStatus, Result<MemberList, String>)> {
+        let asks = self.endpoints.iter().map(|e| async move {
+            let (status, members) = self.ask(e, true).await;
+            let members = members.unwrap_or_else(|| Err(status.error.clone().unwrap_or_default()));
+            (status, members)
+        });
+        futures::future::join_all(asks).await
+    }
+
+    /// One connection to `endpoint`: its status, a linearizable read and,
+    /// if asked for, its member list, all at once.
+    async fn ask(
+        &self,
+        endpoint: &str,
+        list_members: bool,
+    ) -> (EndpointStatus, Option<Result<MemberList, String>>) {
+        let mut status = EndpointStatus {
+            endpoint: endpoint.to_string(),
+            ..Default::default()
+        };
+        let asked = Self::bounded(endpoint, async {
+            let mut client = self.client(&[endpoint.to_string()]).await?;
+            let (mut reader, lister) = (client.clone(), client.clone());
+            let (answer, health, members) =
+                tokio::join!(client.status(), reader.get("health", None), async move {
+                    match list_members {
+                        true => Some(Self::member_list(lister).await),
+                        false => None,
+                    }
+                });
+            Ok((
+                answer.map_err(text)?,
+                health.map(drop).map_err(text),
+                members,
+            ))
+        });
+        match asked.await {
+            Ok((answer, health, members)) => {
+                status.version = Some(answer.version().to_string());
+                status.leader = Some(answer.leader());
+                status.member_id = answer.header().map(|h| h.member_id());
+                status.healthy = health.is_ok();
+                status.error = health.err();
+                (status, members)
+            }
+            Err(e) => {
+                status.error = Some(e.clone());
+                (status, list_members.then_some(Err(e)))
+            }
+        }
     }
 
     /// Live members other than the one with peer URL `except` that are not

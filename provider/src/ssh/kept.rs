@@ -217,7 +217,7 @@ pub(super) fn forget_verified(master_dir: &Path) {
 /// A session over the master in `master_dir`; dropping it leaves the
 /// master running.
 fn resume(master_dir: &Path) -> Session {
-    Session::resume(
+    Session::resume_mux(
         master_dir.join("master").into_boxed_path(),
         Some(master_dir.join("log").into_boxed_path()),
     )

@@ -1,7 +1,10 @@
 //! Running commands and writing files on a member host over SSH.
 //!
 //! Drives the system `ssh` (through the `openssh` crate), so users'
-//! `~/.ssh/config`, agent, known_hosts and ProxyJump work. Host keys are
+//! `~/.ssh/config`, agent, known_hosts and ProxyJump work: one `ssh` per
+//! host logs in as a control master, and every command and port forward
+//! goes over its control socket (the crate's native mux client: no `ssh`
+//! process per command). Host keys are
 //! checked strictly unless the configuration turns that off. File contents
 //! (keys included) travel on the command's stdin, never on its command line.
 //! Connections are kept open between runs unless the target says not to
@@ -121,7 +124,7 @@ impl Host {
             },
             None => (
                 builder(target)
-                    .connect(&target.address)
+                    .connect_mux(&target.address)
                     .await
                     .map_err(failed)?,
                 None,
