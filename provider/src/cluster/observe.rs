@@ -11,7 +11,7 @@ use super::ClusterSpec;
 use crate::etcd;
 use crate::framework::Context;
 use crate::member::install::Fingerprints;
-use crate::member::{backup, inspect};
+use crate::member::{backup_state, inspect};
 
 /// The status text of a member that is as it should be.
 pub const HEALTHY: &str = "healthy";
@@ -293,7 +293,7 @@ pub async fn observe_through(
                 );
                 if !inspect::nothing_installed(state) {
                     problems.extend(
-                        backup::problems(&spec.settings, &state.backup)
+                        backup_state::problems(&spec.settings, &state.backup)
                             .into_iter()
                             .map(Problem::Backup),
                     );

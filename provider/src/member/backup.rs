@@ -21,8 +21,8 @@ pub const DEFAULT_KEEP: i64 = 24;
 /// the change (e.g. `before-roll`), and each label is pruned on its own.
 pub const SCHEDULED: &str = "scheduled";
 
-const SERVICE_FILE: &str = "/etc/systemd/system/etcd-backup.service";
-const TIMER_FILE: &str = "/etc/systemd/system/etcd-backup.timer";
+pub(super) const SERVICE_FILE: &str = "/etc/systemd/system/etcd-backup.service";
+pub(super) const TIMER_FILE: &str = "/etc/systemd/system/etcd-backup.timer";
 
 /// Where snapshots go and how many of each label are kept; a schedule when
 /// the member takes them by itself.
@@ -48,7 +48,7 @@ impl Default for BackupSettings {
     }
 }
 
-fn script_file(layout: &Layout) -> String {
+pub(super) fn script_file(layout: &Layout) -> String {
     format!("{}/etcd-backup.sh", layout.config_dir)
 }
 
@@ -134,7 +134,7 @@ fn timer(schedule: &str) -> String {
 }
 
 /// The files of the job as they should be: (path, content).
-fn files(settings: &ClusterSettings) -> Vec<(String, String)> {
+pub(super) fn files(settings: &ClusterSettings) -> Vec<(String, String)> {
     let mut files = vec![(script_file(&settings.layout), script(settings))];
     if let Some(schedule) = &settings.backup.schedule {
         files.push((SERVICE_FILE.to_string(), service(settings)));
@@ -200,9 +200,10 @@ fn remove_units() -> String {
 /// Removes the job's units, script and copy key; the snapshots stay.
 pub async fn uninstall(host: &Host, layout: &Layout) -> Result<(), SshError> {
     host.run_ok(&format!(
-        "{}; rm -f {}; rm -rf {}",
+        "{}; rm -f {} {}; rm -rf {}",
         remove_units(),
         quote(&script_file(layout)),
+        quote(&layout.backup_interval_memo()),
         quote(&backup_copy::key_dir(layout))
     ))
     .await?;
@@ -226,155 +227,9 @@ pub async fn take_now(
     Ok(out.trim().to_string())
 }
 
-/// Printed before the job's state in a member's inspection.
-pub const MARKER: &str = "--- backup job ---";
-
-/// The backup job on a host as [`inspect_command`] prints it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BackupState {
-    /// `systemctl is-enabled` and `is-active` of the timer (empty: no unit).
-    pub enabled: String,
-    pub active: String,
-    /// `Result` of the service's last run (`success`, `exit-code`, ...).
-    pub result: String,
-    /// Seconds between two runs of the schedule, as systemd computes it.
-    pub interval: Option<u64>,
-    /// Seconds since the timer was (re)started.
-    pub timer_age: Option<u64>,
-    /// Seconds since the newest scheduled snapshot was written.
-    pub newest_age: Option<u64>,
-    /// SHA-256 of each of the job's files found, by path.
-    pub sums: Vec<(String, String)>,
-}
-
-/// Shell that prints the job's state after [`MARKER`], for the member's
-/// one inspection round trip.
-pub fn inspect_command(settings: &ClusterSettings) -> String {
-    let backup = &settings.backup;
-    let dir = quote(&backup.dir);
-    let paths: Vec<String> = [
-        script_file(&settings.layout),
-        SERVICE_FILE.into(),
-        TIMER_FILE.into(),
-    ]
-    .iter()
-    .map(|p| quote(p))
-    .collect();
-    let Some(schedule) = &backup.schedule else {
-        return format!(
-            "echo '{MARKER}'; sha256sum {} 2>/dev/null; true",
-            quote(TIMER_FILE)
-        );
-    };
-    let schedule = quote(schedule);
-    format!(
-        r#"echo '{MARKER}'
-echo "enabled $(systemctl is-enabled etcd-backup.timer 2>/dev/null)"
-echo "active $(systemctl is-active etcd-backup.timer 2>/dev/null)"
-echo "result $(systemctl show -p Result --value etcd-backup.service 2>/dev/null)"
-now=$(date +%s)
-set -- $(systemd-analyze calendar --iterations=2 {schedule} 2>/dev/null | sed -n 's/^ *\(Next elapse\|Iter\. #2\): //p' | while read -r t; do date -d "$t" +%s; done)
-[ $# -eq 2 ] && echo "interval $(( $2 - $1 ))"
-since=$(systemctl show -p ActiveEnterTimestamp --value etcd-backup.timer 2>/dev/null)
-[ -n "$since" ] && echo "timer_age $(( now - $(date -d "$since" +%s) ))"
-newest=$(ls {dir} 2>/dev/null | grep -E '^etcd-{SCHEDULED}-[0-9]{{8}}T[0-9]{{6}}Z-rev[0-9]+\.db$' | sort | tail -n 1)
-[ -n "$newest" ] && echo "newest_age $(( now - $(stat -c %Y {dir}/"$newest") ))"
-sha256sum {paths} 2>/dev/null
-true"#,
-        paths = paths.join(" "),
-    )
-}
-
-/// Reads what [`inspect_command`] printed (the text after [`MARKER`]).
-pub fn parse(text: &str) -> BackupState {
-    let mut state = BackupState::default();
-    for line in text.lines() {
-        let (key, value) = line.split_once(' ').unwrap_or((line, ""));
-        let value = value.trim();
-        match key {
-            "enabled" => state.enabled = value.to_string(),
-            "active" => state.active = value.to_string(),
-            "result" => state.result = value.to_string(),
-            "interval" => state.interval = value.parse().ok(),
-            "timer_age" => state.timer_age = value.parse().ok(),
-            "newest_age" => state.newest_age = value.parse().ok(),
-            sum if sum.len() == 64 => state
-                .sums
-                .push((value.trim_start().to_string(), sum.to_string())),
-            _ => {}
-        }
-    }
-    state
-}
-
-/// What is wrong with the job on a host, as text for `status`: files
-/// missing or changed, the timer not enabled or not running, the last run
-/// failed, or no snapshot within twice the schedule's interval (counted
-/// from the timer's start, so a new job gets that long for its first).
-/// Without a schedule, only a timer left from an earlier one.
-pub fn problems(settings: &ClusterSettings, state: &BackupState) -> Vec<String> {
-    let found = |path: &str| {
-        state
-            .sums
-            .iter()
-            .find(|(p, _)| p == path)
-            .map(|(_, sum)| sum.clone())
-    };
-    let Some(schedule) = &settings.backup.schedule else {
-        return match found(TIMER_FILE) {
-            Some(_) => vec!["a backup timer is left from an earlier schedule".into()],
-            None => Vec::new(),
-        };
-    };
-    let mut problems = Vec::new();
-    for (path, content) in files(settings) {
-        match found(&path) {
-            None => problems.push(format!("backup job file {path} is missing")),
-            Some(sum) if sum != super::install::sha256_hex(content.as_bytes()) => {
-                problems.push(format!("backup job file {path} changed on the host"))
-            }
-            Some(_) => {}
-        }
-    }
-    if state.enabled != "enabled" {
-        problems.push(format!(
-            "backup timer is not enabled ({})",
-            or_none(&state.enabled)
-        ));
-    }
-    if state.active != "active" {
-        problems.push(format!("backup timer is {}", or_none(&state.active)));
-    }
-    if !matches!(state.result.as_str(), "success" | "") {
-        problems.push(format!("the last backup failed ({})", state.result));
-    }
-    if let (Some(interval), Some(timer_age)) = (state.interval, state.timer_age) {
-        let allowed = 2 * interval;
-        match state.newest_age {
-            Some(age) if age > allowed && timer_age > allowed => problems.push(format!(
-                "the newest backup is {age} s old, more than twice the schedule ({schedule})"
-            )),
-            None if timer_age > allowed => problems.push(format!(
-                "no backup taken in {timer_age} s on the schedule {schedule}"
-            )),
-            _ => {}
-        }
-    }
-    problems
-}
-
-fn or_none(text: &str) -> &str {
-    if text.is_empty() {
-        "no such unit"
-    } else {
-        text
-    }
-}
-
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::member::install::sha256_hex;
     use crate::member::{BinarySource, Layout};
 
     /// Settings with backups kept 3 at a time, on `schedule`.
@@ -402,71 +257,6 @@ pub(super) mod tests {
                 copy_to: None,
             },
         }
-    }
-
-    /// The inspection output of a job whose files are as rendered.
-    fn working(settings: &ClusterSettings, lines: &str) -> BackupState {
-        let sums: String = files(settings)
-            .iter()
-            .map(|(path, content)| format!("{}  {path}\n", sha256_hex(content.as_bytes())))
-            .collect();
-        parse(&format!(
-            "\nenabled enabled\nactive active\nresult success\n{lines}{sums}"
-        ))
-    }
-
-    #[test]
-    fn a_working_job_has_no_problems_and_a_stale_one_does() {
-        let settings = settings(Some("*:*:0/20"));
-        let fresh = working(&settings, "interval 20\ntimer_age 300\nnewest_age 15\n");
-        assert_eq!(fresh.interval, Some(20));
-        assert_eq!(problems(&settings, &fresh), Vec::<String>::new());
-        let stale = working(&settings, "interval 20\ntimer_age 300\nnewest_age 41\n");
-        assert_eq!(
-            problems(&settings, &stale),
-            vec!["the newest backup is 41 s old, more than twice the schedule (*:*:0/20)"]
-        );
-        // A new timer gets twice the interval for its first snapshot.
-        let new = working(&settings, "interval 3600\ntimer_age 60\n");
-        assert!(problems(&settings, &new).is_empty());
-        let never = working(&settings, "interval 20\ntimer_age 60\n");
-        assert_eq!(
-            problems(&settings, &never),
-            vec!["no backup taken in 60 s on the schedule *:*:0/20"]
-        );
-    }
-
-    #[test]
-    fn a_stopped_failed_or_edited_job_is_named() {
-        let settings = settings(Some("hourly"));
-        let mut state = working(&settings, "");
-        state.active = "inactive".into();
-        state.result = "exit-code".into();
-        state.sums[0].1 = "0".repeat(64);
-        state.sums.pop();
-        assert_eq!(
-            problems(&settings, &state),
-            vec![
-                "backup job file /etc/etcd/etcd-backup.sh changed on the host",
-                "backup job file /etc/systemd/system/etcd-backup.timer is missing",
-                "backup timer is inactive",
-                "the last backup failed (exit-code)",
-            ]
-        );
-        let none = parse("\nenabled \nactive inactive\nresult success\n");
-        assert!(problems(&settings, &none)
-            .contains(&"backup timer is not enabled (no such unit)".to_string()));
-    }
-
-    #[test]
-    fn without_a_schedule_only_a_leftover_timer_is_a_problem() {
-        let settings = settings(None);
-        assert!(problems(&settings, &parse("")).is_empty());
-        let leftover = parse(&format!("\n{}  {TIMER_FILE}\n", "a".repeat(64)));
-        assert_eq!(
-            problems(&settings, &leftover),
-            vec!["a backup timer is left from an earlier schedule"]
-        );
     }
 
     #[test]

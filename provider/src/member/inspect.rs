@@ -1,9 +1,12 @@
 //! What is on a member host now, and how it differs from what the provider
-//! wrote there.
+//! wrote there: one SSH round trip, and few processes on the host (a look
+//! at every host is part of every plan). One `systemctl show` for etcd's
+//! unit and the backup job's, one `sha256sum` for every managed file, the
+//! binary's hash from its memo, the server certificate.
 
 use std::collections::BTreeMap;
 
-use super::backup::{self, BackupState};
+use super::backup_state::{self, BackupState, Properties, SERVICE_UNIT, TIMER_UNIT};
 use super::install::Fingerprints;
 use super::ClusterSettings;
 use crate::ssh::{quote, Host, SshError};
@@ -11,7 +14,7 @@ use crate::ssh::{quote, Host, SshError};
 /// A member host as one SSH round trip sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostState {
-    /// `systemctl is-active etcd`: active, inactive, failed, activating...
+    /// etcd's unit's active state: active, inactive, failed, activating...
     pub unit: String,
     /// SHA-256 of each managed file that exists, by fingerprint name.
     pub files: Fingerprints,
@@ -23,11 +26,18 @@ pub struct HostState {
     pub backup: BackupState,
 }
 
-/// Separates the sums from the certificate in the command's output.
-const CERT_MARKER: &str = "--- server certificate ---";
+const ETCD_UNIT: &str = "etcd.service";
 
-/// Printed before the sums when the data directory holds etcd data.
-const DATA_MARKER: &str = "--- member data present ---";
+/// The sections of the command's output, each after a line `--- NAME ---`.
+const UNITS: &str = "units";
+const DATA: &str = "member data present";
+const SUMS: &str = "sums";
+const BACKUPS: &str = "backups";
+const CERTIFICATE: &str = "server certificate";
+
+fn heading(section: &str) -> String {
+    format!("echo '--- {section} ---'")
+}
 
 pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostState, SshError> {
     let l = &settings.layout;
@@ -38,21 +48,33 @@ pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostStat
     for (name, cert, _) in l.certificate_files() {
         paths.insert(cert, name.into());
     }
-    let quoted: Vec<String> = paths.keys().map(|p| quote(p)).collect();
+    let summed: Vec<String> = paths
+        .keys()
+        .cloned()
+        .chain(backup_state::paths(settings))
+        .map(|p| quote(&p))
+        .collect();
     paths.insert(l.etcd(), "etcd".into());
-    let server_cert = format!("{}/server.crt", l.pki_dir());
-    let out = host
-        .run(&format!(
-            "systemctl is-active etcd; [ -d {}/member ] && echo '{DATA_MARKER}'; sha256sum {} 2>/dev/null; {}; \
-             echo '{CERT_MARKER}'; cat {} 2>/dev/null; {}",
-            quote(&l.data_dir),
-            quoted.join(" "),
-            binary_hash_command(&l.etcd(), &l.binary_hash_memo()),
-            quote(&server_cert),
-            backup::inspect_command(settings)
-        ))
-        .await?;
-    Ok(parse(&out.stdout, &paths))
+    let backups = backup_state::schedule_command(settings)
+        .map(|command| format!("{}\n{command}\n", heading(BACKUPS)))
+        .unwrap_or_default();
+    let script = format!(
+        "{units}\nsystemctl show -p Id -p ActiveState -p UnitFileState -p Result \
+         -p ActiveEnterTimestampMonotonic {ETCD_UNIT} {TIMER_UNIT} {SERVICE_UNIT} 2>/dev/null\n\
+         [ -d {data_dir}/member ] && {data}\n\
+         {sums}\nsha256sum {summed} 2>/dev/null\n{binary}\n\
+         {backups}{certificate}\ncat {cert} 2>/dev/null\ntrue",
+        units = heading(UNITS),
+        data_dir = quote(&l.data_dir),
+        data = heading(DATA),
+        sums = heading(SUMS),
+        summed = summed.join(" "),
+        binary = binary_hash_command(&l.etcd(), &l.binary_hash_memo()),
+        certificate = heading(CERTIFICATE),
+        cert = quote(&format!("{}/server.crt", l.pki_dir())),
+    );
+    let out = host.run(&script).await?;
+    Ok(parse(settings, &out.stdout, &paths))
 }
 
 /// Prints `SHA256  BINARY` as `sha256sum` does, hashing the binary (tens
@@ -72,25 +94,73 @@ pub(super) fn binary_hash_command(binary: &str, memo: &str) -> String {
     )
 }
 
-fn parse(stdout: &str, paths: &BTreeMap<String, String>) -> HostState {
-    let (stdout, backup) = stdout.split_once(backup::MARKER).unwrap_or((stdout, ""));
-    let (sums, server_cert_pem) = stdout.split_once(CERT_MARKER).unwrap_or((stdout, ""));
-    let mut lines = sums.lines();
-    let unit = lines.next().unwrap_or("unknown").trim().to_string();
-    let files = lines
+/// The output's sections by name; a section printed twice keeps the last.
+fn sections(stdout: &str) -> BTreeMap<&str, String> {
+    let mut sections = BTreeMap::new();
+    let mut current: Option<(&str, String)> = None;
+    for line in stdout.lines() {
+        let name = line
+            .strip_prefix("--- ")
+            .and_then(|rest| rest.strip_suffix(" ---"));
+        match name {
+            Some(name) => {
+                if let Some((done, text)) = current.replace((name, String::new())) {
+                    sections.insert(done, text);
+                }
+            }
+            None => {
+                if let Some((_, text)) = &mut current {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+    }
+    if let Some((done, text)) = current {
+        sections.insert(done, text);
+    }
+    sections
+}
+
+/// `systemctl show` of several units: their properties by unit `Id`.
+fn unit_properties(text: &str) -> BTreeMap<String, Properties> {
+    let mut units = BTreeMap::new();
+    for block in text.split("\n\n") {
+        let properties: Properties = block
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some(id) = properties.get("Id") {
+            units.insert(id.clone(), properties);
+        }
+    }
+    units
+}
+
+fn parse(settings: &ClusterSettings, stdout: &str, paths: &BTreeMap<String, String>) -> HostState {
+    let sections = sections(stdout);
+    let text = |name: &str| sections.get(name).map(String::as_str).unwrap_or_default();
+    let units = unit_properties(text(UNITS));
+    let sums: Vec<(String, String)> = text(SUMS)
+        .lines()
         .filter_map(|l| l.split_once("  "))
-        .filter_map(|(sum, path)| {
-            paths
-                .get(path.trim())
-                .map(|name| (name.clone(), sum.to_string()))
-        })
+        .map(|(sum, path)| (path.trim().to_string(), sum.to_string()))
+        .collect();
+    let files = sums
+        .iter()
+        .filter_map(|(path, sum)| paths.get(path).map(|name| (name.clone(), sum.clone())))
         .collect();
     HostState {
-        unit,
+        unit: units
+            .get(ETCD_UNIT)
+            .and_then(|p| p.get("ActiveState"))
+            .cloned()
+            .unwrap_or_else(|| "unknown".into()),
         files,
-        server_cert_pem: server_cert_pem.trim().to_string(),
-        has_data: sums.contains(DATA_MARKER),
-        backup: backup::parse(backup),
+        server_cert_pem: text(CERTIFICATE).trim().to_string(),
+        has_data: sections.contains_key(DATA),
+        backup: backup_state::parse(settings, &units, &sums, text(BACKUPS)),
     }
 }
 
@@ -158,25 +228,48 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// What the command prints on a host (`systemctl show` as systemd 252
+    /// prints it), with etcd's unit in `state`.
+    fn output(state: &str, data: bool, sums: &str) -> String {
+        format!(
+            "--- units ---\nId=etcd.service\nActiveState={state}\nUnitFileState=enabled\nResult=success\n\
+             ActiveEnterTimestampMonotonic=5000000\n\nId=etcd-backup.timer\nActiveState=inactive\n\
+             UnitFileState=\nResult=success\nActiveEnterTimestampMonotonic=0\n\nId=etcd-backup.service\n\
+             ActiveState=inactive\nUnitFileState=\nResult=success\nActiveEnterTimestampMonotonic=0\n\
+             {data}--- sums ---\n{sums}--- server certificate ---\n-----BEGIN CERTIFICATE-----\nMIIB\n",
+            data = if data { "--- member data present ---\n" } else { "" },
+        )
+    }
+
     #[test]
     fn parses_unit_state_and_sums() {
+        let settings = crate::member::backup::tests::settings(None);
         let paths: BTreeMap<String, String> =
             [("/etc/etcd/etcd.conf.yml".to_string(), "config".to_string())].into();
+        let timer = format!(
+            "{}  /etc/systemd/system/etcd-backup.timer\n",
+            "t".repeat(64)
+        );
         let seen = parse(
-            "failed\nabc  /etc/etcd/etcd.conf.yml\n--- server certificate ---\n-----BEGIN CERTIFICATE-----\n",
+            &settings,
+            &output(
+                "failed",
+                false,
+                &format!("abc  /etc/etcd/etcd.conf.yml\n{timer}"),
+            ),
             &paths,
         );
         assert!(!seen.has_data);
-        assert!(
-            parse(
-                "active\n--- member data present ---\n--- server certificate ---\n",
-                &paths
-            )
-            .has_data
-        );
-        assert_eq!(seen.server_cert_pem, "-----BEGIN CERTIFICATE-----");
+        assert!(parse(&settings, &output("active", true, ""), &paths).has_data);
+        assert_eq!(seen.server_cert_pem, "-----BEGIN CERTIFICATE-----\nMIIB");
         assert_eq!(seen.unit, "failed");
         assert_eq!(seen.files.get("config").map(String::as_str), Some("abc"));
+        assert_eq!(seen.files.len(), 1, "the timer's sum is the backup job's");
+        assert_eq!(seen.backup.sums.len(), 1);
+        assert_eq!(
+            (seen.backup.enabled.as_str(), seen.backup.active.as_str()),
+            ("", "inactive")
+        );
         let expected: Fingerprints = [
             ("config".to_string(), "abd".to_string()),
             ("etcd".to_string(), "x".to_string()),
@@ -190,10 +283,12 @@ mod tests {
                 "etcd is missing"
             ]
         );
-        let wiped = parse("inactive\n--- server certificate ---\n", &paths);
+        let wiped = parse(&settings, &output("inactive", false, ""), &paths);
         assert_eq!(
             differences(&expected, &wiped),
             vec!["etcd is not installed on the host"]
         );
+        let no_systemctl = parse(&settings, "--- units ---\n--- sums ---\n", &paths);
+        assert_eq!(no_systemctl.unit, "unknown");
     }
 }

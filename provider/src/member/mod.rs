@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod backup_copy;
+pub mod backup_state;
 pub mod binaries;
 pub mod inspect;
 pub mod install;
@@ -47,6 +48,12 @@ impl Layout {
     /// that a look at the host hashes the binary only after it changed.
     pub fn binary_hash_memo(&self) -> String {
         format!("{}/.etcd-binary.sha256", self.config_dir)
+    }
+    /// The backup schedule's interval as systemd computed it on the host,
+    /// with the schedule and the day it was computed for (see
+    /// `backup_state`).
+    pub fn backup_interval_memo(&self) -> String {
+        format!("{}/.etcd-backup.interval", self.config_dir)
     }
     /// The same memo for etcdctl (see `binaries::binary_sums`).
     pub fn etcdctl_hash_memo(&self) -> String {
