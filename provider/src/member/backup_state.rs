@@ -3,7 +3,7 @@
 //! it finds in it: files missing or changed, the timer not enabled or not
 //! running, the last run failed, no recent snapshot.
 //!
-//! The units' state comes from the inspection's one `systemctl show`; the
+//! The units' state comes from the inspection's `systemctl show`; the
 //! schedule's interval is asked of systemd once a day per host and kept in
 //! a memo beside the script, so that a look at a host starts few processes.
 

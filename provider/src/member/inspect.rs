@@ -1,8 +1,9 @@
 //! What is on a member host now, and how it differs from what the provider
 //! wrote there: one SSH round trip, and few processes on the host (a look
-//! at every host is part of every plan). One `systemctl show` for etcd's
-//! unit and the backup job's, one `sha256sum` for every managed file, the
-//! binary's hash from its memo, the server certificate.
+//! at every host is part of every plan). One `systemctl` (`is-active` for
+//! etcd's unit, or with a backup schedule one `show` for it and the job's
+//! units), one `sha256sum` for every managed file, the binary's hash from
+//! its memo, the server certificate.
 
 use std::collections::BTreeMap;
 
@@ -58,20 +59,28 @@ pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostStat
     let backups = backup_state::schedule_command(settings)
         .map(|command| format!("{}\n{command}\n", heading(BACKUPS)))
         .unwrap_or_default();
+    let units = match &settings.backup.schedule {
+        Some(_) => format!(
+            "systemctl show -p Id -p ActiveState -p UnitFileState -p Result \
+             -p ActiveEnterTimestampMonotonic {ETCD_UNIT} {TIMER_UNIT} {SERVICE_UNIT} 2>/dev/null"
+        ),
+        // Without a backup job, etcd's active state alone, asked the way
+        // that costs systemd least.
+        None => format!("printf 'Id={ETCD_UNIT}\\nActiveState='; systemctl is-active {ETCD_UNIT}"),
+    };
     let script = format!(
-        "{units}\nsystemctl show -p Id -p ActiveState -p UnitFileState -p Result \
-         -p ActiveEnterTimestampMonotonic {ETCD_UNIT} {TIMER_UNIT} {SERVICE_UNIT} 2>/dev/null\n\
+        "{heading}\n{units}\n\
          [ -d {data_dir}/member ] && {data}\n\
          {sums}\nsha256sum {summed} 2>/dev/null\n{binary}\n\
-         {backups}{certificate}\ncat {cert} 2>/dev/null\ntrue",
-        units = heading(UNITS),
+         {backups}{certificate}\n{cat_cert}\ntrue",
+        heading = heading(UNITS),
         data_dir = quote(&l.data_dir),
         data = heading(DATA),
         sums = heading(SUMS),
         summed = summed.join(" "),
         binary = binary_hash_command(&l.etcd(), &l.binary_hash_memo()),
         certificate = heading(CERTIFICATE),
-        cert = quote(&format!("{}/server.crt", l.pki_dir())),
+        cat_cert = print_text_file(&format!("{}/server.crt", l.pki_dir())),
     );
     let out = host.run(&script).await?;
     Ok(parse(settings, &out.stdout, &paths))
@@ -86,11 +95,20 @@ pub(super) fn binary_hash_command(binary: &str, memo: &str) -> String {
     let (binary, memo) = (quote(binary), quote(memo));
     format!(
         "if st=$(stat -c '%s:%.9Y:%.9Z:%i' {binary} 2>/dev/null); then \
-           m=$(cat {memo} 2>/dev/null || true); \
+           m=; {{ IFS= read -r m; }} 2>/dev/null < {memo} || true; \
            if [ \"${{m%% *}}\" = \"$st\" ]; then h=${{m#* }}; \
            else h=$(sha256sum {binary} | cut -d' ' -f1); {{ echo \"$st $h\" > {memo}; }} 2>/dev/null || true; fi; \
            echo \"$h  \"{binary}; \
          fi"
+    )
+}
+
+/// Prints a small text file with the shell's own `read` (no process;
+/// a missing file prints nothing).
+fn print_text_file(path: &str) -> String {
+    format!(
+        "{{ while IFS= read -r line || [ -n \"$line\" ]; do printf '%s\\n' \"$line\"; done; }} 2>/dev/null < {}",
+        quote(path)
     )
 }
 
@@ -155,6 +173,7 @@ fn parse(settings: &ClusterSettings, stdout: &str, paths: &BTreeMap<String, Stri
         unit: units
             .get(ETCD_UNIT)
             .and_then(|p| p.get("ActiveState"))
+            .filter(|state| !state.is_empty())
             .cloned()
             .unwrap_or_else(|| "unknown".into()),
         files,
@@ -228,6 +247,33 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    #[test]
+    fn a_text_file_is_printed_by_the_shell_itself() {
+        let file = std::env::temp_dir().join(format!("print-text-{}", std::process::id()));
+        let print = || {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "{}; echo end",
+                    print_text_file(file.to_str().unwrap())
+                ))
+                .output()
+                .unwrap();
+            (String::from_utf8(out.stdout).unwrap(), out.stderr)
+        };
+        let pem = "-----BEGIN CERTIFICATE-----\n  MIIB \\n*\n-----END CERTIFICATE-----";
+        std::fs::write(&file, pem).unwrap();
+        assert_eq!(print().0, format!("{pem}\nend\n"), "no newline at the end");
+        std::fs::write(&file, format!("{pem}\n")).unwrap();
+        assert_eq!(print().0, format!("{pem}\nend\n"));
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(
+            print(),
+            ("end\n".to_string(), Vec::new()),
+            "missing: nothing"
+        );
+    }
+
     /// What the command prints on a host (`systemctl show` as systemd 252
     /// prints it), with etcd's unit in `state`.
     fn output(state: &str, data: bool, sums: &str) -> String {
@@ -288,7 +334,13 @@ mod tests {
             differences(&expected, &wiped),
             vec!["etcd is not installed on the host"]
         );
-        let no_systemctl = parse(&settings, "--- units ---\n--- sums ---\n", &paths);
-        assert_eq!(no_systemctl.unit, "unknown");
+        for no_systemctl in ["", "Id=etcd.service\nActiveState=\n"] {
+            let seen = parse(
+                &settings,
+                &format!("--- units ---\n{no_systemctl}--- sums ---\n"),
+                &paths,
+            );
+            assert_eq!(seen.unit, "unknown");
+        }
     }
 }
