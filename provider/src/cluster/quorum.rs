@@ -120,17 +120,35 @@ pub async fn wait_until_healthy(
 const HEALTH_POLL: Duration = Duration::from_millis(50);
 
 /// Members that are not yet started, voting and healthy, with the reason.
+/// One look at every endpoint (status, quorum read and member list over
+/// one connection each); the member list of one that answers a quorum
+/// read, else of any that answers.
 pub async fn late_members(spec: &ClusterSpec, api: &etcd::Client) -> Vec<String> {
-    let live = match api.members().await {
-        Ok((_, live)) => live,
+    let survey = api.survey().await;
+    let listed = survey
+        .iter()
+        .filter(|(status, _)| status.healthy)
+        .chain(&survey)
+        .find_map(|(_, list)| list.as_ref().ok());
+    let Some((_, live)) = listed else {
         // Said once: no endpoint answered, so nothing is known per member.
-        Err(e) => return vec![format!("the member list is unavailable ({e})")],
+        let errors: Vec<String> = survey
+            .iter()
+            .filter_map(|(status, list)| {
+                list.as_ref()
+                    .err()
+                    .map(|e| format!("{}: {e}", status.endpoint))
+            })
+            .collect();
+        return vec![format!(
+            "the member list is unavailable ({})",
+            errors.join("; ")
+        )];
     };
-    let statuses = api.statuses().await;
     spec.members
         .iter()
-        .zip(statuses)
-        .filter_map(|(member, status)| {
+        .zip(&survey)
+        .filter_map(|(member, (status, _))| {
             let problem = match live.iter().find(|m| m.name == member.name) {
                 None => Some("not started".to_string()),
                 Some(m) if m.is_learner => Some("still a learner".to_string()),

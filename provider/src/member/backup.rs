@@ -166,7 +166,7 @@ pub async fn install(host: &Host, settings: &ClusterSettings) -> Result<(), SshE
         "{ { [ -z \"$changed\" ] && ! systemctl show -p NeedDaemonReload --value etcd-backup.timer \
            etcd-backup.service | grep -qx yes; } || systemctl daemon-reload; } && \
          { systemctl reset-failed etcd-backup.service 2>/dev/null || true; } && \
-         { systemctl is-enabled --quiet etcd-backup.timer || systemctl enable --quiet etcd-backup.timer; } && \
+         { systemctl is-enabled --quiet etcd-backup.timer || systemctl enable --quiet --no-reload etcd-backup.timer; } && \
          systemctl restart etcd-backup.timer"
             .to_string()
     } else {

@@ -4,7 +4,7 @@
 //! and the version they report.
 
 use super::{inspect, BinarySource, ClusterSettings, Layout};
-use crate::ssh::{quote, Host, SshError};
+use crate::ssh::{quote, FileToWrite, Host, SshError};
 
 use super::install::sha256_hex;
 
@@ -124,20 +124,31 @@ pub async fn install_binaries(
     match (&settings.binary_source, local) {
         (BinarySource::LocalPath(_), Some(binaries)) => {
             let present = binary_sums(host, settings, binaries).await?;
+            let files = binaries.files(l);
             let mut renames = Vec::new();
-            for (path, bytes, sum) in binaries.files(l) {
+            let mut uploads = Vec::new();
+            for (path, bytes, sum) in &files {
                 if present.contains(&format!("{sum}  {path}")) {
                     continue;
                 }
-                let at = staged(&path);
+                let at = staged(path);
                 if present.contains(&format!("{sum}  {at}")) {
-                    renames.push(format!("mv -f {} {}", quote(&at), quote(&path)));
+                    renames.push(format!("mv -f {} {}", quote(&at), quote(path)));
                 } else {
-                    host.write_file(&path, bytes, 0o755, "root:root").await?;
+                    uploads.push(FileToWrite {
+                        path,
+                        content: bytes,
+                        mode: 0o755,
+                        owner: "root:root",
+                    });
                 }
             }
-            if !renames.is_empty() {
-                host.run_ok(&renames.join(" && ")).await?;
+            // Uploads and renames in one command.
+            let renames = renames.join(" && ");
+            if !uploads.is_empty() {
+                host.write_files_then(&uploads, &renames).await?;
+            } else if !renames.is_empty() {
+                host.run_ok(&renames).await?;
             }
         }
         (BinarySource::Url { url, sha256 }, _) => {

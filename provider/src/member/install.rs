@@ -284,13 +284,15 @@ pub async fn start(host: &Host, restart: bool) -> Result<(), SshError> {
     };
     // systemd reads the units again only when etcd's is not loaded from
     // the provider's file (a packaged unit is overridden) or that changed:
-    // a reload costs more than the rest of this command.
+    // a reload costs more than the rest of this command. For the same
+    // reason `enable` does not reload: its link only matters at boot,
+    // when systemd reads everything anyway.
     host.run_ok(&format!(
         "set -e; show() {{ systemctl show -p \"$1\" --value etcd; }}; \
          {{ [ \"$(show LoadState)\" = loaded ] && [ \"$(show FragmentPath)\" = {unit} ] && \
            [ \"$(show NeedDaemonReload)\" = no ]; }} || systemctl daemon-reload; \
          old=$(show InvocationID); \
-         systemctl is-enabled --quiet etcd || systemctl enable --quiet etcd; \
+         systemctl is-enabled --quiet etcd || systemctl enable --quiet --no-reload etcd; \
          systemctl {verb} --no-block etcd{until_restarted}",
         unit = quote(UNIT_FILE)
     ))
