@@ -1,8 +1,14 @@
 //! The shell side of writing files on a host: one command that writes a
-//! list of files, each atomically (a temporary file in the same directory,
-//! its mode and owner set, renamed over the old one), with their contents
-//! one after the other on its stdin. Kept apart from the connection so
-//! that the script itself is tested here, on this machine's shell.
+//! list of files with their contents one after the other on its stdin.
+//! Every file is received into a temporary file in its directory first;
+//! only once all of them arrived whole is any put in place, each
+//! atomically (its mode and owner set, renamed over the old one), so that
+//! a connection lost halfway never leaves a new certificate beside an old
+//! key. Few processes per file (a member's ten files are part of every
+//! change). Kept apart from the connection so that the script itself is
+//! tested here, on this machine's shell.
+
+use std::collections::BTreeMap;
 
 use super::quote;
 
@@ -14,24 +20,72 @@ pub struct FileToWrite<'a> {
     pub owner: &'a str,
 }
 
-/// Writes each file in order from stdin, taking exactly its length (an
-/// input that ends early is an error; that file is not written), then runs
-/// `then`. A file whose content is already there is left in place with
-/// its mode and owner set, and only a replaced file sets `$changed` for
-/// `then`. Fails at the first error; a temporary file never stays behind.
+/// What follows the contents on stdin: the script checks that it arrived
+/// before it puts any file in place.
+pub(super) const END_OF_FILES: &[u8] = b"end of files\n";
+
+/// Receives every file from stdin, each taking exactly its length, then
+/// checks that [`END_OF_FILES`] follows (an input that ends early is an
+/// error and no file is written), then puts them in place in order and
+/// runs `then`. A file whose content is already there is left in place
+/// with its mode and owner set, and only a replaced file sets `$changed`
+/// for `then`. Fails at the first error; a temporary file never stays
+/// behind.
 pub(super) fn write_script(files: &[FileToWrite<'_>], then: &str) -> String {
-    let mut script = String::from(
-        "set -e; umask 077; tmp=; changed=; trap 'rm -f \"$tmp\"' EXIT\n\
-         put() { tmp=$(mktemp \"$1.XXXXXX\"); head -c \"$2\" > \"$tmp\"; \
-         if [ \"$(wc -c < \"$tmp\")\" -ne \"$2\" ]; then echo \"writing $1: input ended early\" >&2; exit 1; fi; \
-         if cmp -s \"$tmp\" \"$1\"; then rm -f \"$tmp\"; tmp=; chmod \"$3\" \"$1\"; chown \"$4\" \"$1\"; return; fi; \
-         changed=1; chmod \"$3\" \"$tmp\"; chown \"$4\" \"$tmp\"; mv -f \"$tmp\" \"$1\"; tmp=; }\n",
+    let tmp = |i: usize| format!("t{i}");
+    let all: Vec<String> = (0..files.len())
+        .map(|i| format!("${{{0}:+\"${0}\"}}", tmp(i)))
+        .collect();
+    let mut script = format!(
+        "set -e; umask 077; changed=; {}\ntrap 'rm -f -- {}' EXIT\n",
+        (0..files.len())
+            .map(|i| format!("{}=", tmp(i)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        all.join(" ")
     );
-    for file in files {
+    for (i, file) in files.iter().enumerate() {
         script.push_str(&format!(
-            "put {} {} {:o} {}\n",
+            "{t}=$(mktemp {path}.XXXXXX); head -c {len} > \"${t}\"\n",
+            t = tmp(i),
+            path = quote(file.path),
+            len = file.content.len()
+        ));
+    }
+    let end = String::from_utf8_lossy(END_OF_FILES);
+    script.push_str(&format!(
+        "IFS= read -r end || true\n\
+         [ \"$end\" = {} ] || {{ echo 'the input ended early: no file written' >&2; exit 1; }}\n",
+        quote(end.trim_end())
+    ));
+    // The new files' modes and owners, a command per mode and per owner.
+    let mut modes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut owners: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (i, file) in files.iter().enumerate() {
+        modes
+            .entry(format!("{:o}", file.mode))
+            .or_default()
+            .push(format!("\"${}\"", tmp(i)));
+        owners
+            .entry(file.owner)
+            .or_default()
+            .push(format!("\"${}\"", tmp(i)));
+    }
+    for (mode, tmps) in &modes {
+        script.push_str(&format!("chmod {mode} {}\n", tmps.join(" ")));
+    }
+    for (owner, tmps) in &owners {
+        script.push_str(&format!("chown {} {}\n", quote(owner), tmps.join(" ")));
+    }
+    script.push_str(
+        "place() { if cmp -s \"$1\" \"$2\"; then chmod \"$3\" \"$2\"; chown \"$4\" \"$2\"; \
+         else changed=1; mv -f \"$1\" \"$2\"; fi; }\n",
+    );
+    for (i, file) in files.iter().enumerate() {
+        script.push_str(&format!(
+            "place \"${}\" {} {:o} {}\n",
+            tmp(i),
             quote(file.path),
-            file.content.len(),
             file.mode,
             quote(file.owner)
         ));
@@ -95,7 +149,8 @@ mod tests {
             },
         ];
         let then = "echo \"changed=$changed\"";
-        let out = run(&write_script(&files, then), b"secret\nsame\n");
+        let input = [&b"secret\nsame\n"[..], END_OF_FILES].concat();
+        let out = run(&write_script(&files, then), &input);
         assert!(
             out.status.success(),
             "{}",
@@ -115,26 +170,44 @@ mod tests {
         );
 
         // Nothing new: nothing changed.
-        let out = run(&write_script(&files, then), b"secret\nsame\n");
+        let out = run(&write_script(&files, then), &input);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "changed=\n");
 
-        // Input that ends early: an error, the file keeps its content and
-        // no temporary file stays.
-        let short = [FileToWrite {
-            path: a_path,
-            content: b"a longer secret\n",
-            mode: 0o600,
-            owner: &owner,
-        }];
-        let out = run(&write_script(&short, ""), b"a longer");
-        assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("input ended early"));
-        assert_eq!(fs::read_to_string(&a).unwrap(), "secret\n");
-        assert_eq!(
-            fs::read_dir(&dir).unwrap().count(),
-            2,
-            "a temporary file stayed"
-        );
+        // Input that ends early, in the second file or in what follows the
+        // last: an error, no file is written (the first keeps its old
+        // content although its own bytes all arrived), and no temporary
+        // file stays.
+        let next = [
+            FileToWrite {
+                path: a_path,
+                content: b"new secret\n",
+                mode: 0o600,
+                owner: &owner,
+            },
+            FileToWrite {
+                path: b_path,
+                content: b"a longer conf\n",
+                mode: 0o644,
+                owner: &owner,
+            },
+        ];
+        let whole = [&b"new secret\na longer conf\n"[..], END_OF_FILES].concat();
+        for cut in [b"new secret\na longer".len(), whole.len() - 3] {
+            let out = run(&write_script(&next, then), &whole[..cut]);
+            assert!(!out.status.success());
+            assert!(String::from_utf8_lossy(&out.stderr).contains("input ended early"));
+            assert_eq!(fs::read_to_string(&a).unwrap(), "secret\n");
+            assert_eq!(fs::read_to_string(&b).unwrap(), "same\n");
+            assert_eq!(
+                fs::read_dir(&dir).unwrap().count(),
+                2,
+                "a temporary file stayed"
+            );
+        }
+        let out = run(&write_script(&next, then), &whole);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "changed=1\n");
+        assert_eq!(fs::read_to_string(&b).unwrap(), "a longer conf\n");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

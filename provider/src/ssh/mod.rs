@@ -284,6 +284,7 @@ impl Host {
         for file in files {
             input = Box::new(input.chain(file.content));
         }
+        let input = input.chain(files::END_OF_FILES);
         let script = files::write_script(files, then);
         let out = self.run_with_input(&script, input).await?;
         if out.status != 0 {
