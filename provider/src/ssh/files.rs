@@ -1,12 +1,16 @@
 //! The shell side of writing files on a host: one command that writes a
 //! list of files with their contents one after the other on its stdin.
-//! Every file is received into a temporary file in its directory first;
-//! only once all of them arrived whole is any put in place, each
-//! atomically (its mode and owner set, renamed over the old one), so that
-//! a connection lost halfway never leaves a new certificate beside an old
-//! key. Few processes per file (a member's ten files are part of every
-//! change). Kept apart from the connection so that the script itself is
-//! tested here, on this machine's shell.
+//! Every file is received under its own name into a private temporary
+//! directory beside its destination first; only once all of them arrived
+//! whole is any put in place, each atomically (its mode and owner set,
+//! renamed over the old one). The new files of one directory are renamed
+//! by one `mv`, back to back: a member's certificate and key change within
+//! microseconds of each other (etcd reads both for every new connection;
+//! a handshake that saw a new certificate beside an old key would fail),
+//! and a connection lost halfway never leaves one without the other. Few
+//! processes per file (a member's ten files are part of every change).
+//! Kept apart from the connection so that the script itself is tested
+//! here, on this machine's shell.
 
 use std::collections::BTreeMap;
 
@@ -24,32 +28,60 @@ pub struct FileToWrite<'a> {
 /// before it puts any file in place.
 pub(super) const END_OF_FILES: &[u8] = b"end of files\n";
 
+/// A path's directory and name (`.` for a bare name).
+fn split(path: &str) -> (&str, &str) {
+    match path.rsplit_once('/') {
+        Some(("", name)) => ("/", name),
+        Some((dir, name)) => (dir, name),
+        None => (".", path),
+    }
+}
+
 /// Receives every file from stdin, each taking exactly its length, then
 /// checks that [`END_OF_FILES`] follows (an input that ends early is an
-/// error and no file is written), then puts them in place in order and
-/// runs `then`. A file whose content is already there is left in place
-/// with its mode and owner set, and only a replaced file sets `$changed`
-/// for `then`. Fails at the first error; a temporary file never stays
-/// behind.
+/// error and no file is written), then puts them in place, a directory at
+/// a time in the order the directories first appear, and runs `then`. A
+/// file whose content is already there is left in place with its mode
+/// and owner set, and only a replaced file sets `$changed` for `then`.
+/// Fails at the first error; nothing temporary stays behind.
 pub(super) fn write_script(files: &[FileToWrite<'_>], then: &str) -> String {
-    let tmp = |i: usize| format!("t{i}");
-    let all: Vec<String> = (0..files.len())
-        .map(|i| format!("${{{0}:+\"${0}\"}}", tmp(i)))
-        .collect();
+    // The destination directories in order, each with its temporary one.
+    let mut dirs: Vec<&str> = Vec::new();
+    for file in files {
+        let (dir, _) = split(file.path);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    let tmp_dir = |dir: &str| format!("d{}", dirs.iter().position(|d| *d == dir).unwrap_or(0));
+    // A file's temporary path, as a shell word.
+    let received = |file: &FileToWrite| {
+        let (dir, name) = split(file.path);
+        format!("\"${}\"/{}", tmp_dir(dir), quote(name))
+    };
     let mut script = format!(
-        "set -e; umask 077; changed=; {}\ntrap 'rm -f -- {}' EXIT\n",
-        (0..files.len())
-            .map(|i| format!("{}=", tmp(i)))
+        "set -e; umask 077; changed=; {}\ntrap 'rm -rf -- {}' EXIT\n",
+        dirs.iter()
+            .map(|d| format!("{}=", tmp_dir(d)))
             .collect::<Vec<_>>()
             .join(" "),
-        all.join(" ")
+        dirs.iter()
+            .map(|d| format!("${{{0}:+\"${0}\"}}", tmp_dir(d)))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
-    for (i, file) in files.iter().enumerate() {
+    for dir in &dirs {
         script.push_str(&format!(
-            "{t}=$(mktemp {path}.XXXXXX); head -c {len} > \"${t}\"\n",
-            t = tmp(i),
-            path = quote(file.path),
-            len = file.content.len()
+            "{}=$(mktemp -d {}/.write-XXXXXX)\n",
+            tmp_dir(dir),
+            quote(dir.trim_end_matches('/'))
+        ));
+    }
+    for file in files {
+        script.push_str(&format!(
+            "head -c {} > {}\n",
+            file.content.len(),
+            received(file)
         ));
     }
     let end = String::from_utf8_lossy(END_OF_FILES);
@@ -61,33 +93,35 @@ pub(super) fn write_script(files: &[FileToWrite<'_>], then: &str) -> String {
     // The new files' modes and owners, a command per mode and per owner.
     let mut modes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut owners: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for (i, file) in files.iter().enumerate() {
+    for file in files {
         modes
             .entry(format!("{:o}", file.mode))
             .or_default()
-            .push(format!("\"${}\"", tmp(i)));
-        owners
-            .entry(file.owner)
-            .or_default()
-            .push(format!("\"${}\"", tmp(i)));
+            .push(received(file));
+        owners.entry(file.owner).or_default().push(received(file));
     }
-    for (mode, tmps) in &modes {
-        script.push_str(&format!("chmod {mode} {}\n", tmps.join(" ")));
+    for (mode, paths) in &modes {
+        script.push_str(&format!("chmod {mode} {}\n", paths.join(" ")));
     }
-    for (owner, tmps) in &owners {
-        script.push_str(&format!("chown {} {}\n", quote(owner), tmps.join(" ")));
+    for (owner, paths) in &owners {
+        script.push_str(&format!("chown {} {}\n", quote(owner), paths.join(" ")));
     }
-    script.push_str(
-        "place() { if cmp -s \"$1\" \"$2\"; then chmod \"$3\" \"$2\"; chown \"$4\" \"$2\"; \
-         else changed=1; mv -f \"$1\" \"$2\"; fi; }\n",
-    );
-    for (i, file) in files.iter().enumerate() {
+    // Per directory: the files that differ, renamed by one `mv`.
+    for dir in &dirs {
+        script.push_str("put_in_place() {\n  set --\n");
+        for file in files.iter().filter(|f| split(f.path).0 == *dir) {
+            script.push_str(&format!(
+                "  if cmp -s {new} {path}; then chmod {mode:o} {path}; chown {owner} {path}; \
+                 else set -- \"$@\" {new}; fi\n",
+                new = received(file),
+                path = quote(file.path),
+                mode = file.mode,
+                owner = quote(file.owner),
+            ));
+        }
         script.push_str(&format!(
-            "place \"${}\" {} {:o} {}\n",
-            tmp(i),
-            quote(file.path),
-            file.mode,
-            quote(file.owner)
+            "  if [ $# -gt 0 ]; then changed=1; mv -f -- \"$@\" {}/; fi\n}}\nput_in_place\n",
+            quote(dir.trim_end_matches('/'))
         ));
     }
     script.push_str(then);
@@ -208,6 +242,51 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "changed=1\n");
         assert_eq!(fs::read_to_string(&b).unwrap(), "a longer conf\n");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn files_of_several_directories_each_land_in_their_own() {
+        let dir = std::env::temp_dir().join(format!("write-dirs-{}", std::process::id()));
+        let sub = dir.join("pki dir");
+        fs::create_dir_all(&sub).unwrap();
+        let owner = owner();
+        let paths = [
+            sub.join("server.crt"),
+            sub.join("server.key"),
+            dir.join("etcd.conf"),
+        ];
+        let contents: [&[u8]; 3] = [b"cert", b"key", b"conf\n"];
+        let files: Vec<FileToWrite> = paths
+            .iter()
+            .zip(contents)
+            .map(|(path, content)| FileToWrite {
+                path: path.to_str().unwrap(),
+                content,
+                mode: 0o600,
+                owner: &owner,
+            })
+            .collect();
+        let input = [&contents.concat()[..], END_OF_FILES].concat();
+        let out = run(&write_script(&files, "echo \"changed=$changed\""), &input);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "changed=1\n");
+        for (path, content) in paths.iter().zip(contents) {
+            assert_eq!(fs::read(path).unwrap(), content);
+        }
+        // Only the files: no temporary directory stays in either.
+        assert_eq!(fs::read_dir(&sub).unwrap().count(), 2);
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
+        assert_eq!(
+            split("/etc/etcd/pki/server.key"),
+            ("/etc/etcd/pki", "server.key")
+        );
+        assert_eq!(split("/etcd.conf"), ("/", "etcd.conf"));
+        assert_eq!(split("etcd.conf"), (".", "etcd.conf"));
         fs::remove_dir_all(&dir).unwrap();
     }
 }
