@@ -311,9 +311,10 @@ impl Client {
             let (mut reader, lister) = (client.clone(), client.clone());
             let (answer, health, members) =
                 tokio::join!(client.status(), reader.get("health", None), async move {
-                    match list_members {
-                        true => Some(Self::member_list(lister).await),
-                        false => None,
+                    if list_members {
+                        Some(Self::member_list(lister).await)
+                    } else {
+                        None
                     }
                 });
             Ok((
