@@ -1,8 +1,8 @@
 //! Scheduled backups on the members: exactly `keep` verified snapshots per
 //! member and as many copies on a separate backup host, nothing else in
 //! those directories touched, a member's key good for nothing but adding
-//! snapshots there, a stopped timer shown as drift and repaired, and the
-//! snapshot a rolling change takes first.
+//! snapshots there, stale snapshots and a stopped timer shown as drift and
+//! repaired, and the snapshot a rolling change takes first.
 
 use std::time::{Duration, Instant};
 
@@ -157,6 +157,20 @@ fn scheduled_backups_keep_verified_snapshots_and_a_broken_job_is_drift() {
         .contains("ssh-ed25519"));
     let (code, run) = ws.plan_exit_code();
     assert_eq!(code, 0, "{}", run.text());
+
+    // No new snapshot can land on h3 and its newest is ten minutes old:
+    // stale against the schedule (the timer has run for over a minute),
+    // judged with the host's own clocks; the apply repairs the directory.
+    lab.ssh_ok(
+        "h3",
+        &format!("chmod 0500 {DIR} && touch -d '-10 min' {DIR}/etcd-scheduled-*Z-rev*.db"),
+    );
+    expect_drift(
+        &ws,
+        "stale backups",
+        "e3",
+        "more than twice the schedule (*:*:0/20)",
+    );
 
     lab.ssh_ok("h2", "systemctl stop etcd-backup.timer");
     expect_drift(
