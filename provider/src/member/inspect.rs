@@ -1,9 +1,10 @@
 //! What is on a member host now, and how it differs from what the provider
 //! wrote there: one SSH round trip, and few processes on the host (a look
-//! at every host is part of every plan). One `systemctl` (`is-active` for
-//! etcd's unit, or with a backup schedule one `show` for it and the job's
-//! units), one `sha256sum` for every managed file, the binary's hash from
-//! its memo, the server certificate.
+//! at every host is part of every plan). etcd's unit's state from its
+//! control group when it runs, else from `systemctl is-active` (with a
+//! backup schedule, one `systemctl show` for it and the job's units), one
+//! `sha256sum` for every managed file, the binary's hash from its memo, the
+//! server certificate.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,8 @@ use crate::ssh::{quote, Host, SshError};
 /// A member host as one SSH round trip sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostState {
-    /// etcd's unit's active state: active, inactive, failed, activating...
+    /// etcd's unit's active state: active, inactive, failed, activating...,
+    /// or [`UNIT_RUNNING`].
     pub unit: String,
     /// SHA-256 of each managed file that exists, by fingerprint name.
     pub files: Fingerprints,
@@ -28,6 +30,20 @@ pub struct HostState {
 }
 
 const ETCD_UNIT: &str = "etcd.service";
+
+/// etcd's unit's state when its control group holds a process: active, or
+/// starting, stopping or reloading. Read from the cgroup file by the shell,
+/// without asking systemd (a `systemctl` call costs a host about 6 ms of
+/// CPU, most of a look at it, at every plan).
+pub const UNIT_RUNNING: &str = "running";
+
+/// Where systemd keeps the unit's control group: the unified hierarchy,
+/// then the hybrid and legacy layouts.
+const CGROUP_ROOTS: [&str; 3] = [
+    "/sys/fs/cgroup",
+    "/sys/fs/cgroup/unified",
+    "/sys/fs/cgroup/systemd",
+];
 
 /// The sections of the command's output, each after a line `--- NAME ---`.
 const UNITS: &str = "units";
@@ -64,9 +80,9 @@ pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostStat
             "systemctl show -p Id -p ActiveState -p UnitFileState -p Result \
              -p ActiveEnterTimestampMonotonic {ETCD_UNIT} {TIMER_UNIT} {SERVICE_UNIT} 2>/dev/null"
         ),
-        // Without a backup job, etcd's active state alone, asked the way
-        // that costs systemd least.
-        None => format!("printf 'Id={ETCD_UNIT}\\nActiveState='; systemctl is-active {ETCD_UNIT}"),
+        // Without a backup job, etcd's state alone, asked the way that
+        // costs the host least.
+        None => etcd_state_command(&CGROUP_ROOTS),
     };
     let script = format!(
         "{heading}\n{units}\n\
@@ -84,6 +100,29 @@ pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostStat
     );
     let out = host.run(&script).await?;
     Ok(parse(settings, &out.stdout, &paths))
+}
+
+/// Prints `Id=etcd.service` and `ActiveState=` with [`UNIT_RUNNING`] when
+/// the unit's control group (under the first of `roots` that has it) holds a
+/// process, else with what `systemctl is-active` says: exact for a unit that
+/// is stopped, failed, or waiting to restart. A unit placed in another
+/// slice by a drop-in is always asked of systemd.
+fn etcd_state_command(roots: &[&str]) -> String {
+    let procs: Vec<String> = roots
+        .iter()
+        .map(|root| quote(&format!("{root}/system.slice/{ETCD_UNIT}/cgroup.procs")))
+        .collect();
+    format!(
+        "printf 'Id={ETCD_UNIT}\\nActiveState='; pid=; \
+         for f in {procs}; do if [ -r \"$f\" ]; then {{ read -r pid < \"$f\"; }} 2>/dev/null || true; break; fi; done; \
+         if [ -n \"$pid\" ]; then echo {UNIT_RUNNING}; else systemctl is-active {ETCD_UNIT}; fi",
+        procs = procs.join(" ")
+    )
+}
+
+/// Whether etcd's unit runs, as far as the provider's checks go.
+pub fn unit_runs(state: &str) -> bool {
+    state == "active" || state == UNIT_RUNNING
 }
 
 /// Prints `SHA256  BINARY` as `sha256sum` does, hashing the binary (tens
@@ -186,7 +225,7 @@ fn parse(settings: &ClusterSettings, stdout: &str, paths: &BTreeMap<String, Stri
 /// Whether none of the provider's files is on the host (a new or wiped
 /// machine).
 pub fn nothing_installed(seen: &HostState) -> bool {
-    seen.files.is_empty() && seen.unit != "active"
+    seen.files.is_empty() && !unit_runs(&seen.unit)
 }
 
 /// Human descriptions of what differs from `expected`.
@@ -195,7 +234,7 @@ pub fn differences(expected: &Fingerprints, seen: &HostState) -> Vec<String> {
         return vec!["etcd is not installed on the host".to_string()];
     }
     let mut problems = Vec::new();
-    if seen.unit != "active" {
+    if !unit_runs(&seen.unit) {
         problems.push(format!("etcd unit is {}", seen.unit));
     }
     for (name, sum) in expected {
@@ -244,6 +283,53 @@ mod tests {
         assert_eq!(run(), line(b"two"));
         std::fs::remove_file(&binary).unwrap();
         assert_eq!(run(), "", "no binary, no line");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_running_unit_is_read_from_its_control_group_and_any_other_asked_of_systemd() {
+        let dir = std::env::temp_dir().join(format!("unit-state-{}", std::process::id()));
+        let (unified, legacy, bin) = (dir.join("unified"), dir.join("legacy"), dir.join("bin"));
+        std::fs::create_dir_all(&bin).unwrap();
+        // A systemctl that says what it was asked, to count the calls.
+        let systemctl = bin.join("systemctl");
+        std::fs::write(&systemctl, "#!/bin/sh\necho \"asked $*\"\n").unwrap();
+        std::fs::set_permissions(
+            &systemctl,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let state = || {
+            let roots = [unified.to_str().unwrap(), legacy.to_str().unwrap()];
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("set -e; {}", etcd_state_command(&roots)))
+                .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let procs = |root: &std::path::Path, pids: &str| {
+            let group = root.join("system.slice/etcd.service");
+            std::fs::create_dir_all(&group).unwrap();
+            std::fs::write(group.join("cgroup.procs"), pids).unwrap();
+        };
+        let asked = "Id=etcd.service\nActiveState=asked is-active etcd.service\n";
+        assert_eq!(state(), asked, "no control group: stopped or failed");
+        procs(&legacy, "4242\n4250\n");
+        assert_eq!(
+            state(),
+            "Id=etcd.service\nActiveState=running\n",
+            "legacy layout"
+        );
+        procs(&unified, "");
+        assert_eq!(
+            state(),
+            asked,
+            "an empty group: the first layout found decides"
+        );
+        procs(&unified, "4242\n");
+        assert_eq!(state(), "Id=etcd.service\nActiveState=running\n");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -307,6 +393,17 @@ mod tests {
         );
         assert!(!seen.has_data);
         assert!(parse(&settings, &output("active", true, ""), &paths).has_data);
+        let running = parse(
+            &settings,
+            &output("running", true, "x  /etc/etcd/etcd.conf.yml\n"),
+            &paths,
+        );
+        assert_eq!(running.unit, UNIT_RUNNING);
+        let config: Fingerprints = [("config".to_string(), "x".to_string())].into();
+        assert!(
+            differences(&config, &running).is_empty(),
+            "a running unit is no drift"
+        );
         assert_eq!(seen.server_cert_pem, "-----BEGIN CERTIFICATE-----\nMIIB");
         assert_eq!(seen.unit, "failed");
         assert_eq!(seen.files.get("config").map(String::as_str), Some("abc"));
