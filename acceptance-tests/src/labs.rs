@@ -41,6 +41,7 @@ pub enum LabId {
     SharedCluster = 34,
     AuthThroughChanges = 35,
     CaKeyOutsideState = 36,
+    VipManager = 37,
 }
 
 impl LabId {
