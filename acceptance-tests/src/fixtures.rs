@@ -414,3 +414,15 @@ impl Writer {
         report
     }
 }
+
+/// The lines of a consumer's log that speak of TLS or certificate trouble.
+pub fn tls_troubles(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|line| {
+            let line = line.to_lowercase();
+            ["ssl", "certificate", "x509", "tls"]
+                .iter()
+                .any(|word| line.contains(word))
+        })
+        .collect()
+}

@@ -232,6 +232,18 @@ impl Workspace {
         (run.code, run)
     }
 
+    /// Replaces the CA at `address` as users do: an apply with `-replace`
+    /// (the members trust both CAs and take certificates from the new one),
+    /// which must leave the second stage planned, then the apply of that
+    /// stage (the old CA retired).
+    pub fn replace_ca_in_two_applies(&self, address: &str) {
+        let replace = format!("-replace={address}");
+        self.run_ok(&["apply", "-auto-approve", "-input=false", &replace]);
+        let (code, run) = self.plan_exit_code();
+        assert_eq!(code, 2, "the second stage is not planned:\n{}", run.text());
+        self.apply();
+    }
+
     /// A string output of the root module.
     pub fn output(&self, name: &str) -> String {
         let run = self.run_ok(&["output", "-json", name]);

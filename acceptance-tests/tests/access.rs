@@ -195,13 +195,7 @@ fn auth_stays_on_through_a_snapshot_a_ca_replacement_an_upgrade_and_backups() {
 
     // A new CA (two applies), then 3.4 -> 3.5, one member at a time; each
     // change snapshots the cluster first through the backup job, as root.
-    ws.run_ok(&[
-        "apply",
-        "-auto-approve",
-        "-input=false",
-        "-replace=etcd_ca.main",
-    ]);
-    ws.apply();
+    ws.replace_ca_in_two_applies("etcd_ca.main");
     set_vars("3.5.1");
     ws.apply();
     assert_eq!(ws.plan_exit_code().0, 0);

@@ -310,15 +310,7 @@ fn a_consumer_is_never_refused_through_a_ca_replacement() {
 
     // A new CA: the first apply has the members trust both and reissues the
     // consumer's certificate from the new CA; the second retires the old.
-    ws.run_ok(&[
-        "apply",
-        "-auto-approve",
-        "-input=false",
-        "-replace=etcd_ca.main",
-    ]);
-    let (code, run) = ws.plan_exit_code();
-    assert_eq!(code, 2, "the second stage is not planned:\n{}", run.text());
-    ws.apply();
+    ws.replace_ca_in_two_applies("etcd_ca.main");
     assert_eq!(ws.plan_exit_code().0, 0);
     std::thread::sleep(std::time::Duration::from_secs(2));
     lab.ssh_ok("h4", "systemctl stop consumer");

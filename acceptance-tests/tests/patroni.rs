@@ -8,7 +8,7 @@
 //! CA alone. A demotion is reported, not failed on: Patroni 3.0 gives up its
 //! lock on one uncoded gateway error that a member restart can still cause
 //! now and then (see issue 13's note); it must recover from it.
-use acceptance_tests::fixtures::lab_access_vars;
+use acceptance_tests::fixtures::{lab_access_vars, tls_troubles};
 use acceptance_tests::lab::Lab;
 use acceptance_tests::labs::LabId;
 use acceptance_tests::patroni;
@@ -79,14 +79,7 @@ fn patroni_keeps_its_leader_lock_through_a_ca_replacement_and_a_roll() {
     let revision_before = patroni_revision(&lab);
 
     // A new CA in two applies, then a setting that restarts every member.
-    ws.run_ok(&[
-        "apply",
-        "-auto-approve",
-        "-input=false",
-        "-replace=etcd_ca.main",
-    ]);
-    assert_eq!(ws.plan_exit_code().0, 2, "the second stage is not planned");
-    ws.apply();
+    ws.replace_ca_in_two_applies("etcd_ca.main");
     let rolled = config.replace(
         "  etcd_version = \"3.4.23\"\n",
         "  etcd_version = \"3.4.23\"\n  extra_flags  = { \"snapshot-count\" = \"20000\" }\n",
@@ -107,15 +100,7 @@ fn patroni_keeps_its_leader_lock_through_a_ca_replacement_and_a_roll() {
         ),
     );
     let held = log.matches("the leader with the lock").count();
-    let troubles: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            let l = l.to_lowercase();
-            ["ssl", "certificate", "x509", "tls"]
-                .iter()
-                .any(|word| l.contains(word))
-        })
-        .collect();
+    let troubles = tls_troubles(&log);
     assert!(
         troubles.is_empty(),
         "Patroni met TLS errors:\n{}\n\nits log:\n{log}",

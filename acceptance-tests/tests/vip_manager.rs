@@ -8,7 +8,7 @@
 //! host, before and after the new CA; its CA file ends as the new CA alone.
 use std::time::{Duration, Instant};
 
-use acceptance_tests::fixtures::lab_access_vars;
+use acceptance_tests::fixtures::{lab_access_vars, tls_troubles};
 use acceptance_tests::lab::Lab;
 use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{example, hcl_list, Install, Workspace};
@@ -143,14 +143,7 @@ fn vip_manager_follows_its_key_through_the_v2_api_and_a_ca_replacement() {
     vip_follows_the_key(&lab, &vip, "before the new CA");
 
     // A new CA in two applies; the key names h4 throughout.
-    ws.run_ok(&[
-        "apply",
-        "-auto-approve",
-        "-input=false",
-        "-replace=etcd_ca.main",
-    ]);
-    assert_eq!(ws.plan_exit_code().0, 2, "the second stage is not planned");
-    ws.apply();
+    ws.replace_ca_in_two_applies("etcd_ca.main");
     assert_eq!(ws.plan_exit_code().0, 0);
     wait_for_vip(&lab, &vip, true, "after the new CA");
     vip_follows_the_key(&lab, &vip, "after the new CA");
@@ -173,15 +166,7 @@ fn vip_manager_follows_its_key_through_the_v2_api_and_a_ca_replacement() {
             started.trim()
         ),
     );
-    let troubles: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            let l = l.to_lowercase();
-            ["x509", "certificate", "tls:"]
-                .iter()
-                .any(|w| l.contains(w))
-        })
-        .collect();
+    let troubles = tls_troubles(&log);
     assert!(
         troubles.is_empty(),
         "vip-manager met TLS errors:\n{}\n\nits log:\n{log}",
