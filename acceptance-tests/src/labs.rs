@@ -42,6 +42,7 @@ pub enum LabId {
     AuthThroughChanges = 35,
     CaKeyOutsideState = 36,
     VipManager = 37,
+    SpaceAlarm = 38,
 }
 
 impl LabId {

@@ -13,6 +13,7 @@ mod reach;
 mod recovery;
 mod rolling;
 mod scaling;
+mod space;
 
 use std::path::Path;
 

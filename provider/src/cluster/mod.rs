@@ -4,6 +4,7 @@
 //! create:  bootstrap
 //! read:    observe
 //! update:  membership -> roll -> rotate_ca (one stage per apply) -> repair
+//!          -> space (a NOSPACE alarm cleared)
 //!          (order in update.rs); then auth (create too)
 //! delete:  teardown
 //! etcd_member: foreign_member (join / observe / update / leave)
@@ -47,6 +48,7 @@ mod repair;
 mod roll;
 mod rotate_ca;
 mod snapshot_stream;
+mod space;
 mod spec;
 mod teardown;
 mod update;
@@ -60,6 +62,7 @@ pub use observe::{observe, Observed, HEALTHY};
 pub use repair::repair;
 pub use roll::roll;
 pub use rotate_ca::{retire_old_ca, trust_new_ca};
+pub use space::clear_space_alarms;
 pub use spec::{trusted_bundle, ClusterSpec};
 pub use teardown::teardown;
 pub use update::update;

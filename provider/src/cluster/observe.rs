@@ -43,6 +43,8 @@ pub enum Problem {
     Unhealthy(String),
     /// Its scheduled backup job is broken (see `member::backup`).
     Backup(String),
+    /// It raised an alarm that the cluster keeps (see `space.rs`).
+    Alarm(etcd::AlarmKind),
 }
 
 impl fmt::Display for Problem {
@@ -63,6 +65,16 @@ impl fmt::Display for Problem {
             Problem::DataMissing => f.write_str("its data directory holds no etcd data"),
             Problem::Unhealthy(e) => write!(f, "unhealthy: {e}"),
             Problem::Backup(what) => f.write_str(what),
+            Problem::Alarm(etcd::AlarmKind::NoSpace) => f.write_str(
+                "alarm NOSPACE: its database reached quota-backend-bytes and the cluster refuses writes; \
+                 apply compacts the keyspace at its current revision, defragments each member in turn and \
+                 disarms the alarm",
+            ),
+            Problem::Alarm(kind) => write!(
+                f,
+                "alarm {kind}: the provider does not clear this alarm (CORRUPT: this member's data differs \
+                 from the others'; replace the member, see etcd's guide to data corruption)"
+            ),
         }
     }
 }
@@ -85,6 +97,12 @@ impl Health {
     /// is not a member, or lost its data.
     pub fn needs_readd(&self) -> bool {
         self.is_not_a_member() || self.0.contains(&Problem::DataMissing)
+    }
+
+    /// Whether alarms are all that is wrong: they are cleared by the
+    /// space phase, not by restarting the member.
+    pub fn only_alarms(&self) -> bool {
+        !self.0.is_empty() && self.0.iter().all(|p| matches!(p, Problem::Alarm(_)))
     }
 
     /// Whether the backup job is all that is wrong: it is repaired without
@@ -262,6 +280,10 @@ pub async fn observe_through(
             None
         }
     };
+    // Every member's status lists all of the cluster's alarms; each
+    // belongs to the member that raised it.
+    let mut alarms: BTreeSet<etcd::Alarm> =
+        statuses.iter().flat_map(|s| s.alarms.clone()).collect();
     for ((member, status), host_state) in spec.members.iter().zip(&statuses).zip(host_states) {
         if let Some(version) = &status.version {
             observed
@@ -307,9 +329,11 @@ pub async fn observe_through(
             }
         }
         let peer_url = member.peer_url(&spec.settings);
+        let mut member_id = status.member_id;
         if let Some(live) = &live {
             match live.iter().find(|m| m.peer_urls.contains(&peer_url)) {
                 Some(m) => {
+                    member_id = Some(m.id);
                     observed
                         .member_ids
                         .insert(member.name.clone(), etcd::format_id(m.id));
@@ -327,9 +351,25 @@ pub async fn observe_through(
         if !status.healthy && problems.iter().all(|p| matches!(p, Problem::Backup(_))) {
             problems.push(Problem::Unhealthy(status.error.clone().unwrap_or_default()));
         }
+        let raised: Vec<etcd::Alarm> = alarms
+            .iter()
+            .filter(|a| Some(a.member_id) == member_id)
+            .cloned()
+            .collect();
+        for alarm in raised {
+            alarms.remove(&alarm);
+            problems.push(Problem::Alarm(alarm.kind));
+        }
         observed
             .health
             .insert(member.name.clone(), Health(problems));
+    }
+    for alarm in alarms {
+        observed.warnings.push(format!(
+            "alarm {} raised by member {}, which the configuration does not list",
+            alarm.kind,
+            etcd::format_id(alarm.member_id)
+        ));
     }
     if let Some(live) = &live {
         if current {
@@ -414,5 +454,20 @@ mod tests {
         assert!(!learner.is_not_a_member());
         let observed = Observed::default();
         assert!(!observed.health_of("e1").is_healthy());
+    }
+
+    #[test]
+    fn an_alarm_alone_is_left_to_the_space_phase() {
+        let full = Health(vec![Problem::Alarm(etcd::AlarmKind::NoSpace)]);
+        assert!(full.only_alarms() && !full.is_healthy());
+        assert!(full.to_string().starts_with("alarm NOSPACE: "), "{full}");
+        let drifted = Health(vec![
+            Problem::Alarm(etcd::AlarmKind::NoSpace),
+            Problem::Drift("config changed on the host".into()),
+        ]);
+        assert!(!drifted.only_alarms(), "drift is repaired by a restart");
+        assert!(!Health::default().only_alarms());
+        let corrupt = Health(vec![Problem::Alarm(etcd::AlarmKind::Corrupt)]);
+        assert!(corrupt.to_string().contains("does not clear"), "{corrupt}");
     }
 }

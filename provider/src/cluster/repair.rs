@@ -108,7 +108,8 @@ async fn repair_through(
             observed = observe_through(ctx, spec, fingerprints, hosts).await;
         }
         let health = observed.health_of(&member.name);
-        if health.is_healthy() {
+        // Alarms are cleared after the repair (`space.rs`), never by a restart.
+        if health.is_healthy() || health.only_alarms() {
             continue;
         }
         continue_unless_stopped(ctx, "repair")?;

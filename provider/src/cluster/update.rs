@@ -7,11 +7,13 @@
 //!    2 and 3 in the next (see rotate_ca.rs), so that consumers are never
 //!    refused.
 //! 4. Repair of whatever drift is left, with the new settings and CA.
+//! 5. A NOSPACE alarm cleared (compaction, defragmentation, disarm), once
+//!    every member is healthy again.
 //!
 //! (The first apply after an import runs none of this: it only adopts the
 //! configuration's settings into the state.)
 //!
-//! All four run under the cluster's change lock, so that no other run (a
+//! All five run under the cluster's change lock, so that no other run (a
 //! second CI job, another workspace) changes the cluster meanwhile.
 //!
 //! A stop in 1-3 leaves the state as it was before the update, so the next
@@ -24,7 +26,9 @@ use std::fmt;
 use std::time::Duration;
 
 use super::quorum::{release_change_lock, take_change_lock};
-use super::{change_membership, repair, retire_old_ca, roll, trust_new_ca, ClusterSpec};
+use super::{
+    change_membership, clear_space_alarms, repair, retire_old_ca, roll, trust_new_ca, ClusterSpec,
+};
 use crate::framework::Context;
 use crate::member::install::Fingerprints;
 
@@ -133,6 +137,9 @@ async fn phases(
         }
     }
     repair(ctx, to, fingerprints, timeout)
+        .await
+        .map_err(UpdateStop::Repair)?;
+    clear_space_alarms(ctx, to, timeout)
         .await
         .map_err(UpdateStop::Repair)
 }

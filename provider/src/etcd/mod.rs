@@ -8,16 +8,19 @@
 //! - [`snapshot`]: streaming a verified snapshot into a local file;
 //! - [`lock`]: the change lock that keeps two runs from changing one cluster;
 //! - [`auth`]: users, roles and their permissions, authentication on and off;
-//! - [`served`]: the certificate a member serves (a TLS handshake, no request).
+//! - [`served`]: the certificate a member serves (a TLS handshake, no request);
+//! - [`space`]: alarms, compaction, defragmentation.
 
 pub mod auth;
 mod lock;
 mod membership;
 mod served;
 mod snapshot;
+mod space;
 
 pub use lock::{HeldLock, LockError};
 pub use served::served_certificate;
+pub use space::{Alarm, AlarmKind, Compaction};
 
 use std::time::Duration;
 
@@ -82,14 +85,15 @@ impl Credentials {
         }
     }
 
-    fn options(&self) -> ConnectOptions {
+    /// Options whose requests may each take up to `request_timeout`.
+    fn options_allowing(&self, request_timeout: Duration) -> ConnectOptions {
         let tls = TlsOptions::new()
             .ca_certificate(Certificate::from_pem(&self.ca_pem))
             .identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
         ConnectOptions::new()
             .with_tls(tls)
             .with_connect_timeout(Duration::from_secs(3))
-            .with_timeout(Duration::from_secs(5))
+            .with_timeout(request_timeout)
     }
 }
 
@@ -116,6 +120,8 @@ pub struct EndpointStatus {
     pub member_id: Option<u64>,
     pub leader: Option<u64>,
     pub error: Option<String>,
+    /// The cluster's alarms, as this member's status lists them.
+    pub alarms: Vec<Alarm>,
 }
 
 /// IDs print as etcd and etcdctl print them: hex without leading zeros.
@@ -126,6 +132,9 @@ pub fn format_id(id: u64) -> String {
 /// How long an endpoint may take to answer before the next one is asked
 /// as well (see `Client::first_answering`).
 const NEXT_ENDPOINT_AFTER: Duration = Duration::from_millis(300);
+
+/// The longest one request may take, unless a call allows more.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The longest one call to one endpoint may take, connection included.
 const CALL_DEADLINE: Duration = Duration::from_secs(6);
@@ -156,9 +165,22 @@ impl Client {
     }
 
     async fn client(&self, endpoints: &[String]) -> Result<etcd_client::Client, String> {
-        etcd_client::Client::connect(endpoints, Some(self.credentials.options()))
-            .await
-            .map_err(text)
+        self.client_allowing(endpoints, REQUEST_TIMEOUT).await
+    }
+
+    /// A client whose requests may each take up to `request_timeout`
+    /// (maintenance that rewrites a whole database).
+    async fn client_allowing(
+        &self,
+        endpoints: &[String],
+        request_timeout: Duration,
+    ) -> Result<etcd_client::Client, String> {
+        etcd_client::Client::connect(
+            endpoints,
+            Some(self.credentials.options_allowing(request_timeout)),
+        )
+        .await
+        .map_err(text)
     }
 
     /// Runs one call against an endpoint within [`CALL_DEADLINE`]. The
@@ -328,6 +350,11 @@ impl Client {
                 status.version = Some(answer.version().to_string());
                 status.leader = Some(answer.leader());
                 status.member_id = answer.header().map(|h| h.member_id());
+                status.alarms = answer
+                    .errors()
+                    .iter()
+                    .filter_map(|e| Alarm::parse(e))
+                    .collect();
                 status.healthy = health.is_ok();
                 status.error = health.err();
                 (status, members)

@@ -20,8 +20,9 @@ pub fn backup_block() -> Block {
          and deletes the oldest beyond `keep`; nothing else in `dir` is touched. A member that does not answer a \
          quorum read takes none. A disabled or failing timer, or no new snapshot within twice the schedule, shows \
          in the member's `status` (plan exit 2) and apply repairs the job. With or without this block, a snapshot \
-         labelled with the change (`before-roll`, `before-ca-rotation`, `before-removal`) is taken into `dir` \
-         before any change that restarts or removes members; if it cannot be taken the change does not start.",
+         labelled with the change (`before-roll`, `before-ca-rotation`, `before-removal`, `before-compaction`) is \
+         taken into `dir` before any change that restarts or removes members or compacts the keyspace; if it \
+         cannot be taken the change does not start.",
     )
     .attribute(Attribute::required(
         "schedule",

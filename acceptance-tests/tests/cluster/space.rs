@@ -1,0 +1,81 @@
+//! A cluster whose database reaches its quota (`quota-backend-bytes`):
+//! etcd raises NOSPACE and refuses every write while every member still
+//! answers health checks. The plan must show it (exit 2, the alarm in
+//! `status`), and an apply must clear it as etcd's maintenance guide does
+//! (a snapshot first, compaction, defragmentation member by member, the
+//! alarm disarmed), keeping every key's current value.
+
+use acceptance_tests::fixtures::{lab_vars, KUBEADM_PKI};
+use acceptance_tests::lab::Lab;
+use acceptance_tests::labs::LabId;
+use acceptance_tests::tools;
+
+use super::{cluster3_workspace, SCALING};
+
+/// etcdctl on a member host against its own endpoint, as a shell command.
+fn etcdctl(args: &str) -> String {
+    format!(
+        "ETCDCTL_API=3 etcdctl --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt \
+         --key {KUBEADM_PKI}/server.key --endpoints https://127.0.0.1:2379 {args}"
+    )
+}
+
+/// Overwrites one key with 20 kB values until etcd refuses a write (at
+/// most 200 times); returns etcdctl's last words.
+fn fill_until_refused(lab: &Lab) -> String {
+    lab.ssh_ok(
+        "h1",
+        &format!(
+            "v=$(head -c 20000 /dev/zero | tr '\\0' x); for i in $(seq 200); do \
+             {} >/root/put.out 2>&1 || break; done; tail -1 /root/put.out",
+            etcdctl("put /filled \"$v\"")
+        ),
+    )
+}
+
+#[test]
+fn a_full_database_is_drift_and_apply_compacts_defragments_and_disarms() {
+    let lab = Lab::up(LabId::SpaceAlarm, 3);
+    let terraform = tools::newest_terraform();
+    let ws = cluster3_workspace(&lab, &terraform, SCALING);
+    let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
+    let mut vars = lab_vars(&lab, &hosts, "3.4.23");
+    vars.push(("flags", r#"{ "quota-backend-bytes" = "1048576" }"#.into()));
+    ws.set_vars(&vars);
+    ws.apply();
+    assert_eq!(ws.plan_exit_code().0, 0);
+
+    let refused = fill_until_refused(&lab);
+    assert!(
+        refused.contains("database space exceeded"),
+        "the quota was not reached: {refused}"
+    );
+    let (code, plan) = ws.plan_exit_code();
+    assert_eq!(code, 2, "a full database is not drift:\n{}", plan.text());
+    assert!(plan.text().contains("alarm NOSPACE"), "{}", plan.text());
+
+    ws.apply();
+    let (code, plan) = ws.plan_exit_code();
+    assert_eq!(code, 0, "the alarm is still there:\n{}", plan.text());
+    lab.etcdctl("h2", KUBEADM_PKI, "put /after-the-alarm accepted");
+    let alarms = lab.etcdctl("h3", KUBEADM_PKI, "alarm list");
+    assert!(alarms.trim().is_empty(), "alarms left: {alarms}");
+    // The key's current value is kept; its older revisions are gone.
+    let value = lab.etcdctl("h3", KUBEADM_PKI, "get /filled --print-value-only");
+    assert_eq!(value.trim().len(), 20000, "the current value was lost");
+    let history = lab.ssh("h3", &etcdctl("get /filled --rev 2 2>&1"));
+    assert!(
+        String::from_utf8_lossy(&history.stdout).contains("compacted"),
+        "no compaction"
+    );
+    let snapshots = lab.ssh_ok("h1", "ls /var/backups/etcd; true")
+        + &lab.ssh_ok("h2", "ls /var/backups/etcd; true")
+        + &lab.ssh_ok("h3", "ls /var/backups/etcd; true");
+    assert!(
+        snapshots.contains("etcd-before-compaction-"),
+        "no snapshot before the compaction: {snapshots}"
+    );
+    let sizes = lab.etcdctl("h1", KUBEADM_PKI, "endpoint status --cluster -w json");
+    eprintln!("after the apply: {sizes}");
+    ws.destroy();
+}
