@@ -1,9 +1,10 @@
 //! A cluster whose database reaches its quota (`quota-backend-bytes`):
 //! etcd raises NOSPACE and refuses every write while every member still
 //! answers health checks. The plan must show it (exit 2, the alarm in
-//! `status`), and an apply must clear it as etcd's maintenance guide does
-//! (a snapshot first, compaction, defragmentation member by member, the
-//! alarm disarmed), keeping every key's current value.
+//! `status`), and an apply that also raises the quota must clear it as
+//! etcd's maintenance guide does (a snapshot first, compaction,
+//! defragmentation member by member, the alarm disarmed) and roll the new
+//! quota out, keeping every key's current value.
 
 use acceptance_tests::fixtures::{lab_vars, KUBEADM_PKI};
 use acceptance_tests::lab::Lab;
@@ -54,9 +55,23 @@ fn a_full_database_is_drift_and_apply_compacts_defragments_and_disarms() {
     assert_eq!(code, 2, "a full database is not drift:\n{}", plan.text());
     assert!(plan.text().contains("alarm NOSPACE"), "{}", plan.text());
 
-    ws.apply();
+    // The apply that clears it also raises the quota (a rolling change):
+    // etcd grants no lease for the change lock while the database is full,
+    // so the alarm is cleared first, then the roll runs under the lock.
+    vars.pop();
+    vars.push(("flags", r#"{ "quota-backend-bytes" = "2097152" }"#.into()));
+    ws.set_vars(&vars);
+    let run = ws.apply();
+    assert!(run.stdout.contains("1 changed"), "{}", run.stdout);
     let (code, plan) = ws.plan_exit_code();
     assert_eq!(code, 0, "the alarm is still there:\n{}", plan.text());
+    for host in ["h1", "h2", "h3"] {
+        let config = lab.ssh_ok(host, "cat /etc/etcd/etcd.conf.yml");
+        assert!(
+            config.contains("quota-backend-bytes: 2097152"),
+            "{host}: {config}"
+        );
+    }
     lab.etcdctl("h2", KUBEADM_PKI, "put /after-the-alarm accepted");
     let alarms = lab.etcdctl("h3", KUBEADM_PKI, "alarm list");
     assert!(alarms.trim().is_empty(), "alarms left: {alarms}");

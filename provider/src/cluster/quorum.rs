@@ -25,10 +25,10 @@ pub async fn take_change_lock(
     ctx: &Context,
     api: &etcd::Client,
     wait: Duration,
-) -> Result<Option<etcd::HeldLock>, String> {
+) -> Result<Option<etcd::HeldLock>, LockRefusal> {
     let taken = tokio::select! {
         taken = api.lock_changes(wait) => taken,
-        _ = ctx.stopped() => return Err("stopped by Terraform while waiting for the change lock; nothing was changed".into()),
+        _ = ctx.stopped() => return Err(LockRefusal::Other("stopped by Terraform while waiting for the change lock; nothing was changed".into())),
     };
     match taken {
         Ok(held) => Ok(Some(held)),
@@ -38,8 +38,28 @@ pub async fn take_change_lock(
             );
             Ok(None)
         }
-        Err(etcd::LockError::Busy(e)) => {
-            Err(format!("the cluster is being changed by another run: {e}"))
+        Err(etcd::LockError::Busy(e)) => Err(LockRefusal::Other(format!(
+            "the cluster is being changed by another run: {e}"
+        ))),
+        Err(etcd::LockError::DatabaseFull(e)) => Err(LockRefusal::DatabaseFull(format!(
+            "the cluster's database is full (NOSPACE alarm), so etcd grants no lease for the change lock: {e}"
+        ))),
+    }
+}
+
+/// Why [`take_change_lock`] took no lock.
+#[derive(Debug)]
+pub enum LockRefusal {
+    /// The database is full: space must be freed before any lock is taken.
+    DatabaseFull(String),
+    /// Stopped by Terraform, or another run holds the lock.
+    Other(String),
+}
+
+impl From<LockRefusal> for String {
+    fn from(refusal: LockRefusal) -> String {
+        match refusal {
+            LockRefusal::DatabaseFull(e) | LockRefusal::Other(e) => e,
         }
     }
 }

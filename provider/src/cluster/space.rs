@@ -26,6 +26,15 @@
 //!    is larger than the quota, etcd raises it again at the next write and
 //!    the next plan shows it: raise `quota-backend-bytes` (`extra_flags`).
 //!
+//! Locking: at the end of an update it runs under the change lock. But a
+//! full database grants no lease, so no lock: then it runs first, without
+//! the lock, and the update takes the lock after it (update.rs). Two runs
+//! that find the database full at the same moment could each start a
+//! defragmentation at once; each waits for a healthy cluster first, and a
+//! member being defragmented fails the health check, so both would have
+//! to start within the same instant. No data is at risk even then: the
+//! cluster answers no quorum read for the seconds that takes.
+//!
 //! Interrupted: every step can be done again (a second compaction at the
 //! same revision is refused and skipped, defragmenting twice is harmless);
 //! the alarm stays until step 4, so the next plan shows it and the next

@@ -14,7 +14,9 @@
 //! configuration's settings into the state.)
 //!
 //! All five run under the cluster's change lock, so that no other run (a
-//! second CI job, another workspace) changes the cluster meanwhile.
+//! second CI job, another workspace) changes the cluster meanwhile. A
+//! full database grants no lease for the lock: its alarm is cleared first,
+//! without the lock (see space.rs), then the lock is taken.
 //!
 //! A stop in 1-3 leaves the state as it was before the update, so the next
 //! plan shows the change again and the next apply continues it: each
@@ -25,7 +27,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use super::quorum::{release_change_lock, take_change_lock};
+use super::quorum::{release_change_lock, take_change_lock, LockRefusal};
 use super::{
     change_membership, clear_space_alarms, repair, retire_old_ca, roll, trust_new_ca, ClusterSpec,
 };
@@ -39,6 +41,9 @@ pub enum UpdateStop {
     Membership(String),
     /// The rolling change or CA rotation stopped: keep the prior state.
     Rolling(String),
+    /// A full database could not be cleared before the changes (see
+    /// space.rs): keep the prior state.
+    Space(String),
     /// The repair after the changes failed: the changes are done.
     Repair(String),
 }
@@ -54,6 +59,7 @@ impl UpdateStop {
         match self {
             UpdateStop::Membership(_) => "Membership change stopped",
             UpdateStop::Rolling(_) => "Rolling change stopped",
+            UpdateStop::Space(_) => "Could not free the cluster's full database",
             UpdateStop::Repair(_) => "Could not repair the cluster",
         }
     }
@@ -69,6 +75,10 @@ impl fmt::Display for UpdateStop {
             UpdateStop::Rolling(e) => write!(
                 f,
                 "{e}\n\nMembers already changed stay changed. Apply again to continue once the cause is fixed."
+            ),
+            UpdateStop::Space(e) => write!(
+                f,
+                "{e}\n\nNothing else was changed. Apply again to continue once the cause is fixed."
             ),
             UpdateStop::Repair(e) => f.write_str(e),
         }
@@ -87,9 +97,21 @@ pub async fn update(
     warnings: &mut Vec<String>,
 ) -> Result<(), UpdateStop> {
     let api = from.api(ctx.now()).await.map_err(UpdateStop::Membership)?;
-    let lock = take_change_lock(ctx, &api, timeout)
-        .await
-        .map_err(UpdateStop::Membership)?;
+    let lock = match take_change_lock(ctx, &api, timeout).await {
+        Ok(lock) => lock,
+        Err(LockRefusal::DatabaseFull(e)) => {
+            // No lease, so no lock, until space is freed: that first (see
+            // space.rs), with the members and settings running now.
+            log::warn!("{e}: clearing the alarm before the change lock is taken");
+            clear_space_alarms(ctx, from, timeout)
+                .await
+                .map_err(UpdateStop::Space)?;
+            take_change_lock(ctx, &api, timeout)
+                .await
+                .map_err(|e| UpdateStop::Membership(e.into()))?
+        }
+        Err(e) => return Err(UpdateStop::Membership(e.into())),
+    };
     let result = phases(ctx, from, to, fingerprints, timeout, warnings).await;
     release_change_lock(lock).await;
     result

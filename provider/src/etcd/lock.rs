@@ -10,7 +10,7 @@ use std::time::Duration;
 use etcd_client::LockOptions;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{text, Client};
+use super::{text, Client, CALL_DEADLINE};
 
 /// The lock's name in the cluster's keyspace.
 pub const CHANGE_LOCK: &str = "terraform-provider-etcd/changes";
@@ -26,6 +26,9 @@ pub enum LockError {
     NoQuorum(String),
     /// Someone else held the lock for the whole wait.
     Busy(String),
+    /// The database is full (a NOSPACE alarm): etcd grants no lease until
+    /// space is freed.
+    DatabaseFull(String),
 }
 
 /// The held lock; [`HeldLock::release`] gives it back. Dropped instead, it
@@ -42,14 +45,21 @@ impl Client {
     /// it.
     pub async fn lock_changes(&self, wait: Duration) -> Result<HeldLock, LockError> {
         let mut client = self.any_client().await.map_err(LockError::NoQuorum)?;
-        let granted = Self::bounded("lease grant", async {
-            client
-                .lease_grant(LEASE_TTL_SECONDS, None)
+        let granted =
+            tokio::time::timeout(CALL_DEADLINE, client.lease_grant(LEASE_TTL_SECONDS, None))
                 .await
-                .map_err(text)
-        })
-        .await
-        .map_err(LockError::NoQuorum)?;
+                .map_err(|_| {
+                    LockError::NoQuorum(format!("lease grant: no answer within {CALL_DEADLINE:?}"))
+                })?
+                .map_err(|e| match &e {
+                    // etcd's ErrGRPCNoSpace.
+                    etcd_client::Error::GRpcStatus(status)
+                        if status.code() == tonic::Code::ResourceExhausted =>
+                    {
+                        LockError::DatabaseFull(text(e))
+                    }
+                    _ => LockError::NoQuorum(text(e)),
+                })?;
         let lease = granted.id();
         let renewing = CancellationToken::new();
         let (mut keeper, mut answers) = client
