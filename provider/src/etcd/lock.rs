@@ -10,7 +10,7 @@ use std::time::Duration;
 use etcd_client::LockOptions;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{text, Client, CALL_DEADLINE};
+use super::{text, Client};
 
 /// The lock's name in the cluster's keyspace.
 pub const CHANGE_LOCK: &str = "terraform-provider-etcd/changes";
@@ -40,17 +40,22 @@ pub struct HeldLock {
     _renewing: DropGuard,
 }
 
+/// A lease grant that got no answer in time: no quorum to grant it.
+impl From<String> for LockError {
+    fn from(e: String) -> LockError {
+        LockError::NoQuorum(e)
+    }
+}
+
 impl Client {
     /// Takes the change lock, waiting up to `wait` while another holder has
     /// it.
     pub async fn lock_changes(&self, wait: Duration) -> Result<HeldLock, LockError> {
         let mut client = self.any_client().await.map_err(LockError::NoQuorum)?;
-        let granted =
-            tokio::time::timeout(CALL_DEADLINE, client.lease_grant(LEASE_TTL_SECONDS, None))
+        let granted = Self::bounded("lease grant", async {
+            client
+                .lease_grant(LEASE_TTL_SECONDS, None)
                 .await
-                .map_err(|_| {
-                    LockError::NoQuorum(format!("lease grant: no answer within {CALL_DEADLINE:?}"))
-                })?
                 .map_err(|e| match &e {
                     // etcd's ErrGRPCNoSpace.
                     etcd_client::Error::GRpcStatus(status)
@@ -59,7 +64,9 @@ impl Client {
                         LockError::DatabaseFull(text(e))
                     }
                     _ => LockError::NoQuorum(text(e)),
-                })?;
+                })
+        })
+        .await?;
         let lease = granted.id();
         let renewing = CancellationToken::new();
         let (mut keeper, mut answers) = client

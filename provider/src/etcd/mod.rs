@@ -187,13 +187,17 @@ impl Client {
     /// client's own time-outs cover the TCP connect and each request, but
     /// not the TLS handshake, which a member that has not joined yet
     /// accepts and never finishes.
-    async fn bounded<T>(
+    async fn bounded<T, E: From<String>>(
         endpoint: &str,
-        call: impl std::future::Future<Output = Result<T, String>>,
-    ) -> Result<T, String> {
+        call: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
         tokio::time::timeout(CALL_DEADLINE, call)
             .await
-            .unwrap_or_else(|_| Err(format!("{endpoint}: no answer within {CALL_DEADLINE:?}")))
+            .unwrap_or_else(|_| {
+                Err(E::from(format!(
+                    "{endpoint}: no answer within {CALL_DEADLINE:?}"
+                )))
+            })
     }
 
     /// A client of the first endpoint that answers a status request: a
@@ -328,7 +332,7 @@ impl Client {
             endpoint: endpoint.to_string(),
             ..Default::default()
         };
-        let asked = Self::bounded(endpoint, async {
+        let asked = Self::bounded::<_, String>(endpoint, async {
             let mut client = self.client(&[endpoint.to_string()]).await?;
             let (mut reader, lister) = (client.clone(), client.clone());
             let (answer, health, members) =
