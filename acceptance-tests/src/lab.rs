@@ -134,13 +134,7 @@ impl Lab {
     /// member host against its local endpoint; returns what it printed
     /// (`endpoint health` reports on stderr).
     pub fn etcdctl(&self, host: &str, pki_dir: &str, args: &str) -> String {
-        self.ssh_ok(
-            host,
-            &format!(
-                "ETCDCTL_API=3 etcdctl --cacert {pki_dir}/ca.crt --cert {pki_dir}/server.crt \
-                 --key {pki_dir}/server.key --endpoints https://127.0.0.1:2379 {args} 2>&1"
-            ),
-        )
+        self.ssh_ok(host, &format!("{} 2>&1", etcdctl_command(pki_dir, args)))
     }
 
     /// Serves `dir` over HTTP on the bridge address until the guard drops.
@@ -272,4 +266,13 @@ impl Drop for Lab {
             }
         }
     }
+}
+
+/// The shell command for etcdctl (API v3, TLS with the member's server
+/// certificate in `pki_dir`) against a member host's local endpoint.
+pub fn etcdctl_command(pki_dir: &str, args: &str) -> String {
+    format!(
+        "ETCDCTL_API=3 etcdctl --cacert {pki_dir}/ca.crt --cert {pki_dir}/server.crt \
+         --key {pki_dir}/server.key --endpoints https://127.0.0.1:2379 {args}"
+    )
 }

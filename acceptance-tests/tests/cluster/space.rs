@@ -7,19 +7,11 @@
 //! quota out, keeping every key's current value.
 
 use acceptance_tests::fixtures::{lab_vars, KUBEADM_PKI};
-use acceptance_tests::lab::Lab;
+use acceptance_tests::lab::{etcdctl_command, Lab};
 use acceptance_tests::labs::LabId;
 use acceptance_tests::tools;
 
 use super::{cluster3_workspace, SCALING};
-
-/// etcdctl on a member host against its own endpoint, as a shell command.
-fn etcdctl(args: &str) -> String {
-    format!(
-        "ETCDCTL_API=3 etcdctl --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt \
-         --key {KUBEADM_PKI}/server.key --endpoints https://127.0.0.1:2379 {args}"
-    )
-}
 
 /// Overwrites one key with 20 kB values until etcd refuses a write (at
 /// most 200 times); returns etcdctl's last words.
@@ -29,7 +21,7 @@ fn fill_until_refused(lab: &Lab) -> String {
         &format!(
             "v=$(head -c 20000 /dev/zero | tr '\\0' x); for i in $(seq 200); do \
              {} >/root/put.out 2>&1 || break; done; tail -1 /root/put.out",
-            etcdctl("put /filled \"$v\"")
+            etcdctl_command(KUBEADM_PKI, "put /filled \"$v\"")
         ),
     )
 }
@@ -78,7 +70,10 @@ fn a_full_database_is_drift_and_apply_compacts_defragments_and_disarms() {
     // The key's current value is kept; its older revisions are gone.
     let value = lab.etcdctl("h3", KUBEADM_PKI, "get /filled --print-value-only");
     assert_eq!(value.trim().len(), 20000, "the current value was lost");
-    let history = lab.ssh("h3", &etcdctl("get /filled --rev 2 2>&1"));
+    let history = lab.ssh(
+        "h3",
+        &etcdctl_command(KUBEADM_PKI, "get /filled --rev 2 2>&1"),
+    );
     assert!(
         String::from_utf8_lossy(&history.stdout).contains("compacted"),
         "no compaction"
