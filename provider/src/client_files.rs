@@ -7,7 +7,7 @@
 //! modes; removed on destroy.
 
 use crate::member::install::sha256_hex;
-use crate::ssh::{self, quote, Host, SshError};
+use crate::ssh::{self, quote, FileToWrite, Host, SshError};
 
 /// Where a consumer keeps the files, and how it picks up new ones.
 #[derive(Debug, Clone)]
@@ -125,24 +125,37 @@ impl Placement {
         let wanted = self.wanted(contents);
         let seen = self.seen(host, &wanted).await?;
         let owner = format!("{}:{}", self.owner, self.group);
-        // Every changed file is staged beside its place first, then all are
-        // renamed in one command: a consumer never reads a new certificate
-        // with an old key for longer than that.
-        let mut renames = Vec::new();
-        for (file, seen) in wanted.iter().zip(seen) {
-            if seen.as_deref() == Some(self.expected(file).as_str()) {
-                continue;
-            }
-            let staged = format!("{}.terraform-new", file.path);
-            host.run_ok(&format!("mkdir -p \"$(dirname {})\"", quote(file.path)))
-                .await?;
-            host.write_file(&staged, file.content.as_bytes(), file.mode, &owner)
-                .await?;
-            renames.push(format!("mv -f {} {}", quote(&staged), quote(file.path)));
-        }
-        let changed = !renames.is_empty();
+        let differing: Vec<&Wanted<'_>> = wanted
+            .iter()
+            .zip(seen)
+            .filter(|(file, seen)| seen.as_deref() != Some(self.expected(file).as_str()))
+            .map(|(file, _)| file)
+            .collect();
+        let changed = !differing.is_empty();
         if changed {
-            host.run_ok(&renames.join(" && ")).await?;
+            // All in one command that puts nothing in place before every
+            // file arrived, and renames a directory's new files back to
+            // back: a consumer never reads a new certificate with an old
+            // key (see `ssh::files`).
+            let dirs: Vec<String> = differing
+                .iter()
+                .filter_map(|f| f.path.rsplit_once('/').map(|(dir, _)| dir))
+                .filter(|dir| !dir.is_empty())
+                .map(quote)
+                .collect();
+            if !dirs.is_empty() {
+                host.run_ok(&format!("mkdir -p {}", dirs.join(" "))).await?;
+            }
+            let files: Vec<FileToWrite<'_>> = differing
+                .iter()
+                .map(|f| FileToWrite {
+                    path: f.path,
+                    content: f.content.as_bytes(),
+                    mode: f.mode,
+                    owner: &owner,
+                })
+                .collect();
+            host.write_files_then(&files, "").await?;
         }
         if let (true, Some(reload)) = (changed, &self.reload_command) {
             let out = host.run(reload).await?;
