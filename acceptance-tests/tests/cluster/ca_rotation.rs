@@ -7,7 +7,7 @@ use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{interrupt, Install, Workspace};
 use acceptance_tests::tools;
 
-use crate::{starts_since, SCALING};
+use crate::{settled_since, starts_since, SCALING};
 
 #[test]
 fn ca_rotation_trusts_both_then_the_new_ca_only_and_resumes_after_an_interrupt() {
@@ -86,7 +86,7 @@ fn ca_rotation_trusts_both_then_the_new_ca_only_and_resumes_after_an_interrupt()
         "{}",
         run.stdout
     );
-    let second_stage = lab.ssh_ok("h1", "date +%s").trim().to_string();
+    let second_stage = settled_since(&lab);
     ws.apply();
     // Pass 2 (new certificates) restarts nobody; pass 3 restarts each once.
     for (name, _) in &lab.hosts {

@@ -50,7 +50,20 @@ fn assert_member_versions(ws: &Workspace, version: &str) {
     assert_eq!(cluster["member_versions"], expected);
 }
 
-/// Restarts of etcd on `host` since `since` (seconds since the epoch).
+/// A moment (seconds since the epoch, to the microsecond) after every
+/// host's etcd has started, to count restarts from with [`starts_since`].
+/// An apply returns once the members serve; a member's unit may be marked
+/// started a few milliseconds later, and must not count as a restart.
+pub(crate) fn settled_since(lab: &Lab) -> String {
+    for (name, _) in &lab.hosts {
+        wait_for(&format!("etcd on {name} never became active"), || {
+            lab.ssh(name, "systemctl is-active etcd").stdout == b"active\n"
+        });
+    }
+    lab.ssh_ok("h1", "date +%s.%6N").trim().to_string()
+}
+
+/// Starts of etcd on `host` since `since` (from [`settled_since`]).
 pub(crate) fn starts_since(lab: &Lab, host: &str, since: &str) -> usize {
     lab.ssh_ok(
         host,

@@ -11,7 +11,7 @@ use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{hcl_string, interrupt, Install, Workspace};
 use acceptance_tests::tools;
 
-use crate::{assert_member_versions, starts_since, SCALING};
+use crate::{assert_member_versions, settled_since, starts_since, SCALING};
 
 #[test]
 fn rolling_flag_change_and_upgrade_from_3_4_to_3_5_without_losing_a_write() {
@@ -251,8 +251,28 @@ fn two_applies_of_one_change_at_once_never_interleave() {
     let lab = Lab::up(LabId::ConcurrentApplies, 3);
     let terraform = tools::newest_terraform();
     // Two CI jobs with the same state, as two workspaces.
-    let first = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
-    let second = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
+    let mut first = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
+    let mut second = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
+    // Each run's provider log, shown when a member was restarted twice.
+    for ws in [&mut first, &mut second] {
+        let log = ws.path().join("provider.log");
+        ws.set_env("TF_LOG_PROVIDER", "INFO");
+        ws.set_env("TF_LOG_PATH", log.to_str().unwrap());
+    }
+    let provider_logs = || {
+        [&first, &second]
+            .iter()
+            .map(|ws| {
+                std::fs::read_to_string(ws.path().join("provider.log"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.contains("etcd.") && !l.contains("waiting for"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    };
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
     let set_flags = |flags: &str| {
         let mut vars = lab_vars(&lab, &hosts, "3.4.23");
@@ -268,27 +288,48 @@ fn two_applies_of_one_change_at_once_never_interleave() {
     )
     .unwrap();
     start_writer(&lab);
+    // Every etcd waits 8 s before it starts (a drop-in the provider does
+    // not own), so that the roll outlasts the change lock's 15 s lease: the
+    // runs must renew their leases through another member while the one
+    // they first reached restarts.
+    for (name, _) in &lab.hosts {
+        lab.ssh_ok(
+            name,
+            "mkdir -p /etc/systemd/system/etcd.service.d && \
+             printf '[Service]\\nExecStartPre=/bin/sleep 8\\n' > /etc/systemd/system/etcd.service.d/slow-start.conf && \
+             systemctl daemon-reload",
+        );
+    }
 
     set_flags(r#"{ "snapshot-count" = "5000" }"#);
-    let since = lab.ssh_ok("h1", "date +%s");
+    let since = settled_since(&lab);
     std::thread::sleep(Duration::from_secs(1));
     let applies = [first.spawn_apply(), second.spawn_apply()];
     for apply in applies {
         let out = apply.wait_with_output().unwrap();
         assert!(
             out.status.success(),
-            "{}{}",
+            "{}{}\nthe runs' logs:\n{}",
             String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&out.stderr),
+            provider_logs()
         );
     }
     // One run rolled the members; the other waited for the change lock and
     // found nothing left to do: every member restarted exactly once.
     for (name, _) in &lab.hosts {
         assert_eq!(
-            starts_since(&lab, name, since.trim()),
+            starts_since(&lab, name, &since),
             1,
-            "{name} was not restarted exactly once"
+            "{name} was not restarted exactly once; its journal:\n{}\nthe runs' logs:\n{}",
+            lab.ssh_ok(
+                name,
+                &format!(
+                    "journalctl -q -u etcd --since @{} -o short-precise | grep -v ' etcd\\[' ",
+                    &since
+                )
+            ),
+            provider_logs()
         );
     }
     assert_eq!(first.plan_exit_code().0, 0);

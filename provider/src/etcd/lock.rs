@@ -4,6 +4,13 @@
 //! one apply) never change one cluster at the same time; a crashed
 //! holder's lock expires with its lease. An operator can hold it by hand to
 //! freeze changes: `etcdctl lock terraform-provider-etcd/changes sleep 600`.
+//!
+//! The holder restarts every member in a roll, the member it first reached
+//! among them, and a waiter waits through those restarts: the lease is
+//! renewed, the lock asked for and given back through whichever member
+//! answers at the time, never through one member only (a lease renewed
+//! through a member that restarts would expire in the middle of a change,
+//! and let a second run in).
 
 use std::time::Duration;
 
@@ -17,6 +24,13 @@ pub const CHANGE_LOCK: &str = "terraform-provider-etcd/changes";
 
 /// How long the lock outlives a holder that stopped renewing its lease.
 const LEASE_TTL_SECONDS: i64 = 15;
+
+/// How often the lease is renewed: three times within its TTL.
+const RENEW_EVERY: Duration = Duration::from_secs(LEASE_TTL_SECONDS as u64 / 3);
+
+/// The pause before the lease or the lock is asked for again through
+/// another member, after the one asked failed at once (refused, reset).
+const RETRY_AFTER: Duration = Duration::from_millis(250);
 
 /// Why the lock was not taken.
 #[derive(Debug)]
@@ -34,7 +48,7 @@ pub enum LockError {
 /// The held lock; [`HeldLock::release`] gives it back. Dropped instead, it
 /// stops renewing its lease, so the lock expires within the lease's TTL.
 pub struct HeldLock {
-    client: etcd_client::Client,
+    cluster: Client,
     key: Vec<u8>,
     lease: i64,
     _renewing: DropGuard,
@@ -69,71 +83,115 @@ impl Client {
         .await?;
         let lease = granted.id();
         let renewing = CancellationToken::new();
-        let (mut keeper, mut answers) = client
-            .lease_keep_alive(lease)
-            .await
-            .map_err(|e| LockError::NoQuorum(text(e)))?;
-        let stop = renewing.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(LEASE_TTL_SECONDS as u64 / 3)) => {}
-                }
-                if keeper.keep_alive().await.is_err() || answers.message().await.is_err() {
-                    return;
-                }
-            }
-        });
+        tokio::spawn(keep_lease_alive(self.clone(), lease, renewing.clone()));
         let held = HeldLock {
-            client: client.clone(),
+            cluster: self.clone(),
             key: Vec::new(),
             lease,
             _renewing: renewing.drop_guard(),
         };
         let deadline = tokio::time::Instant::now() + wait;
+        let mut told = false;
         loop {
             // Each request ends with the client's request timeout; while
             // another holder has the lock, ask again until the deadline.
-            match client
+            let asked = client
                 .lock(CHANGE_LOCK, Some(LockOptions::new().with_lease(lease)))
-                .await
-            {
+                .await;
+            let e = match asked {
                 Ok(answer) => {
                     return Ok(HeldLock {
                         key: answer.key().to_vec(),
                         ..held
                     })
                 }
-                Err(e) if tokio::time::Instant::now() < deadline => {
-                    log::info!(
-                        "waiting for {CHANGE_LOCK}, held by another run ({})",
-                        text(e)
-                    );
-                }
-                Err(e) => {
-                    held.release().await;
-                    return Err(LockError::Busy(format!(
-                        "another run held {CHANGE_LOCK} for {wait:?} ({}). Apply again once it has finished.",
-                        text(e)
-                    )));
-                }
+                Err(e) => text(e),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                held.release().await;
+                return Err(LockError::Busy(format!(
+                    "another run held {CHANGE_LOCK} for {wait:?} ({e}). Apply again once it has finished."
+                )));
+            }
+            if told {
+                log::debug!("still waiting for {CHANGE_LOCK} ({e})");
+            } else {
+                log::info!("waiting for {CHANGE_LOCK}, held by another run ({e})");
+                told = true;
+            }
+            // The member asked may have gone away (restarted by the
+            // holder): ask again through whichever answers now.
+            tokio::time::sleep(RETRY_AFTER).await;
+            if let Ok(next) = self.any_client().await {
+                client = next;
             }
         }
     }
 }
 
+/// Renews `lease` until `stop` is cancelled, through whichever member
+/// answers; when the member renewing it stops answering, through another.
+/// Stops by itself only once the lease is gone (expired or revoked).
+async fn keep_lease_alive(cluster: Client, lease: i64, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            renewing = renew_through_one_member(&cluster, lease) => match renewing {
+                Ok(()) => {
+                    log::warn!("the lease of {CHANGE_LOCK} has expired: the lock is no longer held");
+                    return;
+                }
+                Err(e) => log::debug!("renewing the lease of {CHANGE_LOCK} through another member ({e})"),
+            },
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(RETRY_AFTER) => {}
+        }
+    }
+}
+
+/// Renews `lease` every [`RENEW_EVERY`] through the first member that
+/// answers, until that member fails (an error) or etcd says the lease is
+/// gone (`Ok`).
+async fn renew_through_one_member(cluster: &Client, lease: i64) -> Result<(), String> {
+    let mut client = cluster.any_client().await?;
+    let (mut keeper, mut answers) = client.lease_keep_alive(lease).await.map_err(text)?;
+    loop {
+        let ttl = Client::bounded("lease renewal", async {
+            keeper.keep_alive().await.map_err(text)?;
+            match answers.message().await.map_err(text)? {
+                Some(answer) => Ok(answer.ttl()),
+                None => Err("the member ended the renewal stream".to_string()),
+            }
+        })
+        .await?;
+        if ttl <= 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(RENEW_EVERY).await;
+    }
+}
+
 impl HeldLock {
-    /// Gives the lock back and ends its lease.
-    pub async fn release(mut self) {
+    /// Gives the lock back and ends its lease, through whichever member
+    /// answers.
+    pub async fn release(self) {
+        let mut client = match self.cluster.any_client().await {
+            Ok(client) => client,
+            Err(e) => {
+                log::warn!("{CHANGE_LOCK} not released ({e}); it expires with its lease");
+                return;
+            }
+        };
         if !self.key.is_empty() {
-            if let Err(e) = self.client.unlock(self.key.clone()).await {
+            if let Err(e) = client.unlock(self.key.clone()).await {
                 log::warn!(
                     "{CHANGE_LOCK} not released ({}); it expires with its lease",
                     text(e)
                 );
             }
         }
-        let _ = self.client.lease_revoke(self.lease).await;
+        let _ = client.lease_revoke(self.lease).await;
     }
 }

@@ -140,6 +140,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const CALL_DEADLINE: Duration = Duration::from_secs(6);
 
 /// A client of the endpoints of one cluster.
+#[derive(Clone)]
 pub struct Client {
     pub endpoints: Vec<String>,
     credentials: Credentials,
