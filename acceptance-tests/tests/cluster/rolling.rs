@@ -1,6 +1,6 @@
 //! Rolling changes: flags and a 3.4 -> 3.5 upgrade, certificate renewal
-//! (without a restart),
-//! an interrupted roll finished by the next apply, and two applies of the
+//! (without a restart), pre-vote keeping a cut-off follower from deposing
+//! the leader, an interrupted roll finished by the next apply, and two applies of the
 //! same change at once.
 
 use std::time::Duration;
@@ -29,6 +29,7 @@ fn rolling_flag_change_and_upgrade_from_3_4_to_3_5_without_losing_a_write() {
     };
     set_vars("3.4.23", "{}");
     ws.apply();
+    an_isolated_follower_does_not_depose_the_leader(&lab);
     start_writer(&lab);
 
     set_vars("3.4.23", r#"{ "snapshot-count" = "5000" }"#);
@@ -335,4 +336,53 @@ fn two_applies_of_one_change_at_once_never_interleave() {
     assert_eq!(first.plan_exit_code().0, 0);
     assert_eq!(second.plan_exit_code().0, 0);
     check_writes(&lab, "h3");
+}
+
+/// Cuts a follower off from the other members for three election timeouts,
+/// heals the cut, and checks that the leader and the raft term stay: with
+/// pre-vote (on by default; etcd 3.4 has it off) the cut-off member asks
+/// before it campaigns, so it does not come back with a higher term that
+/// deposes a working leader and pauses every write for an election.
+fn an_isolated_follower_does_not_depose_the_leader(lab: &Lab) {
+    let status = |host: &str| {
+        let out = lab.etcdctl(host, KUBEADM_PKI, "endpoint status -w json");
+        let all: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let status = &all[0]["Status"];
+        (
+            status["header"]["member_id"].as_u64().unwrap_or_default(),
+            status["leader"].as_u64().unwrap_or_default(),
+            status["raftTerm"].as_u64().unwrap_or_default(),
+        )
+    };
+    let (_, leader, term) = status("h1");
+    assert!(
+        leader != 0 && term != 0,
+        "no leader or term: {:?}",
+        status("h1")
+    );
+    let names: Vec<&str> = lab.hosts.iter().map(|(name, _)| name.as_str()).collect();
+    let follower = *names
+        .iter()
+        .find(|name| status(name).0 != leader)
+        .expect("a follower");
+    let others: Vec<&str> = names.iter().copied().filter(|n| *n != follower).collect();
+    lab.fault("partition", follower, &others);
+    for other in &others {
+        lab.fault("partition", other, &[follower]);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    for name in &names {
+        lab.fault("heal", name, &[]);
+    }
+    wait_for(&format!("{follower} healthy after the cut"), || {
+        lab.etcdctl(follower, KUBEADM_PKI, "endpoint health")
+            .contains("is healthy")
+    });
+    let (_, now_leader, now_term) = status(follower);
+    assert_eq!(
+        (now_leader, now_term),
+        (leader, term),
+        "{follower}, cut off, caused an election on its return (leader, raft term)"
+    );
 }

@@ -22,8 +22,19 @@ pub const MANAGED_KEYS: &[&str] = &[
     "config-file",
 ];
 
-/// The switch of etcd's HTTP/JSON gateway.
-const GRPC_GATEWAY: &str = "enable-grpc-gateway";
+/// Settings written unless the user's `extra_flags` set them:
+/// - `enable-grpc-gateway`: etcd serves its HTTP/JSON gateway (`/v3/...`,
+///   used by Patroni's etcd3 client and curl) when started by flags, but
+///   before 3.5 not when started from a config file (etcd #12093);
+/// - `pre-vote`: a member that has not heard from a leader asks the others
+///   before it campaigns, so a member restarting in a roll, or one that
+///   joins a bootstrap late (etcd 3.4 fast-forwards its election ticks),
+///   does not depose a working leader and pause every write for an
+///   election. etcd 3.5's default; off in 3.4. Members with and without
+///   it work together, so members written before this default keep theirs
+///   until their next rewrite (a roll or repair): no restart of its own.
+const DEFAULTS_UNLESS_GIVEN: &[(&str, &str)] =
+    &[("enable-grpc-gateway", "true"), ("pre-vote", "true")];
 
 /// Whether a new member starts a new cluster or joins a running one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,12 +101,10 @@ pub fn config_file(
     );
     line("initial-cluster-token", scalar(&settings.token));
     line("listen-metrics-urls", scalar(&settings.metrics_url));
-    // etcd serves its HTTP/JSON gateway (`/v3/...`, used by Patroni's
-    // etcd3 client and curl) when started by flags, but before 3.5 not
-    // when started from a config file (etcd #12093): on unless the user's
-    // `extra_flags` say otherwise.
-    if !settings.extra_flags.contains_key(GRPC_GATEWAY) {
-        line(GRPC_GATEWAY, scalar("true"));
+    for (key, value) in DEFAULTS_UNLESS_GIVEN {
+        if !settings.extra_flags.contains_key(*key) {
+            line(key, scalar(value));
+        }
     }
     for (key, value) in &settings.extra_flags {
         line(key, scalar(value));
@@ -233,15 +242,16 @@ mod tests {
     }
 
     #[test]
-    fn the_http_gateway_is_on_unless_extra_flags_turn_it_off() {
-        let on = config_file(&member(), &settings(), &[], InitialState::New);
-        assert_eq!(on.matches("enable-grpc-gateway: true\n").count(), 1, "{on}");
-        let mut off = settings();
-        off.extra_flags
-            .insert("enable-grpc-gateway".into(), "false".into());
-        let text = config_file(&member(), &off, &[], InitialState::New);
-        assert_eq!(text.matches("enable-grpc-gateway").count(), 1, "{text}");
-        assert!(text.contains("enable-grpc-gateway: false\n"), "{text}");
+    fn the_http_gateway_and_pre_vote_are_on_unless_extra_flags_turn_them_off() {
+        for key in ["enable-grpc-gateway", "pre-vote"] {
+            let on = config_file(&member(), &settings(), &[], InitialState::New);
+            assert_eq!(on.matches(&format!("{key}: true\n")).count(), 1, "{on}");
+            let mut off = settings();
+            off.extra_flags.insert(key.into(), "false".into());
+            let text = config_file(&member(), &off, &[], InitialState::New);
+            assert_eq!(text.matches(key).count(), 1, "{text}");
+            assert!(text.contains(&format!("{key}: false\n")), "{text}");
+        }
     }
 
     #[test]

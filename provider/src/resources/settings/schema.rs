@@ -136,7 +136,7 @@ pub fn settings_attributes(block: Block, replace: bool) -> Block {
         .attribute(Attribute::optional(
             "extra_flags",
             Type::map(Type::String),
-            "More settings for etcd's configuration file, by flag name without dashes (e.g. `snapshot-count = \"10000\"`, `enable-v2 = \"true\"` for v2 API clients such as vip-manager). The HTTP/JSON gateway (`enable-grpc-gateway`) is on unless set to `\"false\"` here.",
+            "More settings for etcd's configuration file, by flag name without dashes (e.g. `snapshot-count = \"10000\"`, `enable-v2 = \"true\"` for v2 API clients such as vip-manager). The HTTP/JSON gateway (`enable-grpc-gateway`) and `pre-vote` (etcd 3.5's default, so that a restarted member does not depose a working leader) are on unless set to `\"false\"` here.",
         ))
         .attribute(Attribute::with_default(
             "cert_validity_hours",
