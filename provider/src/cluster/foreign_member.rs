@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use super::member_steps::{add_member, remove_member, uninstall_member};
 use super::quorum::{
-    ensure_others_serve, release_change_lock, take_change_lock, wait_until_healthy,
+    ensure_others_serve, release_change_lock, take_change_lock, under_lock, wait_until_healthy,
 };
 use super::{repair, roll, ClusterSpec, Observed};
 use crate::etcd;
@@ -45,6 +45,7 @@ pub async fn join(
     // The cluster's own endpoints: the new member has none to answer yet.
     let api = etcd::Client::new(spec.foreign_endpoints.clone(), spec.credentials(ctx.now())?);
     let lock = take_change_lock(ctx, &api, timeout).await?;
+    let ctx = &under_lock(ctx, &lock);
     let joined = async {
         let me = the_member(spec);
         ensure_others_serve(spec, &api, &Observed::default(), me).await?;
@@ -79,6 +80,7 @@ pub async fn update(
     let me = the_member(spec);
     let api = spec.api(ctx.now()).await?;
     let lock = take_change_lock(ctx, &api, timeout).await?;
+    let ctx = &under_lock(ctx, &lock);
     let mut prints = BTreeMap::from([(me.name.clone(), fingerprints.clone())]);
     let mut result = repair(ctx, spec, &mut prints, timeout).await;
     if result.is_ok() && settings_changed {

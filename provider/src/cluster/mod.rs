@@ -75,7 +75,8 @@ use crate::framework::Context;
 fn continue_unless_stopped(ctx: &Context, phase: &str) -> Result<(), String> {
     if ctx.is_stopped() {
         Err(format!(
-            "stopped by Terraform; the next apply continues the {phase}"
+            "{}; the next apply continues the {phase}",
+            ctx.stop_reason()
         ))
     } else {
         Ok(())

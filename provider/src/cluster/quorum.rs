@@ -64,6 +64,19 @@ impl From<LockRefusal> for String {
     }
 }
 
+/// `ctx` for the steps made under `lock`: once the lock is no longer held
+/// (its lease expired, or an operator revoked it), they stop at their next
+/// safe point, since another run may take the lock and change the cluster.
+pub fn under_lock(ctx: &Context, lock: &Option<etcd::HeldLock>) -> Context {
+    match lock {
+        Some(lock) => ctx.stopping_also_when(
+            lock.ended(),
+            "stopped: the cluster's change lock was lost (its lease expired or was revoked), so another run may change the cluster",
+        ),
+        None => ctx.clone(),
+    }
+}
+
 /// Gives a lock from [`take_change_lock`] back.
 pub async fn release_change_lock(lock: Option<etcd::HeldLock>) {
     if let Some(lock) = lock {
@@ -119,7 +132,7 @@ pub async fn wait_until_healthy(
     loop {
         let late = tokio::select! {
             late = late_members(spec, &api) => late,
-            _ = ctx.stopped() => return Err("stopped by Terraform before the cluster was healthy".into()),
+            _ = ctx.stopped() => return Err(format!("{} before the cluster was healthy", ctx.stop_reason())),
         };
         if late.is_empty() {
             return Ok(());

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use super::quorum::{release_change_lock, take_change_lock, LockRefusal};
+use super::quorum::{release_change_lock, take_change_lock, under_lock, LockRefusal};
 use super::{
     change_membership, clear_space_alarms, repair, retire_old_ca, roll, trust_new_ca, ClusterSpec,
 };
@@ -112,7 +112,15 @@ pub async fn update(
         }
         Err(e) => return Err(UpdateStop::Membership(e.into())),
     };
-    let result = phases(ctx, from, to, fingerprints, timeout, warnings).await;
+    let result = phases(
+        &under_lock(ctx, &lock),
+        from,
+        to,
+        fingerprints,
+        timeout,
+        warnings,
+    )
+    .await;
     release_change_lock(lock).await;
     result
 }

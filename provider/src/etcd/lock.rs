@@ -10,7 +10,9 @@
 //! renewed, the lock asked for and given back through whichever member
 //! answers at the time, never through one member only (a lease renewed
 //! through a member that restarts would expire in the middle of a change,
-//! and let a second run in).
+//! and let a second run in). A holder whose lease is gone anyway (expired,
+//! or revoked by an operator to end a stuck run) is told ([`HeldLock::ended`])
+//! and stops at its next safe point.
 
 use std::time::Duration;
 
@@ -51,6 +53,9 @@ pub struct HeldLock {
     cluster: Client,
     key: Vec<u8>,
     lease: i64,
+    /// Fires once the lock is no longer held: released, dropped, or its
+    /// lease gone (expired, or revoked by an operator).
+    ended: CancellationToken,
     _renewing: DropGuard,
 }
 
@@ -82,13 +87,14 @@ impl Client {
         })
         .await?;
         let lease = granted.id();
-        let renewing = CancellationToken::new();
-        tokio::spawn(keep_lease_alive(self.clone(), lease, renewing.clone()));
+        let ended = CancellationToken::new();
+        tokio::spawn(keep_lease_alive(self.clone(), lease, ended.clone()));
         let held = HeldLock {
             cluster: self.clone(),
             key: Vec::new(),
             lease,
-            _renewing: renewing.drop_guard(),
+            ended: ended.clone(),
+            _renewing: ended.drop_guard(),
         };
         let deadline = tokio::time::Instant::now() + wait;
         let mut told = false;
@@ -129,23 +135,27 @@ impl Client {
     }
 }
 
-/// Renews `lease` until `stop` is cancelled, through whichever member
-/// answers; when the member renewing it stops answering, through another.
-/// Stops by itself only once the lease is gone (expired or revoked).
-async fn keep_lease_alive(cluster: Client, lease: i64, stop: CancellationToken) {
+/// Renews `lease` until `ended` fires, through whichever member answers;
+/// when the member renewing it stops answering, through another. Once the
+/// lease is gone (expired or revoked), fires `ended` itself.
+async fn keep_lease_alive(cluster: Client, lease: i64, ended: CancellationToken) {
     loop {
         tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = ended.cancelled() => return,
             renewing = renew_through_one_member(&cluster, lease) => match renewing {
                 Ok(()) => {
-                    log::warn!("the lease of {CHANGE_LOCK} has expired: the lock is no longer held");
+                    log::warn!(
+                        "the lease of {CHANGE_LOCK} is gone (expired or revoked): this run no longer holds the lock \
+                         and stops at its next safe point"
+                    );
+                    ended.cancel();
                     return;
                 }
                 Err(e) => log::debug!("renewing the lease of {CHANGE_LOCK} through another member ({e})"),
             },
         }
         tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = ended.cancelled() => return,
             _ = tokio::time::sleep(RETRY_AFTER) => {}
         }
     }
@@ -153,9 +163,18 @@ async fn keep_lease_alive(cluster: Client, lease: i64, stop: CancellationToken) 
 
 /// Renews `lease` every [`RENEW_EVERY`] through the first member that
 /// answers, until that member fails (an error) or etcd says the lease is
-/// gone (`Ok`).
+/// gone (`Ok`: asked when the renewal starts, so right after a failed one).
 async fn renew_through_one_member(cluster: &Client, lease: i64) -> Result<(), String> {
     let mut client = cluster.any_client().await?;
+    // The client reports a renewal of a lease etcd no longer has as an
+    // error like any other: ask etcd first (a gone lease has no time left).
+    let left = Client::bounded("lease time to live", async {
+        client.lease_time_to_live(lease, None).await.map_err(text)
+    })
+    .await?;
+    if left.ttl() <= 0 {
+        return Ok(());
+    }
     let (mut keeper, mut answers) = client.lease_keep_alive(lease).await.map_err(text)?;
     loop {
         let ttl = Client::bounded("lease renewal", async {
@@ -174,6 +193,11 @@ async fn renew_through_one_member(cluster: &Client, lease: i64) -> Result<(), St
 }
 
 impl HeldLock {
+    /// Fires once the lock is no longer held (see the field).
+    pub fn ended(&self) -> CancellationToken {
+        self.ended.clone()
+    }
+
     /// Gives the lock back and ends its lease, through whichever member
     /// answers.
     pub async fn release(self) {
