@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use acceptance_tests::fixtures::{check_writes, lab_vars, start_writer, wait_for, KUBEADM_PKI};
-use acceptance_tests::lab::Lab;
+use acceptance_tests::lab::{etcdctl_command, Lab};
 use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{hcl_string, interrupt, Install, Workspace};
 use acceptance_tests::tools;
@@ -347,20 +347,12 @@ fn two_applies_of_one_change_at_once_never_interleave() {
             .contains("snapshot-count: 6000")
     };
     wait_for("h1 rewritten by the roll", || rolled("h1"));
-    let held = lab.etcdctl(
-        "h3",
-        KUBEADM_PKI,
-        "get --prefix terraform-provider-etcd/changes -w json",
-    );
-    let lease = serde_json::from_str::<serde_json::Value>(&held).unwrap()["kvs"][0]["lease"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no change lock held during the roll: {held}"));
-    lab.etcdctl("h3", KUBEADM_PKI, &format!("lease revoke {lease:x}"));
+    let holder = *lock_leases(&lab)
+        .first()
+        .expect("no change lock held during the roll");
+    lab.etcdctl("h3", KUBEADM_PKI, &format!("lease revoke {holder:x}"));
     let out = apply.wait_with_output().unwrap();
-    let text = (String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr))
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let text = collapsed(&out);
     assert!(
         !out.status.success() && text.contains("change lock was lost"),
         "{text}\nthe runs' logs:\n{}",
@@ -375,7 +367,76 @@ fn two_applies_of_one_change_at_once_never_interleave() {
         assert!(rolled(host), "{host} was not rolled by the apply after");
     }
     assert_eq!(first.plan_exit_code().0, 0);
+
+    // A run waiting for the lock (an operator holds it) whose own lease is
+    // revoked meanwhile gives up and changes nothing.
+    lab.ssh_ok(
+        "h2",
+        &format!(
+            "systemd-run --unit=long-holder sh -c '{}'",
+            etcdctl_command(KUBEADM_PKI, "lock terraform-provider-etcd/changes sleep 60")
+        ),
+    );
+    wait_for("the operator's lock", || lock_leases(&lab).len() == 1);
+    set_flags(r#"{ "snapshot-count" = "7000" }"#);
+    let apply = first.spawn_apply();
+    wait_for("a run waiting for the lock", || {
+        lock_leases(&lab).len() == 2
+    });
+    let waiter = lock_leases(&lab)[1];
+    lab.etcdctl("h3", KUBEADM_PKI, &format!("lease revoke {waiter:x}"));
+    let out = apply.wait_with_output().unwrap();
+    let text = collapsed(&out);
+    assert!(
+        !out.status.success() && text.contains("is gone (expired or revoked)"),
+        "{text}\nthe runs' logs:\n{}",
+        provider_logs()
+    );
+    for (name, _) in &lab.hosts {
+        assert!(
+            !lab.ssh_ok(name, "cat /etc/etcd/etcd.conf.yml")
+                .contains("snapshot-count: 7000"),
+            "{name} was changed by a run without the lock"
+        );
+    }
+    lab.ssh_ok("h2", "systemctl stop long-holder");
     check_writes(&lab, "h3");
+}
+
+/// The leases of the keys under the change lock's name, oldest key first:
+/// the holder's, then any waiter's.
+fn lock_leases(lab: &Lab) -> Vec<i64> {
+    let held = lab.etcdctl(
+        "h3",
+        KUBEADM_PKI,
+        "get --prefix terraform-provider-etcd/changes -w json",
+    );
+    let all: serde_json::Value =
+        serde_json::from_str(&held).unwrap_or_else(|e| panic!("{e}: {held}"));
+    let mut keys: Vec<(i64, i64)> = all["kvs"]
+        .as_array()
+        .map(|kvs| {
+            kvs.iter()
+                .map(|kv| {
+                    (
+                        kv["create_revision"].as_i64().unwrap_or_default(),
+                        kv["lease"].as_i64().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    keys.sort();
+    keys.into_iter().map(|(_, lease)| lease).collect()
+}
+
+/// A finished Terraform run's output with whitespace collapsed (Terraform
+/// wraps diagnostics).
+fn collapsed(out: &std::process::Output) -> String {
+    (String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Cuts a follower off from the other members for three election timeouts,

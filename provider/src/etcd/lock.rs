@@ -113,6 +113,11 @@ impl Client {
                 }
                 Err(e) => text(e),
             };
+            if held.ended.is_cancelled() {
+                return Err(LockError::Busy(format!(
+                    "the lease this run waited for {CHANGE_LOCK} with is gone (expired or revoked) ({e}). Apply again."
+                )));
+            }
             if tokio::time::Instant::now() >= deadline {
                 held.release().await;
                 return Err(LockError::Busy(format!(
@@ -175,7 +180,10 @@ async fn renew_through_one_member(cluster: &Client, lease: i64) -> Result<(), St
     if left.ttl() <= 0 {
         return Ok(());
     }
-    let (mut keeper, mut answers) = client.lease_keep_alive(lease).await.map_err(text)?;
+    let (mut keeper, mut answers) = Client::bounded("lease renewal", async {
+        client.lease_keep_alive(lease).await.map_err(text)
+    })
+    .await?;
     loop {
         let ttl = Client::bounded("lease renewal", async {
             keeper.keep_alive().await.map_err(text)?;
