@@ -38,7 +38,8 @@ pub struct Run {
     pub stderr: String,
 }
 
-impl Run {
+/// A finished terraform command (one from [`Workspace::spawn`], say).
+impl From<Output> for Run {
     fn from(output: Output) -> Run {
         Run {
             code: output.status.code().unwrap_or(-1),
@@ -46,9 +47,17 @@ impl Run {
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
     }
+}
 
+impl Run {
     pub fn text(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    /// The text with whitespace collapsed: Terraform wraps the lines of a
+    /// diagnostic wherever the terminal width falls.
+    pub fn words(&self) -> String {
+        self.text().split_whitespace().collect::<Vec<_>>().join(" ")
     }
 }
 

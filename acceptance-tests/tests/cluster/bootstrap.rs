@@ -10,7 +10,9 @@ use acceptance_tests::fixtures::{
 };
 use acceptance_tests::lab::Lab;
 use acceptance_tests::labs::LabId;
-use acceptance_tests::terraform::{example, hcl_list, hcl_string, interrupt, Install, Workspace};
+use acceptance_tests::terraform::{
+    example, hcl_list, hcl_string, interrupt, Install, Run, Workspace,
+};
 use acceptance_tests::tools;
 
 use crate::{apply_until_installed, assert_member_versions, cluster3_workspace};
@@ -384,12 +386,9 @@ fn a_host_killed_during_bootstrap_then_apply_again_converges() {
     // Kill h3 once its member is installed and starting.
     let apply = apply_until_installed(&ws, &lab, "h3");
     lab.fault("kill", "h3", &[]);
-    let first = apply.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&first.stdout).to_string()
-        + &String::from_utf8_lossy(&first.stderr);
-    // Terraform wraps diagnostics: compare with whitespace collapsed.
-    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if first.status.success() {
+    let first = Run::from(apply.wait_with_output().unwrap());
+    let (text, words) = (first.text(), first.words());
+    if first.code == 0 {
         // h3 died after the cluster had formed: the cluster is in state,
         // with a warning and e3's status as drift (never tainted).
         assert!(

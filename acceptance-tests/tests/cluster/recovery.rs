@@ -90,8 +90,7 @@ fn lost_quorum_is_shown_never_restored_by_itself_and_recovered_from_a_backup() {
     lab.fault("replace", "h3", &[]);
     let (code, run) = ws.plan_exit_code();
     assert_eq!(code, 2, "{}", run.text());
-    // Terraform wraps a diagnostic's lines.
-    let words = run.text().split_whitespace().collect::<Vec<_>>().join(" ");
+    let words = run.words();
     assert!(
         words.contains("Quorum lost")
             && words.contains("Members whose data directory is empty: e2, e3")
@@ -141,11 +140,7 @@ fn lost_quorum_is_shown_never_restored_by_itself_and_recovered_from_a_backup() {
     // Destroy gets through a host that is gone, and says so.
     lab.fault("stop", "h3", &[]);
     let destroyed = ws.run_ok(&["destroy", "-auto-approve", "-input=false"]);
-    let words = destroyed
-        .text()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let words = destroyed.words();
     assert!(
         words.contains("Member host not reachable at destroy")
             && words.contains("member e3 was not reachable"),

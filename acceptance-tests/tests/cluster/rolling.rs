@@ -8,7 +8,7 @@ use std::time::Duration;
 use acceptance_tests::fixtures::{check_writes, lab_vars, start_writer, wait_for, KUBEADM_PKI};
 use acceptance_tests::lab::{etcdctl_command, Lab};
 use acceptance_tests::labs::LabId;
-use acceptance_tests::terraform::{hcl_string, interrupt, Install, Workspace};
+use acceptance_tests::terraform::{hcl_string, interrupt, Install, Run, Workspace};
 use acceptance_tests::tools;
 
 use crate::{assert_member_versions, settled_since, starts_since, SCALING};
@@ -57,13 +57,8 @@ fn rolling_flag_change_and_upgrade_from_3_4_to_3_5_without_losing_a_write() {
             "{name} was changed while another run held the change lock"
         );
     }
-    let out = apply.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Run::from(apply.wait_with_output().unwrap());
+    assert_eq!(out.code, 0, "{}", out.text());
     eprintln!(
         "rolling flag change after waiting for the lock: {:.1} s",
         started.elapsed().as_secs_f64()
@@ -307,12 +302,12 @@ fn two_applies_of_one_change_at_once_never_interleave() {
     std::thread::sleep(Duration::from_secs(1));
     let applies = [first.spawn_apply(), second.spawn_apply()];
     for apply in applies {
-        let out = apply.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}{}\nthe runs' logs:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
+        let out = Run::from(apply.wait_with_output().unwrap());
+        assert_eq!(
+            out.code,
+            0,
+            "{}\nthe runs' logs:\n{}",
+            out.text(),
             provider_logs()
         );
     }
@@ -351,10 +346,10 @@ fn two_applies_of_one_change_at_once_never_interleave() {
         .first()
         .expect("no change lock held during the roll");
     lab.etcdctl("h3", KUBEADM_PKI, &format!("lease revoke {holder:x}"));
-    let out = apply.wait_with_output().unwrap();
-    let text = collapsed(&out);
+    let out = Run::from(apply.wait_with_output().unwrap());
+    let text = out.words();
     assert!(
-        !out.status.success() && text.contains("change lock was lost"),
+        out.code != 0 && text.contains("change lock was lost"),
         "{text}\nthe runs' logs:\n{}",
         provider_logs()
     );
@@ -385,10 +380,10 @@ fn two_applies_of_one_change_at_once_never_interleave() {
     });
     let waiter = lock_leases(&lab)[1];
     lab.etcdctl("h3", KUBEADM_PKI, &format!("lease revoke {waiter:x}"));
-    let out = apply.wait_with_output().unwrap();
-    let text = collapsed(&out);
+    let out = Run::from(apply.wait_with_output().unwrap());
+    let text = out.words();
     assert!(
-        !out.status.success() && text.contains("is gone (expired or revoked)"),
+        out.code != 0 && text.contains("is gone (expired or revoked)"),
         "{text}\nthe runs' logs:\n{}",
         provider_logs()
     );
@@ -428,15 +423,6 @@ fn lock_leases(lab: &Lab) -> Vec<i64> {
         .unwrap_or_default();
     keys.sort();
     keys.into_iter().map(|(_, lease)| lease).collect()
-}
-
-/// A finished Terraform run's output with whitespace collapsed (Terraform
-/// wraps diagnostics).
-fn collapsed(out: &std::process::Output) -> String {
-    (String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr))
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Cuts a follower off from the other members for three election timeouts,
