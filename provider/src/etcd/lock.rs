@@ -209,6 +209,10 @@ impl HeldLock {
     /// Gives the lock back and ends its lease, through whichever member
     /// answers.
     pub async fn release(self) {
+        if self.ended.is_cancelled() {
+            // Its lease is gone, and the lock's key with it.
+            return;
+        }
         let mut client = match self.cluster.any_client().await {
             Ok(client) => client,
             Err(e) => {
