@@ -41,9 +41,8 @@ fn rolling_flag_change_and_upgrade_from_3_4_to_3_5_without_losing_a_write() {
     lab.ssh_ok(
         "h2",
         &format!(
-            "systemd-run --unit=holder sh -c 'ETCDCTL_API=3 etcdctl --cacert {KUBEADM_PKI}/ca.crt \
-             --cert {KUBEADM_PKI}/server.crt --key {KUBEADM_PKI}/server.key --endpoints https://127.0.0.1:2379 \
-             lock terraform-provider-etcd/changes sleep 10'"
+            "systemd-run --unit=holder sh -c '{}'",
+            etcdctl_command(KUBEADM_PKI, "lock terraform-provider-etcd/changes sleep 10")
         ),
     );
     std::thread::sleep(Duration::from_secs(2));
@@ -52,8 +51,7 @@ fn rolling_flag_change_and_upgrade_from_3_4_to_3_5_without_losing_a_write() {
     std::thread::sleep(Duration::from_secs(6));
     for (name, _) in &lab.hosts {
         assert!(
-            !lab.ssh_ok(name, "cat /etc/etcd/etcd.conf.yml")
-                .contains("snapshot-count: 5000"),
+            !snapshot_count_is(&lab, name, 5000),
             "{name} was changed while another run held the change lock"
         );
     }
@@ -65,11 +63,7 @@ fn rolling_flag_change_and_upgrade_from_3_4_to_3_5_without_losing_a_write() {
     );
     assert_eq!(ws.plan_exit_code().0, 0);
     for (name, _) in &lab.hosts {
-        assert!(
-            lab.ssh_ok(name, "cat /etc/etcd/etcd.conf.yml")
-                .contains("snapshot-count: 5000"),
-            "{name}"
-        );
+        assert!(snapshot_count_is(&lab, name, 5000), "{name}");
     }
 
     set_vars("3.5.1", r#"{ "snapshot-count" = "5000" }"#);
@@ -190,18 +184,14 @@ fn an_interrupted_rolling_change_is_finished_by_the_next_apply_without_redoing_m
     set_flags(r#"{ "snapshot-count" = "7000" }"#);
     let apply = ws.spawn_apply();
     wait_for("e1 was never rolled", || {
-        lab.ssh_ok("h1", "cat /etc/etcd/etcd.conf.yml")
-            .contains("snapshot-count: 7000")
+        snapshot_count_is(&lab, "h1", 7000)
     });
     // Ctrl-C while e1 is being rolled.
     let text = interrupt(apply);
     assert!(text.contains("Rolling change stopped"), "{text}");
     let rolled: Vec<bool> = ["h1", "h2", "h3"]
         .iter()
-        .map(|h| {
-            lab.ssh_ok(h, "cat /etc/etcd/etcd.conf.yml")
-                .contains("snapshot-count: 7000")
-        })
+        .map(|h| snapshot_count_is(&lab, h, 7000))
         .collect();
     assert_ne!(
         rolled,
@@ -226,11 +216,7 @@ fn an_interrupted_rolling_change_is_finished_by_the_next_apply_without_redoing_m
     ws.apply();
     assert_eq!(ws.plan_exit_code().0, 0);
     for host in ["h1", "h2", "h3"] {
-        assert!(
-            lab.ssh_ok(host, "cat /etc/etcd/etcd.conf.yml")
-                .contains("snapshot-count: 7000"),
-            "{host}"
-        );
+        assert!(snapshot_count_is(&lab, host, 7000), "{host}");
     }
     if e1_fresh.contains("fresh") {
         assert_eq!(
@@ -337,22 +323,23 @@ fn two_applies_of_one_change_at_once_never_interleave() {
     // finishes the roll.
     set_flags(r#"{ "snapshot-count" = "6000" }"#);
     let apply = first.spawn_apply();
-    let rolled = |host: &str| {
-        lab.ssh_ok(host, "cat /etc/etcd/etcd.conf.yml")
-            .contains("snapshot-count: 6000")
+    let rolled = |host: &str| snapshot_count_is(&lab, host, 6000);
+    // Revokes `lease`; `apply` must then fail, saying `why`.
+    let revoke_and_expect_failure = |lease: i64, apply: std::process::Child, why: &str| {
+        lab.etcdctl("h3", KUBEADM_PKI, &format!("lease revoke {lease:x}"));
+        let out = Run::from(apply.wait_with_output().unwrap());
+        assert!(
+            out.code != 0 && out.words().contains(why),
+            "{}\nthe runs' logs:\n{}",
+            out.text(),
+            provider_logs()
+        );
     };
     wait_for("h1 rewritten by the roll", || rolled("h1"));
     let holder = *lock_leases(&lab)
         .first()
         .expect("no change lock held during the roll");
-    lab.etcdctl("h3", KUBEADM_PKI, &format!("lease revoke {holder:x}"));
-    let out = Run::from(apply.wait_with_output().unwrap());
-    let text = out.words();
-    assert!(
-        out.code != 0 && text.contains("change lock was lost"),
-        "{text}\nthe runs' logs:\n{}",
-        provider_logs()
-    );
+    revoke_and_expect_failure(holder, apply, "change lock was lost");
     for host in ["h2", "h3"] {
         assert!(!rolled(host), "{host} was rolled after the lock was lost");
     }
@@ -379,23 +366,22 @@ fn two_applies_of_one_change_at_once_never_interleave() {
         lock_leases(&lab).len() == 2
     });
     let waiter = lock_leases(&lab)[1];
-    lab.etcdctl("h3", KUBEADM_PKI, &format!("lease revoke {waiter:x}"));
-    let out = Run::from(apply.wait_with_output().unwrap());
-    let text = out.words();
-    assert!(
-        out.code != 0 && text.contains("is gone (expired or revoked)"),
-        "{text}\nthe runs' logs:\n{}",
-        provider_logs()
-    );
+    revoke_and_expect_failure(waiter, apply, "is gone (expired or revoked)");
     for (name, _) in &lab.hosts {
         assert!(
-            !lab.ssh_ok(name, "cat /etc/etcd/etcd.conf.yml")
-                .contains("snapshot-count: 7000"),
+            !snapshot_count_is(&lab, name, 7000),
             "{name} was changed by a run without the lock"
         );
     }
     lab.ssh_ok("h2", "systemctl stop long-holder");
     check_writes(&lab, "h3");
+}
+
+/// Whether `host`'s etcd config sets `snapshot-count` (the setting these
+/// tests roll) to `count`.
+fn snapshot_count_is(lab: &Lab, host: &str, count: u32) -> bool {
+    lab.ssh_ok(host, "cat /etc/etcd/etcd.conf.yml")
+        .contains(&format!("snapshot-count: {count}\n"))
 }
 
 /// The leases of the keys under the change lock's name, oldest key first:

@@ -132,7 +132,7 @@ pub async fn wait_until_healthy(
     loop {
         let late = tokio::select! {
             late = late_members(spec, &api) => late,
-            _ = ctx.stopped() => return Err(format!("{} before the cluster was healthy", ctx.stop_reason())),
+            _ = ctx.stopped() => return Err(format!("{}; the cluster was not healthy yet", ctx.stop_reason())),
         };
         if late.is_empty() {
             return Ok(());
