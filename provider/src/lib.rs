@@ -39,3 +39,4 @@ pub(crate) mod etcd;
 pub(crate) mod member;
 pub(crate) mod pki;
 pub(crate) mod ssh;
+pub(crate) mod version;

@@ -52,7 +52,6 @@ mod space;
 mod spec;
 mod teardown;
 mod update;
-mod version;
 
 pub use auth::{auth_enabled, set_auth};
 pub use bootstrap::bootstrap;
@@ -66,7 +65,6 @@ pub use space::clear_space_alarms;
 pub use spec::{trusted_bundle, ClusterSpec};
 pub use teardown::teardown;
 pub use update::update;
-pub use version::{upgrade_refusal, EtcdVersion};
 
 use crate::framework::Context;
 

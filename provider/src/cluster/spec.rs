@@ -5,10 +5,10 @@
 
 use time::OffsetDateTime;
 
-use super::version::EtcdVersion;
 use crate::etcd::Credentials;
 use crate::member::binaries::LocalBinaries;
 use crate::member::{BinarySource, ClusterSettings, MemberSpec};
+use crate::version::EtcdVersion;
 
 /// A cluster as the configuration describes it.
 pub struct ClusterSpec {
@@ -103,8 +103,8 @@ impl ClusterSpec {
             BinarySource::LocalPath(dir) => {
                 // Tens of megabytes read and hashed: off the async threads,
                 // so that a caller can connect to the hosts meanwhile.
-                let dir = dir.clone();
-                tokio::task::spawn_blocking(move || LocalBinaries::load(&dir))
+                let (dir, version) = (dir.clone(), self.settings.etcd_version.clone());
+                tokio::task::spawn_blocking(move || LocalBinaries::load(&dir, &version))
                     .await
                     .map_err(|e| format!("reading the etcd binaries: {e}"))?
                     .map(Some)

@@ -68,6 +68,10 @@ case "$label" in ''|*[!a-z0-9-]*) echo "invalid label: $label" >&2; exit 2;; esa
 dir={dir}
 set -a; . {env}; set +a
 etcdctl={etcdctl}
+# The version's snapshot checker; etcdctl on a member whose upgrade from
+# etcd 3.4 (no etcdutl) has not reached it yet.
+snapshot_tool={snapshot_tool}
+[ -x "$snapshot_tool" ] || snapshot_tool="$etcdctl"
 # A member that does not answer a quorum read may hold stale data.
 "$etcdctl" endpoint health >/dev/null
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -78,7 +82,7 @@ trap 'rm -f "$partial"' EXIT
 want=$(tail -c 32 "$partial" | od -An -v -tx1 | tr -d ' \n')
 got=$(head -c -32 "$partial" | sha256sum | cut -d' ' -f1)
 [ "$want" = "$got" ] || {{ echo "snapshot checksum mismatch" >&2; exit 1; }}
-revision=$("$etcdctl" snapshot status "$partial" -w json | sed -n 's/.*"revision":\([0-9]*\).*/\1/p')
+revision=$("$snapshot_tool" snapshot status "$partial" -w json | sed -n 's/.*"revision":\([0-9]*\).*/\1/p')
 [ -n "$revision" ] || {{ echo "snapshot status gave no revision" >&2; exit 1; }}
 final="$dir/etcd-$label-$stamp-rev$revision.db"
 mv "$partial" "$final"
@@ -90,6 +94,7 @@ ls "$dir" | grep -E "^etcd-$label-[0-9]{{8}}T[0-9]{{6}}Z-rev[0-9]+\.db$" | sort 
         keep = backup.keep,
         env = quote(&settings.layout.etcdctl_env_file()),
         etcdctl = quote(&settings.layout.etcdctl()),
+        snapshot_tool = quote(&settings.snapshot_tool()),
         first_pruned = backup.keep + 1,
         copy = backup
             .copy_to
@@ -268,5 +273,14 @@ pub(super) mod tests {
         assert!(script.contains("endpoint health"));
         let timer = timer("*:0/15");
         assert!(timer.contains("OnCalendar=*:0/15\n") && timer.contains("AccuracySec=1s"));
+    }
+
+    #[test]
+    fn snapshots_are_checked_by_the_version_s_tool() {
+        let mut current = settings(None);
+        current.etcd_version = "3.6.17".into();
+        assert!(script(&current).contains("snapshot_tool=/usr/bin/etcdutl\n"));
+        assert!(script(&settings(None)).contains("snapshot_tool=/usr/bin/etcdctl\n"));
+        assert!(script(&current).contains("revision=$(\"$snapshot_tool\" snapshot status"));
     }
 }

@@ -7,36 +7,54 @@ use super::{inspect, BinarySource, ClusterSettings, Layout};
 use crate::ssh::{quote, FileToWrite, Host, SshError};
 
 use super::install::sha256_hex;
+use crate::version::EtcdVersion;
 
-/// `etcd` and `etcdctl` read from the machine running Terraform.
-pub struct LocalBinaries {
-    etcd: Vec<u8>,
-    etcdctl: Vec<u8>,
-    /// Their SHA-256 (hex), hashed once: each member's step compares them.
-    etcd_sha256: String,
-    etcdctl_sha256: String,
+/// The programs a member host gets for `version`: `etcd` and `etcdctl`,
+/// and `etcdutl` where the version has it (it checks and restores
+/// snapshots from etcd 3.5 on; see `crate::version`).
+pub fn names(version: &str) -> &'static [&'static str] {
+    if EtcdVersion::parse(version).is_some_and(EtcdVersion::has_etcdutl) {
+        &["etcd", "etcdctl", "etcdutl"]
+    } else {
+        &["etcd", "etcdctl"]
+    }
 }
 
+/// One binary read from the machine running Terraform.
+struct LocalBinary {
+    name: &'static str,
+    bytes: Vec<u8>,
+    /// Its SHA-256 (hex), hashed once: each member's step compares it.
+    sha256: String,
+}
+
+/// The binaries of a version, read from a directory on the machine running
+/// Terraform.
+pub struct LocalBinaries(Vec<LocalBinary>);
+
 impl LocalBinaries {
-    pub fn load(dir: &str) -> Result<LocalBinaries, String> {
-        let read = |name: &str| {
-            std::fs::read(format!("{dir}/{name}")).map_err(|e| format!("{dir}/{name}: {e}"))
-        };
-        let (etcd, etcdctl) = (read("etcd")?, read("etcdctl")?);
-        Ok(LocalBinaries {
-            etcd_sha256: sha256_hex(&etcd),
-            etcdctl_sha256: sha256_hex(&etcdctl),
-            etcd,
-            etcdctl,
-        })
+    pub fn load(dir: &str, version: &str) -> Result<LocalBinaries, String> {
+        names(version)
+            .iter()
+            .map(|&name| {
+                let bytes = std::fs::read(format!("{dir}/{name}"))
+                    .map_err(|e| format!("{dir}/{name}: {e}"))?;
+                Ok(LocalBinary {
+                    name,
+                    sha256: sha256_hex(&bytes),
+                    bytes,
+                })
+            })
+            .collect::<Result<_, String>>()
+            .map(LocalBinaries)
     }
 
     /// Each binary's path on a host, its content and its SHA-256.
-    fn files(&self, layout: &Layout) -> [(String, &[u8], &str); 2] {
-        [
-            (layout.etcd(), &self.etcd, &self.etcd_sha256),
-            (layout.etcdctl(), &self.etcdctl, &self.etcdctl_sha256),
-        ]
+    fn files<'a>(&'a self, layout: &Layout) -> Vec<(String, &'a [u8], &'a str)> {
+        self.0
+            .iter()
+            .map(|b| (layout.binary(b.name), b.bytes.as_slice(), b.sha256.as_str()))
+            .collect()
     }
 }
 
@@ -76,11 +94,12 @@ async fn binary_sums(
     local: &LocalBinaries,
 ) -> Result<String, SshError> {
     let l = &settings.layout;
-    let mut script = [
-        inspect::binary_hash_command(&l.etcd(), &l.binary_hash_memo()),
-        inspect::binary_hash_command(&l.etcdctl(), &l.etcdctl_hash_memo()),
-    ]
-    .join("; ");
+    let mut script = local
+        .0
+        .iter()
+        .map(|b| inspect::binary_hash_command(&l.binary(b.name), &l.binary_hash_memo(b.name)))
+        .collect::<Vec<_>>()
+        .join("; ");
     for (path, bytes, _) in local.files(l) {
         let at = quote(&staged(&path));
         script.push_str(&format!(
@@ -128,6 +147,7 @@ pub async fn install_binaries(
             let mut renames = Vec::new();
             let mut uploads = Vec::new();
             for (path, bytes, sum) in &files {
+                let (path, bytes, sum) = (path, *bytes, *sum);
                 if present.contains(&format!("{sum}  {path}")) {
                     continue;
                 }
@@ -163,11 +183,12 @@ pub async fn install_binaries(
                  curl -fsSL --connect-timeout 15 --retry 3 -o \"$tmp/etcd.tar.gz\" {url}\n\
                  echo {sum}'  '\"$tmp/etcd.tar.gz\" | sha256sum -c --quiet -\n\
                  mkdir \"$tmp/x\"; tar -xzf \"$tmp/etcd.tar.gz\" -C \"$tmp/x\" --strip-components=1\n\
-                 install -m 0755 \"$tmp/x/etcd\" \"$tmp/x/etcdctl\" {bin}/\n\
+                 cd \"$tmp/x\" && install -m 0755 {names} {bin}/\n\
                  echo \"{sum} $(sha256sum {etcd} | cut -d' ' -f1)\" > {release}\n",
                 url = quote(url),
                 sum = quote(sha256),
                 bin = quote(&l.bin_dir),
+                names = names(&settings.etcd_version).join(" "),
                 etcd = quote(&l.etcd()),
                 release = quote(&l.release_file()),
             );
@@ -209,6 +230,14 @@ pub async fn install_binaries(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etcdutl_goes_to_hosts_from_3_5_on() {
+        assert_eq!(names("3.4.23"), ["etcd", "etcdctl"]);
+        for version in ["3.5.36", "3.6.17", "3.7.4"] {
+            assert_eq!(names(version), ["etcd", "etcdctl", "etcdutl"], "{version}");
+        }
+    }
 
     #[test]
     fn a_staged_binary_waits_hidden_beside_its_place() {

@@ -94,7 +94,7 @@ pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostStat
         data = heading(DATA),
         sums = heading(SUMS),
         summed = summed.join(" "),
-        binary = binary_hash_command(&l.etcd(), &l.binary_hash_memo()),
+        binary = binary_hash_command(&l.etcd(), &l.binary_hash_memo("etcd")),
         certificate = heading(CERTIFICATE),
         cat_cert = print_text_file(&format!("{}/server.crt", l.pki_dir())),
     );

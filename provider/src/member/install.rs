@@ -160,7 +160,7 @@ pub async fn write_files(
     let binary = host
         .write_files_then(
             &files,
-            &inspect::binary_hash_command(&l.etcd(), &l.binary_hash_memo()),
+            &inspect::binary_hash_command(&l.etcd(), &l.binary_hash_memo("etcd")),
         )
         .await?;
     let mut prints = Fingerprints::new();
@@ -191,8 +191,8 @@ pub async fn write_files(
     Ok(prints)
 }
 
-/// Makes the member's data directory from a snapshot with `etcdctl
-/// snapshot restore` (its name, peer URL and the new cluster's initial
+/// Makes the member's data directory from a snapshot with `snapshot
+/// restore` (by the version's tool: etcdutl from 3.5, etcdctl before) (its name, peer URL and the new cluster's initial
 /// cluster and token), for a new cluster that starts from a backup. The
 /// snapshot is streamed from `snapshot` (never held in memory) to a 0600
 /// file beside the data directory, removed after. Its
@@ -216,7 +216,7 @@ pub async fn restore_snapshot(
          tmp={restoring}; upload={upload}\n\
          trap 'rm -rf \"$tmp\" \"$upload\"' EXIT\n\
          rm -rf \"$tmp\"\n\
-         ETCDCTL_API=3 {etcdctl} snapshot restore \"$upload\" --name {name} --initial-cluster {initial} \
+         ETCDCTL_API=3 {tool} snapshot restore \"$upload\" --name {name} --initial-cluster {initial} \
            --initial-cluster-token {token} --initial-advertise-peer-urls {peer} --data-dir \"$tmp\" >/dev/null\n\
          install -d -m 0700 -o etcd -g etcd {data}\n\
          mv \"$tmp/member\" {data}/member\n\
@@ -224,7 +224,7 @@ pub async fn restore_snapshot(
          chown -R etcd:etcd {data}\n",
         restoring = quote(&format!("{}.restoring", l.data_dir)),
         upload = quote(&upload),
-        etcdctl = quote(&l.etcdctl()),
+        tool = quote(&settings.snapshot_tool()),
         name = quote(&member.name),
         initial = quote(&initial_cluster.join(",")),
         token = quote(&restored_token(settings, digest)),
@@ -314,17 +314,14 @@ pub async fn uninstall(
         l.config_file(),
         l.etcdctl_env_file(),
         l.release_file(),
-        l.binary_hash_memo(),
-        l.etcdctl_hash_memo(),
     ];
-    if settings.binary_source != BinarySource::OsPackage {
-        // Packaged binaries belong to the package manager.
-        files.extend([
-            l.etcd(),
-            l.etcdctl(),
-            binaries::staged(&l.etcd()),
-            binaries::staged(&l.etcdctl()),
-        ]);
+    // Every version's programs: a member may have run an older one.
+    for name in ["etcd", "etcdctl", "etcdutl"] {
+        files.push(l.binary_hash_memo(name));
+        if settings.binary_source != BinarySource::OsPackage {
+            // Packaged binaries belong to the package manager.
+            files.extend([l.binary(name), binaries::staged(&l.binary(name))]);
+        }
     }
     for (_, cert, key) in l.certificate_files() {
         files.push(cert);

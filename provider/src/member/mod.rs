@@ -14,6 +14,7 @@ pub mod render;
 use std::collections::BTreeMap;
 
 use crate::ssh;
+use crate::version::{EtcdVersion, SnapshotTool};
 
 /// etcd's systemd unit: one member per host.
 pub const UNIT_FILE: &str = "/etc/systemd/system/etcd.service";
@@ -44,10 +45,11 @@ impl Layout {
     pub fn release_file(&self) -> String {
         format!("{}/etcd-release.sha256", self.config_dir)
     }
-    /// The etcd binary's SHA-256 with the `stat` it was computed for, so
-    /// that a look at the host hashes the binary only after it changed.
-    pub fn binary_hash_memo(&self) -> String {
-        format!("{}/.etcd-binary.sha256", self.config_dir)
+    /// A binary's SHA-256 with the `stat` it was computed for, so that a
+    /// look at the host hashes the binary only after it changed (see
+    /// `binaries::binary_sums`).
+    pub fn binary_hash_memo(&self, name: &str) -> String {
+        format!("{}/.{name}-binary.sha256", self.config_dir)
     }
     /// The backup schedule's interval as systemd computed it on the host,
     /// with the schedule and the day it was computed for (see
@@ -55,18 +57,18 @@ impl Layout {
     pub fn backup_interval_memo(&self) -> String {
         format!("{}/.etcd-backup.interval", self.config_dir)
     }
-    /// The same memo for etcdctl (see `binaries::binary_sums`).
-    pub fn etcdctl_hash_memo(&self) -> String {
-        format!("{}/.etcdctl-binary.sha256", self.config_dir)
-    }
     pub fn unit_file(&self) -> String {
         UNIT_FILE.to_string()
     }
+    /// Where the program `name` (`etcd`, `etcdctl`, `etcdutl`) is installed.
+    pub fn binary(&self, name: &str) -> String {
+        format!("{}/{name}", self.bin_dir)
+    }
     pub fn etcd(&self) -> String {
-        format!("{}/etcd", self.bin_dir)
+        self.binary("etcd")
     }
     pub fn etcdctl(&self) -> String {
-        format!("{}/etcdctl", self.bin_dir)
+        self.binary("etcdctl")
     }
     /// The certificate files: (name in fingerprints, certificate, key).
     pub fn certificate_files(&self) -> [(&'static str, String, Option<String>); 4] {
@@ -97,7 +99,8 @@ impl Layout {
 /// Where the etcd binaries come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BinarySource {
-    /// A directory on the machine running Terraform holding `etcd` and `etcdctl`.
+    /// A directory on the machine running Terraform holding `etcd` and
+    /// `etcdctl` (and `etcdutl` from etcd 3.5).
     LocalPath(String),
     /// A release tarball fetched on the host and checked against its SHA-256.
     Url { url: String, sha256: String },
@@ -125,6 +128,18 @@ pub struct ClusterSettings {
     pub cert_early_renewal_hours: i64,
     /// Where snapshots go, how many are kept, and the schedule if any.
     pub backup: backup::BackupSettings,
+}
+
+impl ClusterSettings {
+    /// The program that checks (`snapshot status`) and restores snapshots
+    /// for this version: etcdctl on etcd 3.4, etcdutl later.
+    pub fn snapshot_tool(&self) -> String {
+        let tool = EtcdVersion::parse(&self.etcd_version).map(EtcdVersion::snapshot_tool);
+        match tool {
+            Some(SnapshotTool::Etcdutl) => self.layout.binary("etcdutl"),
+            Some(SnapshotTool::Etcdctl) | None => self.layout.etcdctl(),
+        }
+    }
 }
 
 /// One member's own settings.

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use super::{ClusterSettings, MemberSpec};
+use crate::version::{corruption_check_settings, flags_touch_feature_gates};
 
 /// Settings the provider itself manages; `extra_flags` may not set them.
 pub const MANAGED_KEYS: &[&str] = &[
@@ -35,6 +36,20 @@ pub const MANAGED_KEYS: &[&str] = &[
 ///   until their next rewrite (a roll or repair): no restart of its own.
 const DEFAULTS_UNLESS_GIVEN: &[(&str, &str)] =
     &[("enable-grpc-gateway", "true"), ("pre-vote", "true")];
+
+/// etcd's corruption checks, on unless `extra_flags` set them: a member
+/// compares its data with the others' before it serves, and the leader
+/// compares the followers' hashes after each compaction; a mismatch raises
+/// the `CORRUPT` alarm, which the plan shows. Spelled for the version
+/// (`cluster::corruption_check_settings`); none where `extra_flags` already
+/// speak of feature gates (etcd refuses a gate given twice).
+fn corruption_checks(settings: &ClusterSettings) -> Vec<(&'static str, &'static str)> {
+    let version = &settings.etcd_version;
+    if flags_touch_feature_gates(version, settings.extra_flags.keys().map(String::as_str)) {
+        return Vec::new();
+    }
+    corruption_check_settings(version)
+}
 
 /// Whether a new member starts a new cluster or joins a running one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,8 +116,12 @@ pub fn config_file(
     );
     line("initial-cluster-token", scalar(&settings.token));
     line("listen-metrics-urls", scalar(&settings.metrics_url));
-    for (key, value) in DEFAULTS_UNLESS_GIVEN {
-        if !settings.extra_flags.contains_key(*key) {
+    for (key, value) in DEFAULTS_UNLESS_GIVEN
+        .iter()
+        .copied()
+        .chain(corruption_checks(settings))
+    {
+        if !settings.extra_flags.contains_key(key) {
             line(key, scalar(value));
         }
     }
@@ -252,6 +271,53 @@ mod tests {
             assert_eq!(text.matches(key).count(), 1, "{text}");
             assert!(text.contains(&format!("{key}: false\n")), "{text}");
         }
+    }
+
+    #[test]
+    fn corruption_checks_are_on_in_the_spelling_of_the_version() {
+        let rendered = |version: &str, flags: &[(&str, &str)]| {
+            let mut s = settings();
+            s.etcd_version = version.into();
+            s.extra_flags = flags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            config_file(&member(), &s, &[], InitialState::New)
+        };
+        let old = rendered("3.4.23", &[]);
+        assert!(
+            !old.contains("corrupt") && !old.contains("feature-gates"),
+            "{old}"
+        );
+        let v35 = rendered("3.5.36", &[]);
+        assert!(
+            v35.contains("experimental-initial-corrupt-check: true\n"),
+            "{v35}"
+        );
+        assert!(
+            v35.contains("experimental-compact-hash-check-enabled: true\n"),
+            "{v35}"
+        );
+        for version in ["3.6.17", "3.7.4"] {
+            let text = rendered(version, &[]);
+            assert!(
+                text.contains(
+                    "feature-gates: \"InitialCorruptCheck=true,CompactHashCheck=true\"\n"
+                ),
+                "{text}"
+            );
+            assert!(!text.contains("experimental-"), "{text}");
+        }
+        let own = rendered("3.6.17", &[("feature-gates", "CompactHashCheck=false")]);
+        assert_eq!(own.matches("feature-gates").count(), 1, "{own}");
+        let old_spelling = rendered("3.6.17", &[("experimental-initial-corrupt-check", "false")]);
+        assert!(!old_spelling.contains("feature-gates"), "{old_spelling}");
+        let off = rendered("3.5.36", &[("experimental-initial-corrupt-check", "false")]);
+        assert_eq!(
+            off.matches("experimental-initial-corrupt-check").count(),
+            1,
+            "{off}"
+        );
     }
 
     #[test]

@@ -144,6 +144,7 @@ impl Resource for EtcdMember {
     }
 
     async fn modify_plan(&self, ctx: &Context, plan: &mut Plan<'_>) {
+        settings::plan_version_warnings(plan);
         ca_keys::require_key(ctx, plan);
         let planned = spec(ctx, &plan.planned);
         let member = &planned.members[0];

@@ -148,6 +148,7 @@ impl Resource for EtcdCluster {
     }
 
     async fn modify_plan(&self, ctx: &Context, plan: &mut Plan<'_>) {
+        settings::plan_version_warnings(plan);
         ca_rotation::plan_ca(plan);
         ca_keys::require_key(ctx, plan);
         let rotating = !plan.is_create()

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 pub use backup::{backup_block, validate_backup};
 pub use host_inputs::{directory_problem, validate_cluster_name, validate_ssh};
 pub use read::{member_spec, settings, timeout};
-pub use rolled::plan_rolled_change;
+pub use rolled::{plan_rolled_change, plan_version_warnings};
 pub use schema::{
     binary_source_block, member_attributes, settings_attributes, ssh_block, timeouts_block,
 };

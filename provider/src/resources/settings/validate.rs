@@ -5,9 +5,9 @@ use std::net::IpAddr;
 
 use super::read::parse_duration;
 use super::schema::{DEFAULT_CLIENT_PORT, DEFAULT_PEER_PORT};
-use crate::cluster::EtcdVersion;
 use crate::framework::{AttributePath, Diagnostics, Value};
 use crate::pki::MAX_VALIDITY_HOURS;
+use crate::version::{flag_refusal, EtcdVersion};
 
 pub fn is_valid_host(host: &str) -> bool {
     if host.parse::<IpAddr>().is_ok() {
@@ -107,7 +107,8 @@ pub fn validate_binary_source(config: &Value, diags: &mut Diagnostics) {
         // os_package (both set was refused above).
         (None, None) | (Some(_), Some(_)) => {}
         (Some(dir), None) => {
-            for binary in ["etcd", "etcdctl"] {
+            let version = config.get("etcd_version").as_str().unwrap_or_default();
+            for binary in crate::member::binaries::names(version) {
                 if !std::path::Path::new(dir).join(binary).is_file() {
                     diags.error_at(
                         at.attribute("local_path"),
@@ -146,12 +147,22 @@ pub fn validate_binary_source(config: &Value, diags: &mut Diagnostics) {
 
 pub fn validate_settings(config: &Value, diags: &mut Diagnostics) {
     if let Some(version) = config.get("etcd_version").as_str() {
-        if EtcdVersion::parse(version).is_none() {
-            diags.error_at(
+        match EtcdVersion::parse(version) {
+            None => diags.error_at(
                 AttributePath::root("etcd_version"),
                 "Invalid etcd version",
-                format!("{version:?} is not a version like 3.4.23."),
-            );
+                format!("{version:?} is not a version like 3.6.17."),
+            ),
+            Some(parsed) => {
+                if let Some(why) = parsed.unsupported() {
+                    diags.error_at(
+                        AttributePath::root("etcd_version"),
+                        "Unsupported etcd version",
+                        why,
+                    );
+                }
+                validate_flags_for_version(config, version, diags);
+            }
         }
     }
     for port in ["client_port", "peer_port"] {
@@ -218,6 +229,23 @@ pub fn validate_settings(config: &Value, diags: &mut Diagnostics) {
         }
     }
     validate_ca_pair(config, diags);
+}
+
+/// `extra_flags` that `version` no longer (or does not yet) read, each
+/// refused on its key with the spelling that version takes.
+fn validate_flags_for_version(config: &Value, version: &str, diags: &mut Diagnostics) {
+    let Value::Map(flags) = config.get("extra_flags") else {
+        return;
+    };
+    for key in flags.keys() {
+        if let Some(why) = flag_refusal(version, key.trim_start_matches('-')) {
+            diags.error_at(
+                AttributePath::root("extra_flags").key(key),
+                "Setting not read by this etcd version",
+                why,
+            );
+        }
+    }
 }
 
 /// `ca_cert_pem` must be a CA certificate and `ca_key_pem` its key.
