@@ -43,6 +43,9 @@ pub enum LabId {
     CaKeyOutsideState = 36,
     VipManager = 37,
     SpaceAlarm = 38,
+    Etcd35 = 39,
+    Etcd36 = 40,
+    Etcd37 = 41,
 }
 
 impl LabId {

@@ -70,6 +70,23 @@ pub fn oldest_terraform() -> PathBuf {
     terraform_versions().pop().expect("at least one Terraform")
 }
 
+/// The etcd release the suite runs for a minor version: `3.4` is Debian's
+/// 3.4.23 (kept for upgrades from an old cluster), `3.5`, `3.6` and `3.7`
+/// the releases that `etcd-builds/<minor>/go.mod` pins.
+pub fn etcd_release(minor: &str) -> String {
+    if minor == "3.4" {
+        return "3.4.23".to_string();
+    }
+    let go_mod = repo_root().join(format!("acceptance-tests/etcd-builds/{minor}/go.mod"));
+    let text =
+        std::fs::read_to_string(&go_mod).unwrap_or_else(|e| panic!("{}: {e}", go_mod.display()));
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("go.etcd.io/etcd/server/v3 v"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{} pins no etcd server", go_mod.display()))
+        .to_string()
+}
+
 /// The directory holding `etcd` and `etcdctl` of an etcd version.
 pub fn etcd_dir(version: &str) -> PathBuf {
     let dir = tools_dir().join(format!("etcd-{version}"));

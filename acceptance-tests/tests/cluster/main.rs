@@ -14,6 +14,7 @@ mod recovery;
 mod rolling;
 mod scaling;
 mod space;
+mod versions;
 
 use std::path::Path;
 

@@ -18,7 +18,14 @@ fn bad_cluster_input_fails_at_plan_time_and_touches_no_host() {
     )
     .unwrap();
     let ca = "resource \"etcd_ca\" \"a\" {\n  common_name = \"a\"\n}\nresource \"etcd_ca\" \"b\" {\n  common_name = \"b\"\n}\n";
-    let binaries = tools::etcd_dir("3.4.23").display().to_string();
+    let current = tools::etcd_release("3.6");
+    let binaries = tools::etcd_dir(&current).display().to_string();
+    let release = |minor: &str| {
+        let version = tools::etcd_release(minor);
+        let dir = tools::etcd_dir(&version).display().to_string();
+        format!("  etcd_version = \"{version}\"\n  binary_source {{\n    local_path = \"{dir}\"\n  }}\n")
+    };
+    let old_binaries = tools::etcd_dir("3.4.23").display().to_string();
     let cluster = |body: &str| {
         format!(
             "terraform {{\n  required_providers {{\n    etcd = {{ source = \"terraform-provider-etcd/etcd\" }}\n  }}\n}}\n{ca}\
@@ -27,9 +34,7 @@ fn bad_cluster_input_fails_at_plan_time_and_touches_no_host() {
             ssh_config.display()
         )
     };
-    let source = format!(
-        "  etcd_version = \"3.4.23\"\n  binary_source {{\n    local_path = \"{binaries}\"\n  }}\n"
-    );
+    let source = release("3.6");
     let members = |hosts: &[(&str, &str)]| -> String {
         hosts
             .iter()
@@ -49,11 +54,16 @@ fn bad_cluster_input_fails_at_plan_time_and_touches_no_host() {
         (cluster(&format!("{source}{}", members(&[("a", "127.0.0.2"), ("b", "127.0.0.3"), ("c", "127.0.0.4")]).replacen("host = \"127.0.0.2\"", "host = \"127.0.0.2\"\n    ssh_host = \"-oProxyCommand=touch /tmp/x\"", 1))), "Invalid SSH host", "ssh_host = "),
         (cluster(&format!("  etcd_version = \"3.4\"\n  binary_source {{\n    local_path = \"{binaries}\"\n  }}\n{three}")), "Invalid etcd version", "etcd_version = \"3.4\""),
         (cluster(&format!("  etcd_version = \"3.4.23.1\"\n  binary_source {{\n    local_path = \"{binaries}\"\n  }}\n{three}")), "Invalid etcd version", "etcd_version = \"3.4.23.1\""),
-        (cluster(&format!("  etcd_version = \"3.4.23\"\n{three}")), "Missing binary source", "with etcd_cluster.bad"),
-        (cluster(&format!("  etcd_version = \"3.4.23\"\n  binary_source {{\n    url = \"http://127.0.0.1:1/e.tgz\"\n    sha256 = \"xyz\"\n  }}\n{three}")), "Invalid checksum", "sha256 = \"xyz\""),
-        (cluster(&format!("  etcd_version = \"3.4.23\"\n  binary_source {{\n    url = \"ftp://127.0.0.1/e.tgz\"\n    sha256 = \"{}\"\n  }}\n{three}", "a".repeat(64))), "Invalid URL", "url = \"ftp://"),
-        (cluster(&format!("  etcd_version = \"3.4.23\"\n  binary_source {{\n    local_path = \"/nonexistent\"\n  }}\n{three}")), "etcd binaries not found", "local_path = \"/nonexistent\""),
+        (cluster(&format!("  etcd_version = \"{current}\"\n{three}")), "Missing binary source", "with etcd_cluster.bad"),
+        (cluster(&format!("  etcd_version = \"{current}\"\n  binary_source {{\n    url = \"http://127.0.0.1:1/e.tgz\"\n    sha256 = \"xyz\"\n  }}\n{three}")), "Invalid checksum", "sha256 = \"xyz\""),
+        (cluster(&format!("  etcd_version = \"{current}\"\n  binary_source {{\n    url = \"ftp://127.0.0.1/e.tgz\"\n    sha256 = \"{}\"\n  }}\n{three}", "a".repeat(64))), "Invalid URL", "url = \"ftp://"),
+        (cluster(&format!("  etcd_version = \"{current}\"\n  binary_source {{\n    local_path = \"/nonexistent\"\n  }}\n{three}")), "etcd binaries not found", "local_path = \"/nonexistent\""),
         (with("  extra_flags = { \"data-dir\" = \"/tmp\" }\n"), "Flag managed by the provider", "extra_flags = {"),
+        (with("  extra_flags = { \"enable-v2\" = \"true\" }\n"), "Setting not read by this etcd version", "extra_flags = {"),
+        (cluster(&format!("{}  extra_flags = {{ \"experimental-initial-corrupt-check\" = \"false\" }}\n{three}", release("3.7"))), "Setting not read by this etcd version", "extra_flags = {"),
+        (cluster(&format!("{}  extra_flags = {{ \"feature-gates\" = \"CompactHashCheck=false\" }}\n{three}", release("3.5"))), "Setting not read by this etcd version", "extra_flags = {"),
+        (cluster(&format!("  etcd_version = \"3.3.27\"\n  binary_source {{\n    local_path = \"{binaries}\"\n  }}\n{three}")), "Unsupported etcd version", "etcd_version = \"3.3.27\""),
+        (cluster(&format!("  etcd_version = \"{current}\"\n  binary_source {{\n    local_path = \"{old_binaries}\"\n  }}\n{three}")), "etcdutl does not exist", "local_path = "),
         (with("  extra_flags = { \"--initial-cluster\" = \"x=y\" }\n"), "Flag managed by the provider", "extra_flags = {"),
         (with("  extra_flags = { \"data-dir \" = \"/tmp\" }\n"), "Invalid flag name", "extra_flags = {"),
         (with("  extra_flags = { \"a\\nb\" = \"1\" }\n"), "Invalid flag name", "extra_flags = {"),
@@ -123,14 +133,22 @@ fn bad_cluster_input_fails_at_plan_time_and_touches_no_host() {
         "{}",
         run.text()
     );
-    // Even member count: a warning that explains quorum, not an error.
+    // Even member count: a warning that explains quorum, not an error;
+    // and etcd 3.4, past its end of life, warned about once.
     let even = cluster(&format!(
-        "{source}{}",
+        "{}{}",
+        release("3.4"),
         members(&[("a", "127.0.0.2"), ("b", "127.0.0.3")])
     ));
     let ws = Workspace::new(&terraform, Install::DevOverrides, &even);
     let (code, run) = ws.plan_exit_code();
     assert_eq!(code, 2, "{}", run.text());
     assert!(run.text().contains("quorum is 2 of 2"), "{}", run.text());
+    assert_eq!(
+        run.text().matches("reached its end of life").count(),
+        1,
+        "{}",
+        run.text()
+    );
     assert!(!touched.exists(), "a plan touched a host over SSH");
 }
