@@ -200,7 +200,8 @@ impl EtcdVersion {
         self.row().and_then(|row| row.end_of_life)
     }
 
-    fn minor_name(self) -> String {
+    /// `3.6` for 3.6.17.
+    pub fn minor_name(self) -> String {
         format!("{}.{}", self.major, self.minor)
     }
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! create:  bootstrap
 //! read:    observe
-//! update:  membership -> roll -> rotate_ca (one stage per apply) -> repair
+//! update:  membership -> downgrade (to the previous minor) -> roll -> rotate_ca (one stage per apply) -> repair
 //!          -> space (a NOSPACE alarm cleared)
 //!          (order in update.rs); then auth (create too)
 //! delete:  teardown
@@ -18,7 +18,8 @@
 //! connections, and those a phase keeps open), `in_place` (new
 //! certificates without a restart), `observe` (what is
 //! running, with a typed `Problem` per member), `api` (the client API,
-//! direct or tunnelled), `spec` and `version`.
+//! direct or tunnelled) and `spec`. Which versions may follow which, and
+//! how each spells its settings, is `crate::version`'s.
 //!
 //! Rules every phase keeps:
 //! - A running cluster changes one member at a time. Restarting a serving
@@ -36,6 +37,7 @@ mod api;
 mod auth;
 mod backups;
 mod bootstrap;
+mod downgrade;
 pub mod foreign_member;
 mod hosts;
 mod import;

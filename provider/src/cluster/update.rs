@@ -2,7 +2,8 @@
 //! update stopped.
 //!
 //! 1. Membership (scale, move), with the CA the members trust now.
-//! 2. Rolling change of settings, with that CA too.
+//! 2. Rolling change of settings, with that CA too; before a roll to the
+//!    previous minor version, the cluster version lowered (downgrade.rs).
 //! 3. CA rotation, last: pass 1 in the apply that brings a new CA, passes
 //!    2 and 3 in the next (see rotate_ca.rs), so that consumers are never
 //!    refused.
@@ -27,6 +28,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use super::downgrade::lower_cluster_version;
 use super::quorum::{release_change_lock, take_change_lock, under_lock, LockRefusal};
 use super::{
     change_membership, clear_space_alarms, repair, retire_old_ca, roll, trust_new_ca, ClusterSpec,
@@ -150,6 +152,9 @@ async fn phases(
         .await
         .map_err(UpdateStop::Membership)?;
     if from.settings != to.settings {
+        lower_cluster_version(ctx, from, &to.settings.etcd_version, timeout)
+            .await
+            .map_err(UpdateStop::Rolling)?;
         roll(ctx, &staged, fingerprints, timeout)
             .await
             .map_err(UpdateStop::Rolling)?;

@@ -9,15 +9,18 @@
 //! - [`lock`]: the change lock that keeps two runs from changing one cluster;
 //! - [`auth`]: users, roles and their permissions, authentication on and off;
 //! - [`served`]: the certificate a member serves (a TLS handshake, no request);
-//! - [`space`]: alarms, compaction, defragmentation.
+//! - [`space`]: alarms, compaction, defragmentation;
+//! - [`downgrade`]: lowering the cluster version, storage versions.
 
 pub mod auth;
+mod downgrade;
 mod lock;
 mod membership;
 mod served;
 mod snapshot;
 mod space;
 
+pub use downgrade::StorageState;
 pub use lock::{HeldLock, LockError};
 pub use served::served_certificate;
 pub use space::{Alarm, AlarmKind, Compaction};
