@@ -219,9 +219,9 @@ pub fn start_cluster_by_hand(lab: &Lab, pki: &std::path::Path, count: usize, uni
             ]);
         }
         lab.ssh_ok(name, &format!("mkdir -p {KUBEADM_PKI} && useradd --system --no-create-home etcd && install -d -m 0700 -o etcd -g etcd /var/lib/etcd"));
-        for binary in ["etcd", "etcdctl"] {
+        for binary in ["etcd", "etcdctl", "etcdutl"] {
             lab.upload(
-                &tools::etcd_dir("3.4.23").join(binary),
+                &tools::etcd_dir(&tools::etcd_release("3.6")).join(binary),
                 name,
                 &format!("/usr/local/bin/{binary}"),
             );
@@ -359,7 +359,7 @@ impl Writer {
             .expect("write certificate");
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         }
-        let etcdctl = tools::etcd_dir("3.4.23").join("etcdctl");
+        let etcdctl = tools::etcd_dir(&tools::etcd_release("3.6")).join("etcdctl");
         let script = format!(
             "i=0; while :; do i=$((i+1)); ETCDCTL_API=3 {etcdctl} --dial-timeout=2s --command-timeout=3s \
              --cacert ca.crt --cert server.crt --key server.key --endpoints {endpoints} put w$i v$i \

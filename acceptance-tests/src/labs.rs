@@ -46,6 +46,7 @@ pub enum LabId {
     Etcd35 = 39,
     Etcd36 = 40,
     Etcd37 = 41,
+    Upgrades = 42,
 }
 
 impl LabId {

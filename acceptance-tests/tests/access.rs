@@ -66,7 +66,7 @@ fn each_consumer_reaches_only_its_keys_and_drift_is_reverted() {
         &example("shared-cluster"),
     );
     let etcd: Vec<&str> = ["h1", "h2", "h3"].iter().map(|h| lab.address(h)).collect();
-    let mut vars = lab_access_vars(&lab, "3.4.23");
+    let mut vars = lab_access_vars(&lab, &tools::etcd_release("3.6"));
     vars.push(("etcd_hosts", hcl_list(&etcd)));
     vars.push(("apiserver_hosts", hcl_list(&[lab.address("h4")])));
     vars.push(("patroni_hosts", hcl_list(&[lab.address("h4")])));
@@ -79,7 +79,7 @@ fn each_consumer_reaches_only_its_keys_and_drift_is_reverted() {
         serde_json::Value::Bool(true)
     );
     lab.upload(
-        &tools::etcd_dir("3.4.23").join("etcdctl"),
+        &tools::etcd_dir(&tools::etcd_release("3.6")).join("etcdctl"),
         "h4",
         "/usr/local/bin/etcdctl",
     );
@@ -182,7 +182,8 @@ fn auth_stays_on_through_a_snapshot_a_ca_replacement_an_upgrade_and_backups() {
         vars.push(("backup_schedule", hcl_string("hourly")));
         ws.set_vars(&vars);
     };
-    set_vars("3.4.23");
+    let (from, to) = (tools::etcd_release("3.5"), tools::etcd_release("3.6"));
+    set_vars(&from);
     ws.apply();
     assert!(snapshot.is_file(), "no snapshot with auth on");
     // Someone without a user is refused: auth is on.
@@ -193,14 +194,14 @@ fn auth_stays_on_through_a_snapshot_a_ca_replacement_an_upgrade_and_backups() {
     );
     assert!(!refused.status.success(), "auth is not on");
 
-    // A new CA (two applies), then 3.4 -> 3.5, one member at a time; each
+    // A new CA (two applies), then 3.5 -> 3.6, one member at a time; each
     // change snapshots the cluster first through the backup job, as root.
     ws.replace_ca_in_two_applies("etcd_ca.main");
-    set_vars("3.5.1");
+    set_vars(&to);
     ws.apply();
     assert_eq!(ws.plan_exit_code().0, 0);
     let versions = ws.resource_values("etcd_cluster.main")["member_versions"].clone();
-    assert_eq!(versions["e3"], "3.5.1", "{versions}");
+    assert_eq!(versions["e3"], to.as_str(), "{versions}");
     let backups = lab.ssh_ok("h1", "ls /var/backups/etcd");
     assert!(
         backups.contains("etcd-before-ca-rotation-") && backups.contains("etcd-before-roll-"),

@@ -65,7 +65,7 @@ fn no_state_or_plan_file_holds_the_ca_key_through_creation_drift_and_rotation() 
     let first = new_p256_key(&first_path);
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
     let set_vars = |key: &Path, previous: Option<&Path>, version: u32| {
-        let mut vars = lab_vars(&lab, &hosts, "3.4.23");
+        let mut vars = lab_vars(&lab, &hosts, &tools::etcd_release("3.6"));
         vars.push(("ca_key_path", hcl_string(key.display().to_string())));
         vars.push((
             "previous_ca_key_path",

@@ -17,6 +17,7 @@ const DIR: &str = "/etc/app/etcd";
 /// A one-member cluster on `member` and a certificate for `app`
 /// installed on `consumer`; `extra` goes into the certificate.
 fn config(member: &str, consumer: &str, extra: &str) -> String {
+    let version = tools::etcd_release("3.6");
     format!(
         r#"terraform {{
   required_providers {{
@@ -33,7 +34,7 @@ resource "etcd_cluster" "main" {{
   name                = "consumers"
   ca_cert_pem         = etcd_ca.main.cert_pem
   ca_key_pem          = etcd_ca.main.private_key_pem
-  etcd_version        = "3.4.23"
+  etcd_version        = "{version}"
   cert_validity_hours = 87600
   binary_source {{
     local_path = var.etcd_binaries
@@ -78,13 +79,13 @@ fn a_client_certificate_is_installed_kept_renewed_and_removed() {
         Install::FilesystemMirror,
         &config(lab.address("h1"), lab.address("h2"), ""),
     );
-    ws.set_vars(&lab_access_vars(&lab, "3.4.23"));
+    ws.set_vars(&lab_access_vars(&lab, &tools::etcd_release("3.6")));
     ws.apply();
     assert_eq!(ws.plan_exit_code().0, 0);
 
     // The consumer: etcdctl on h2, with nothing but the installed files.
     lab.upload(
-        &tools::etcd_dir("3.4.23").join("etcdctl"),
+        &tools::etcd_dir(&tools::etcd_release("3.6")).join("etcdctl"),
         "h2",
         "/usr/local/bin/etcdctl",
     );
@@ -195,7 +196,11 @@ fn bad_client_certificate_input_fails_at_plan_time() {
             ("known_hosts_path", hcl_string("/nonexistent")),
             (
                 "etcd_binaries",
-                hcl_string(tools::etcd_dir("3.4.23").display().to_string()),
+                hcl_string(
+                    tools::etcd_dir(&tools::etcd_release("3.6"))
+                        .display()
+                        .to_string(),
+                ),
             ),
         ]);
         let (code, run) = ws.plan_exit_code();
@@ -214,7 +219,7 @@ fn the_kubernetes_example_installs_kubeadms_client_certificates() {
         &acceptance_tests::terraform::example("kubernetes-external-etcd"),
     );
     let etcd: Vec<&str> = ["h1", "h2", "h3"].iter().map(|h| lab.address(h)).collect();
-    let mut vars = lab_access_vars(&lab, "3.4.23");
+    let mut vars = lab_access_vars(&lab, &tools::etcd_release("3.6"));
     vars.push(("etcd_hosts", acceptance_tests::terraform::hcl_list(&etcd)));
     vars.push((
         "control_plane_hosts",
@@ -225,7 +230,7 @@ fn the_kubernetes_example_installs_kubeadms_client_certificates() {
     assert_eq!(ws.plan_exit_code().0, 0);
     // kube-apiserver's view: its certificate and the CA where kubeadm puts them.
     lab.upload(
-        &tools::etcd_dir("3.4.23").join("etcdctl"),
+        &tools::etcd_dir(&tools::etcd_release("3.6")).join("etcdctl"),
         "h4",
         "/usr/local/bin/etcdctl",
     );
@@ -283,12 +288,12 @@ fn a_consumer_is_never_refused_through_a_ca_replacement() {
     .replace(&single, &members);
     assert!(config.contains("name = \"e3\""));
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, &config);
-    ws.set_vars(&lab_access_vars(&lab, "3.4.23"));
+    ws.set_vars(&lab_access_vars(&lab, &tools::etcd_release("3.6")));
     ws.apply();
 
     // The consumer on h4 writes all the time, with whatever files it has.
     lab.upload(
-        &tools::etcd_dir("3.4.23").join("etcdctl"),
+        &tools::etcd_dir(&tools::etcd_release("3.6")).join("etcdctl"),
         "h4",
         "/usr/local/bin/etcdctl",
     );

@@ -42,7 +42,7 @@ fn a_member_joins_a_cluster_made_by_hand_is_repaired_changed_and_leaves() {
             ("extra_flags", flags.to_string()),
         ];
         vars.extend(hand_ca_vars(pki.path()));
-        vars.extend(lab_access_vars(&lab, "3.4.23"));
+        vars.extend(lab_access_vars(&lab, &tools::etcd_release("3.6")));
         ws.set_vars(&vars);
     };
 

@@ -65,7 +65,7 @@ fn two_members_changed_in_one_apply_are_never_down_together() {
             ("extra_flags", flags.to_string()),
         ];
         vars.extend(hand_ca_vars(pki.path()));
-        vars.extend(lab_access_vars(&lab, "3.4.23"));
+        vars.extend(lab_access_vars(&lab, &tools::etcd_release("3.6")));
         ws.set_vars(&vars);
     };
     set_vars("{}");

@@ -23,7 +23,7 @@ resource "etcd_member" "pair" {
   cluster_endpoints = var.cluster_endpoints
   ca_cert_pem       = file(var.ca_cert_path)
   ca_key_pem        = file(var.ca_key_path)
-  etcd_version      = "3.4.23"
+  etcd_version      = "3.6.17"
   pki_dir           = "/etc/kubernetes/pki/etcd"
   extra_flags       = var.extra_flags
   binary_source {

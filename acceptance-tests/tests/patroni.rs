@@ -45,7 +45,7 @@ fn patroni_keeps_its_leader_lock_through_a_ca_replacement_and_a_roll() {
     let config = example("patroni");
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, &config);
     let etcd: Vec<&str> = ["h1", "h2", "h3"].iter().map(|h| lab.address(h)).collect();
-    let mut vars = lab_access_vars(&lab, "3.4.23");
+    let mut vars = lab_access_vars(&lab, &tools::etcd_release("3.6"));
     vars.push(("etcd_hosts", hcl_list(&etcd)));
     vars.push(("postgresql_hosts", hcl_list(&[lab.address("h4")])));
     ws.set_vars(&vars);
@@ -62,7 +62,7 @@ fn patroni_keeps_its_leader_lock_through_a_ca_replacement_and_a_roll() {
     );
     patroni::start(&lab, "h4", &etcd3);
     lab.upload(
-        &tools::etcd_dir("3.4.23").join("etcdctl"),
+        &tools::etcd_dir(&tools::etcd_release("3.6")).join("etcdctl"),
         "h4",
         "/usr/local/bin/etcdctl",
     );
@@ -80,9 +80,10 @@ fn patroni_keeps_its_leader_lock_through_a_ca_replacement_and_a_roll() {
 
     // A new CA in two applies, then a setting that restarts every member.
     ws.replace_ca_in_two_applies("etcd_ca.main");
+    let version = format!("  etcd_version = \"{}\"\n", tools::etcd_release("3.6"));
     let rolled = config.replace(
-        "  etcd_version = \"3.4.23\"\n",
-        "  etcd_version = \"3.4.23\"\n  extra_flags  = { \"snapshot-count\" = \"20000\" }\n",
+        &version,
+        &format!("{version}  extra_flags  = {{ \"snapshot-count\" = \"20000\" }}\n"),
     );
     assert_ne!(rolled, config);
     std::fs::write(ws.path().join("main.tf"), rolled).unwrap();

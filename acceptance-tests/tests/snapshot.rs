@@ -1,6 +1,6 @@
 //! `etcd_snapshot` and `etcd_cluster.initial_snapshot_path` with real
 //! Terraform, sshd, systemd and etcd: a snapshot is taken, checked by
-//! `etcdctl snapshot status`, retaken when its file goes missing or its
+//! `etcdutl snapshot status`, retaken when its file goes missing or its
 //! trigger changes, and a cluster that lost all its data is rebuilt from it
 //! (and `etcdctl` works on a member from the env file the provider wrote).
 
@@ -43,7 +43,7 @@ fn a_snapshot_is_taken_retaken_when_lost_and_restores_a_cluster_that_lost_its_da
                 restore_from.map_or("null".to_string(), |p| hcl_string(p.display().to_string())),
             ),
         ];
-        vars.extend(lab_access_vars(&lab, "3.4.23"));
+        vars.extend(lab_access_vars(&lab, &tools::etcd_release("3.6")));
         ws.set_vars(&vars);
     };
     set_vars("1", None);
@@ -71,10 +71,7 @@ fn a_snapshot_is_taken_retaken_when_lost_and_restores_a_cluster_that_lost_its_da
 
     // etcd's own tool reads the snapshot: every key, at least that revision.
     lab.upload(&snapshot, "h1", "/root/etcd.db");
-    let status = lab.ssh_ok(
-        "h1",
-        "ETCDCTL_API=3 etcdctl snapshot status /root/etcd.db -w json",
-    );
+    let status = lab.ssh_ok("h1", "etcdutl snapshot status /root/etcd.db -w json");
     let status: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
     assert!(status["totalKey"].as_u64().unwrap() >= 100, "{status}");
     assert!(status["revision"].as_u64().unwrap() >= revision, "{status}");

@@ -10,7 +10,7 @@ use acceptance_tests::tools;
 
 /// `etcdctl endpoint health` over every member: (healthy, total).
 fn health(endpoints: &[String]) -> (usize, usize) {
-    let etcdctl = tools::etcd_dir("3.4.23").join("etcdctl");
+    let etcdctl = tools::etcd_dir(&tools::etcd_release("3.6")).join("etcdctl");
     let out = Command::new(etcdctl)
         .env("ETCDCTL_API", "3")
         .args([
@@ -107,7 +107,7 @@ fn three_hosts_run_etcd_survive_a_kill_and_leave_nothing_behind() {
         "ssh accepted a host key that is not in known_hosts"
     );
 
-    let etcd = tools::etcd_dir("3.4.23").join("etcd");
+    let etcd = tools::etcd_dir(&tools::etcd_release("3.6")).join("etcd");
     let cluster: Vec<String> = names
         .iter()
         .map(|n| format!("{n}=http://{}:2380", lab.address(n)))
@@ -122,7 +122,7 @@ fn three_hosts_run_etcd_survive_a_kill_and_leave_nothing_behind() {
         .map(|n| format!("http://{}:2379", lab.address(n)))
         .collect();
     assert_eq!(wait_for_health(&endpoints, 3), (3, 3));
-    let members = Command::new(tools::etcd_dir("3.4.23").join("etcdctl"))
+    let members = Command::new(tools::etcd_dir(&tools::etcd_release("3.6")).join("etcdctl"))
         .env("ETCDCTL_API", "3")
         .args(["member", "list", &format!("--endpoints={}", endpoints[0])])
         .output()

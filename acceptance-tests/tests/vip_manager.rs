@@ -85,7 +85,7 @@ fn vip_manager_follows_its_key_through_the_v2_api_and_a_ca_replacement() {
          vip-manager >/root/apt.log 2>&1 || { tail -20 /root/apt.log; exit 1; }; systemctl stop vip-manager",
     );
     lab.upload(
-        &tools::etcd_dir("3.4.23").join("etcdctl"),
+        &tools::etcd_dir(&tools::etcd_release("3.5")).join("etcdctl"),
         "h4",
         "/usr/local/bin/etcdctl",
     );
@@ -101,7 +101,7 @@ fn vip_manager_follows_its_key_through_the_v2_api_and_a_ca_replacement() {
     let without_v2 = config.replace(flags, "");
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, &without_v2);
     let etcd: Vec<&str> = ["h1", "h2", "h3"].iter().map(|h| lab.address(h)).collect();
-    let mut vars = lab_access_vars(&lab, "3.4.23");
+    let mut vars = lab_access_vars(&lab, &tools::etcd_release("3.5"));
     vars.push(("etcd_hosts", hcl_list(&etcd)));
     vars.push(("vip_manager_hosts", hcl_list(&[h4])));
     ws.set_vars(&vars);

@@ -6,13 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use acceptance_tests::fixtures::{expect_drift, lab_vars, KUBEADM_PKI};
+use acceptance_tests::fixtures::{expect_drift, KUBEADM_PKI};
 use acceptance_tests::lab::Lab;
 use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{hcl_string, Install, Workspace};
 use acceptance_tests::tools;
 
-use crate::SCALING;
+use crate::{scaling_vars, SCALING};
 
 const DIR: &str = "/var/backups/etcd";
 /// On the backup host h4, owned by its user `deploy`.
@@ -53,7 +53,7 @@ fn scheduled_backups_keep_verified_snapshots_and_a_broken_job_is_drift() {
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
     let hosts: Vec<&str> = ["h1", "h2", "h3"].iter().map(|h| lab.address(h)).collect();
     let vars = |flags: &str| {
-        let mut vars = lab_vars(&lab, &hosts, "3.4.23");
+        let mut vars = scaling_vars(&lab, &hosts, "3.5");
         vars.push(("backup_schedule", hcl_string("*:*:0/20")));
         vars.push(("backup_keep", "3".into()));
         vars.push(("backup_copy_host", hcl_string(lab.address("h4"))));
@@ -92,10 +92,9 @@ fn scheduled_backups_keep_verified_snapshots_and_a_broken_job_is_drift() {
         let ours: Vec<&String> = kept.iter().filter(|f| f.contains("-rev")).collect();
         assert_eq!(ours.len(), 3, "{host} keeps {kept:?}");
         for file in ours {
-            let status = lab.etcdctl(
+            let status = lab.ssh_ok(
                 host,
-                KUBEADM_PKI,
-                &format!("snapshot status {DIR}/{file} -w json"),
+                &format!("etcdutl snapshot status {DIR}/{file} -w json"),
             );
             assert!(status.contains("\"revision\""), "{host} {file}: {status}");
             let mode = lab.ssh_ok(host, &format!("stat -c '%a %U' {DIR}/{file}"));

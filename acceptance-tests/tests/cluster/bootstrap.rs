@@ -26,7 +26,7 @@ fn three_members_bootstrap_show_drift_repair_it_and_destroy() {
     let (code, run) = ws.plan_exit_code();
     assert_eq!(code, 0, "second plan is not empty:\n{}", run.text());
     assert_started_members(&lab, 3);
-    assert_member_versions(&ws, "3.4.23");
+    assert_member_versions(&ws, &tools::etcd_release("3.6"));
     let health = lab.etcdctl("h2", KUBEADM_PKI, "endpoint health --cluster");
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");
     ssh_connections_are_kept_for_the_next_run(&lab, &ws);
@@ -83,13 +83,17 @@ fn three_members_bootstrap_show_drift_repair_it_and_destroy() {
         "peer.crt changed on the host",
     );
 
-    // A wrong binary (etcd 3.5.1 where 3.4.23 belongs).
-    lab.upload(&tools::etcd_dir("3.5.1").join("etcd"), "h3", "/tmp/etcd");
+    // A wrong binary (etcd 3.5 where 3.6 belongs).
+    lab.upload(
+        &tools::etcd_dir(&tools::etcd_release("3.5")).join("etcd"),
+        "h3",
+        "/tmp/etcd",
+    );
     lab.ssh_ok("h3", "mv /tmp/etcd /usr/local/bin/etcd");
     expect_drift(&ws, "wrong binary", "e3", "etcd changed on the host");
     assert!(lab
         .ssh_ok("h3", "/usr/local/bin/etcd --version")
-        .contains("3.4.23"));
+        .contains(&tools::etcd_release("3.6")));
 
     let id = lab
         .etcdctl("h1", KUBEADM_PKI, "member list")
@@ -286,14 +290,15 @@ fn ssh_connections_are_kept_for_the_next_run(lab: &Lab, ws: &Workspace) {
 fn five_members_download_and_check_the_release_tarball() {
     let lab = Lab::up(LabId::Download5, 5);
     let releases = tools::tools_dir().join("releases");
+    let release = tools::etcd_release("3.6");
+    let tarball = format!("etcd-v{release}-linux-amd64.tar.gz");
     let server = lab.serve(&releases, 8379);
-    let sha =
-        std::fs::read_to_string(releases.join("etcd-v3.4.23-linux-amd64.tar.gz.sha256")).unwrap();
+    let sha = std::fs::read_to_string(releases.join(format!("{tarball}.sha256"))).unwrap();
     let sha = sha.split_whitespace().next().unwrap().to_string();
     let terraform = tools::oldest_terraform();
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, &example("cluster-5"));
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
-    let url = format!("{}/etcd-v3.4.23-linux-amd64.tar.gz", server.url);
+    let url = format!("{}/{tarball}", server.url);
     let vars = |sum: &str| {
         vec![
             ("hosts", hcl_list(&hosts)),
@@ -344,12 +349,12 @@ fn five_members_download_and_check_the_release_tarball() {
     );
     assert!(lab
         .ssh_ok("h2", "/usr/local/bin/etcd --version")
-        .contains("3.4.23"));
+        .contains(&tools::etcd_release("3.6")));
     let (code, run) = ws.plan_exit_code();
     assert_eq!(code, 2, "{}", run.text());
     ws.apply();
     let released = std::process::Command::new("sha256sum")
-        .arg(tools::etcd_dir("3.4.23").join("etcd"))
+        .arg(tools::etcd_dir(&release).join("etcd"))
         .output()
         .unwrap();
     let released = String::from_utf8_lossy(&released.stdout)[..64].to_string();
@@ -430,7 +435,11 @@ fn single_member_example_warns_and_purges_its_data_on_destroy() {
         ),
         (
             "etcd_binaries",
-            hcl_string(tools::etcd_dir("3.4.23").display().to_string()),
+            hcl_string(
+                tools::etcd_dir(&tools::etcd_release("3.6"))
+                    .display()
+                    .to_string(),
+            ),
         ),
     ]);
     let run = ws.apply();

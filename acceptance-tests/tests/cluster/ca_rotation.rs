@@ -1,13 +1,13 @@
 //! CA rotation over two applies: both CAs trusted (resumed after an
 //! interrupt), then the new one only.
 
-use acceptance_tests::fixtures::{check_writes, lab_vars, start_writer, wait_for, KUBEADM_PKI};
+use acceptance_tests::fixtures::{check_writes, start_writer, wait_for, KUBEADM_PKI};
 use acceptance_tests::lab::Lab;
 use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{interrupt, Install, Workspace};
 use acceptance_tests::tools;
 
-use crate::{settled_since, starts_since, SCALING};
+use crate::{scaling_vars, settled_since, starts_since, SCALING};
 
 #[test]
 fn ca_rotation_trusts_both_then_the_new_ca_only_and_resumes_after_an_interrupt() {
@@ -30,7 +30,7 @@ fn ca_rotation_trusts_both_then_the_new_ca_only_and_resumes_after_an_interrupt()
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, &config);
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
     let use_next_ca = |next: bool| {
-        let mut vars = lab_vars(&lab, &hosts, "3.4.23");
+        let mut vars = scaling_vars(&lab, &hosts, "3.7");
         vars.push(("next_ca", next.to_string()));
         ws.set_vars(&vars);
     };

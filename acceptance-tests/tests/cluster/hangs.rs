@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use acceptance_tests::fixtures::{lab_vars, wait_for};
+use acceptance_tests::fixtures::wait_for;
 use acceptance_tests::lab::Lab;
 use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{hcl_string, interrupt, Install, Workspace};
 use acceptance_tests::tools;
 
-use crate::SCALING;
+use crate::{scaling_vars, SCALING};
 
 const CONFIG: &str = "/etc/etcd/etcd.conf.yml";
 
@@ -20,7 +20,7 @@ fn a_hanging_remote_command_hits_its_time_limit_and_ctrl_c_abandons_it() {
     let terraform = tools::newest_terraform();
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
     let set_command_timeout = |limit: &str| {
-        let mut vars = lab_vars(&lab, &[lab.address("h1")], "3.4.23");
+        let mut vars = scaling_vars(&lab, &[lab.address("h1")], "3.5");
         vars.push(("command_timeout", hcl_string(limit)));
         ws.set_vars(&vars);
     };

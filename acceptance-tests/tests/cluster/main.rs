@@ -14,24 +14,36 @@ mod recovery;
 mod rolling;
 mod scaling;
 mod space;
+mod upgrades;
 mod versions;
 
 use std::path::Path;
 
 use acceptance_tests::fixtures::{lab_vars, wait_for};
 use acceptance_tests::lab::Lab;
-use acceptance_tests::terraform::{Install, Workspace};
+use acceptance_tests::terraform::{hcl_string, Install, Workspace};
+use acceptance_tests::tools;
 
 /// A CA and a cluster of one member per entry of `hosts` (e1, e2, ...) in
 /// kubeadm's PKI layout, with version and flags as variables.
 const SCALING: &str = include_str!("scaling.tf");
 
-/// A workspace with `config` for the lab's first three hosts on etcd 3.4.23.
+/// A workspace with `config` (cluster-3's shape, on the current etcd
+/// release, 3.6) for the lab's first three hosts.
 fn cluster3_workspace(lab: &Lab, terraform: &Path, config: &str) -> Workspace {
     let ws = Workspace::new(terraform, Install::FilesystemMirror, config);
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
-    ws.set_vars(&lab_vars(lab, &hosts, "3.4.23"));
+    ws.set_vars(&lab_vars(lab, &hosts, &tools::etcd_release("3.6")));
     ws
+}
+
+/// [`lab_vars`] and the `etcd_version` that `scaling.tf` takes, for the
+/// newest release of `minor` (`3.5`, ...).
+fn scaling_vars(lab: &Lab, hosts: &[&str], minor: &str) -> Vec<(&'static str, String)> {
+    let release = tools::etcd_release(minor);
+    let mut vars = lab_vars(lab, hosts, &release);
+    vars.push(("etcd_version", hcl_string(&release)));
+    vars
 }
 
 /// Starts `terraform apply` in the background and returns once `host`'s

@@ -1,13 +1,13 @@
 //! Every member moved to new hosts by one configuration change, with a
 //! client on the machine running Terraform writing throughout.
 
-use acceptance_tests::fixtures::{lab_vars, Writer, KUBEADM_PKI};
+use acceptance_tests::fixtures::{Writer, KUBEADM_PKI};
 use acceptance_tests::lab::Lab;
 use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{Install, Workspace};
 use acceptance_tests::tools;
 
-use crate::SCALING;
+use crate::{scaling_vars, SCALING};
 
 #[test]
 fn every_member_moves_to_new_hosts_in_one_apply_without_losing_a_write() {
@@ -16,7 +16,7 @@ fn every_member_moves_to_new_hosts_in_one_apply_without_losing_a_write() {
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
     let set_members = |hosts: &[&str], names: &str| {
         let addresses: Vec<&str> = hosts.iter().map(|h| lab.address(h)).collect();
-        let mut vars = lab_vars(&lab, &addresses, "3.4.23");
+        let mut vars = scaling_vars(&lab, &addresses, "3.7");
         vars.push(("names", names.to_string()));
         ws.set_vars(&vars);
     };

@@ -57,14 +57,15 @@ fn client_api_through_ssh_tunnels_when_the_client_port_is_unreachable() {
 /// A CA and a cluster `name` of `members` (HCL blocks) whose client API
 /// is reached through SSH tunnels.
 fn tunnelled_cluster(lab: &Lab, name: &str, members: &str) -> String {
+    let release = tools::etcd_release("3.7");
     format!(
         "terraform {{\n  required_providers {{\n    etcd = {{ source = \"terraform-provider-etcd/etcd\" }}\n  }}\n}}\n\
          resource \"etcd_ca\" \"main\" {{\n  common_name = \"etcd-ca\"\n}}\n\
          resource \"etcd_cluster\" \"main\" {{\n  name = \"{name}\"\n  ca_cert_pem = etcd_ca.main.cert_pem\n  \
-         ca_key_pem = etcd_ca.main.private_key_pem\n  etcd_version = \"3.4.23\"\n  \
+         ca_key_pem = etcd_ca.main.private_key_pem\n  etcd_version = \"{release}\"\n  \
          binary_source {{\n    local_path = \"{}\"\n  }}\n  \
          ssh {{\n    user = \"root\"\n    private_key_path = \"{}\"\n    known_hosts_path = \"{}\"\n    tunnel = true\n  }}\n{members}}}\n",
-        tools::etcd_dir("3.4.23").display(),
+        tools::etcd_dir(&release).display(),
         lab.client_key().display(),
         lab.known_hosts().display()
     )
@@ -159,11 +160,17 @@ fn binaries_from_the_distribution_packages() {
     for (name, _) in &lab.hosts {
         lab.use_apt_repository(name, &server);
     }
-    let config = example("cluster-3").replace(
-        "  binary_source {\n    local_path = var.etcd_binaries\n  }",
-        "  binary_source {\n    os_package = true\n  }",
-    );
-    assert!(config.contains("os_package = true"));
+    // Debian's package (bookworm's, on the test hosts) is etcd 3.4.23.
+    let config = example("cluster-3")
+        .replace(
+            "  binary_source {\n    local_path = var.etcd_binaries\n  }",
+            "  binary_source {\n    os_package = true\n  }",
+        )
+        .replace(
+            &format!("etcd_version = \"{}\"", tools::etcd_release("3.6")),
+            "etcd_version = \"3.4.23\"",
+        );
+    assert!(config.contains("os_package = true") && config.contains("\"3.4.23\""));
     let terraform = tools::newest_terraform();
     let ws = cluster3_workspace(&lab, &terraform, &config);
     ws.apply();
@@ -209,9 +216,10 @@ fn a_cluster_bootstrapped_and_rolled_through_a_user_with_sudo() {
         );
         assert_eq!(keys, "600 etcd\n600 etcd\n", "{name}");
     }
+    let version = format!("  etcd_version = \"{}\"\n", tools::etcd_release("3.6"));
     let rolled = config.replace(
-        "  etcd_version = \"3.4.23\"\n",
-        "  etcd_version = \"3.4.23\"\n  extra_flags  = { \"snapshot-count\" = \"5000\" }\n",
+        &version,
+        &format!("{version}  extra_flags  = {{ \"snapshot-count\" = \"5000\" }}\n"),
     );
     assert_ne!(rolled, config);
     std::fs::write(ws.path().join("main.tf"), rolled).unwrap();

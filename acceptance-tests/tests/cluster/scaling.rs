@@ -4,15 +4,13 @@
 
 use std::time::Duration;
 
-use acceptance_tests::fixtures::{
-    assert_started_members, check_writes, lab_vars, start_writer, KUBEADM_PKI,
-};
+use acceptance_tests::fixtures::{assert_started_members, check_writes, start_writer, KUBEADM_PKI};
 use acceptance_tests::lab::Lab;
 use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{Install, Workspace};
 use acceptance_tests::tools;
 
-use crate::SCALING;
+use crate::{scaling_vars, SCALING};
 
 #[test]
 fn scale_out_and_in_and_replace_a_host_without_losing_a_write() {
@@ -21,7 +19,7 @@ fn scale_out_and_in_and_replace_a_host_without_losing_a_write() {
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
     let set_hosts = |hosts: &[&str]| {
         let addresses: Vec<&str> = hosts.iter().map(|h| lab.address(h)).collect();
-        ws.set_vars(&lab_vars(&lab, &addresses, "3.4.23"));
+        ws.set_vars(&scaling_vars(&lab, &addresses, "3.6"));
     };
     set_hosts(&["h1", "h2", "h3"]);
     ws.apply_timed("bootstrap 3");
@@ -105,10 +103,10 @@ fn scale_out_and_in_and_replace_a_host_without_losing_a_write() {
 
     // e2 is renamed on its own host: removed, then added as e2b.
     let names = r#"["e1", "e2b", "e3"]"#.to_string();
-    let mut vars = lab_vars(
+    let mut vars = scaling_vars(
         &lab,
         &[lab.address("h1"), lab.address("h2"), lab.address("h4")],
-        "3.4.23",
+        "3.6",
     );
     vars.push(("names", names));
     ws.set_vars(&vars);

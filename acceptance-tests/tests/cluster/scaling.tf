@@ -7,10 +7,7 @@ variable "hosts" { type = list(string) }
 variable "ssh_private_key_path" { type = string }
 variable "known_hosts_path" { type = string }
 variable "etcd_binaries" { type = string }
-variable "etcd_version" {
-  type    = string
-  default = "3.4.23"
-}
+variable "etcd_version" { type = string }
 variable "names" {
   description = "Member names in the order of hosts; default e1, e2, ..."
   type        = list(string)

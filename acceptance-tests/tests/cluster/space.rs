@@ -6,10 +6,12 @@
 //! defragmentation member by member, the alarm disarmed) and roll the new
 //! quota out, keeping every key's current value.
 
-use acceptance_tests::fixtures::{lab_vars, KUBEADM_PKI};
+use acceptance_tests::fixtures::KUBEADM_PKI;
 use acceptance_tests::lab::{etcdctl_command, Lab};
 use acceptance_tests::labs::LabId;
 use acceptance_tests::tools;
+
+use crate::scaling_vars;
 
 use super::{cluster3_workspace, SCALING};
 
@@ -32,7 +34,7 @@ fn a_full_database_is_drift_and_apply_compacts_defragments_and_disarms() {
     let terraform = tools::newest_terraform();
     let ws = cluster3_workspace(&lab, &terraform, SCALING);
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
-    let mut vars = lab_vars(&lab, &hosts, "3.4.23");
+    let mut vars = scaling_vars(&lab, &hosts, "3.6");
     vars.push(("flags", r#"{ "quota-backend-bytes" = "1048576" }"#.into()));
     ws.set_vars(&vars);
     ws.apply();
