@@ -32,7 +32,7 @@ variable "known_hosts_path" {
 }
 
 variable "etcd_binaries" {
-  description = "Directory on this machine holding etcd and etcdctl 3.4.23."
+  description = "Directory on this machine holding etcd, etcdctl and etcdutl 3.6.17."
   type        = string
 }
 
@@ -56,7 +56,7 @@ resource "etcd_cluster" "main" {
   name         = "etcd-backed-up"
   ca_cert_pem  = etcd_ca.main.cert_pem
   ca_key_pem   = etcd_ca.main.private_key_pem
-  etcd_version = "3.4.23"
+  etcd_version = "3.6.17"
   pki_dir      = "/etc/kubernetes/pki/etcd"
 
   initial_snapshot_path = var.initial_snapshot_path

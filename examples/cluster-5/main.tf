@@ -24,7 +24,7 @@ variable "known_hosts_path" {
 }
 
 variable "etcd_url" {
-  description = "URL of the etcd-v3.4.23-linux-amd64.tar.gz release tarball, as the hosts reach it."
+  description = "URL of the etcd-v3.6.17-linux-amd64.tar.gz release tarball, as the hosts reach it."
   type        = string
 }
 
@@ -41,7 +41,7 @@ resource "etcd_cluster" "main" {
   name         = "etcd-cluster-5"
   ca_cert_pem  = etcd_ca.main.cert_pem
   ca_key_pem   = etcd_ca.main.private_key_pem
-  etcd_version = "3.4.23"
+  etcd_version = "3.6.17"
 
   binary_source {
     url    = var.etcd_url

@@ -43,7 +43,7 @@ variable "known_hosts_path" {
 }
 
 variable "etcd_binaries" {
-  description = "Directory on this machine holding etcd and etcdctl 3.4.23 (the cluster's version)."
+  description = "Directory on this machine holding etcd, etcdctl and etcdutl 3.6.17 (the cluster's version)."
   type        = string
 }
 
@@ -59,7 +59,7 @@ resource "etcd_member" "e4" {
   cluster_endpoints = var.cluster_endpoints
   ca_cert_pem       = file(var.ca_cert_path)
   ca_key_pem        = file(var.ca_key_path)
-  etcd_version      = "3.4.23"
+  etcd_version      = "3.6.17"
   pki_dir           = "/etc/kubernetes/pki/etcd"
   extra_flags       = var.extra_flags
 

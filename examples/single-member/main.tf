@@ -20,7 +20,7 @@ variable "ssh_config_file" {
 }
 
 variable "etcd_binaries" {
-  description = "Directory on this machine holding etcd and etcdctl 3.4.23."
+  description = "Directory on this machine holding etcd, etcdctl and etcdutl 3.6.17."
   type        = string
 }
 
@@ -32,7 +32,7 @@ resource "etcd_cluster" "dev" {
   name                  = "etcd-dev"
   ca_cert_pem           = etcd_ca.dev.cert_pem
   ca_key_pem            = etcd_ca.dev.private_key_pem
-  etcd_version          = "3.4.23"
+  etcd_version          = "3.6.17"
   purge_data_on_destroy = true
 
   binary_source {

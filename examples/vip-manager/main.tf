@@ -42,7 +42,7 @@ variable "known_hosts_path" {
 }
 
 variable "etcd_binaries" {
-  description = "Directory on this machine holding etcd and etcdctl 3.4.23."
+  description = "Directory on this machine holding etcd, etcdctl and etcdutl 3.5.36."
   type        = string
 }
 
@@ -54,10 +54,10 @@ resource "etcd_cluster" "main" {
   name         = "vip-etcd"
   ca_cert_pem  = etcd_ca.main.cert_pem
   ca_key_pem   = etcd_ca.main.private_key_pem
-  etcd_version = "3.4.23"
+  etcd_version = "3.5.36"
 
-  # vip-manager 1.x speaks only etcd's v2 API, which etcd 3.4 serves only
-  # when asked. Adding it to a running cluster restarts one member at a time.
+  # vip-manager 1.x speaks only etcd's v2 API, which etcd 3.5 serves only
+  # when asked (etcd 3.6 removed it: the plan refuses enable-v2 there). Adding it to a running cluster restarts one member at a time.
   extra_flags = {
     "enable-v2" = "true"
   }

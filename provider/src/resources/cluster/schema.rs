@@ -45,7 +45,7 @@ pub(super) fn schema_block() -> Block {
         "initial_snapshot_path",
         Type::String,
         "A snapshot file on the machine running Terraform (e.g. an `etcd_snapshot`'s `path`) that a new cluster \
-         starts from: each member's data directory is restored from it (`etcdctl snapshot restore`) before its \
+         starts from: each member's data directory is restored from it (`etcdutl snapshot restore`; etcdctl on 3.4) before its \
          first start. Only used when the cluster is created; a later change does nothing.",
     ))
     .attribute(Attribute::optional_computed(

@@ -16,7 +16,7 @@ pub fn backup_block() -> Block {
     Block::new(
         "Scheduled snapshots on the members. Every member snapshots its own local member (so every host keeps a \
          full set, and no run is missed while one member is down), verifies the file (etcd's SHA-256 and \
-         `etcdctl snapshot status`), keeps it 0600 owned by `etcd` as `etcd-scheduled-<UTC time>-rev<revision>.db` \
+         `snapshot status` by etcdutl, or etcdctl on etcd 3.4), keeps it 0600 owned by `etcd` as `etcd-scheduled-<UTC time>-rev<revision>.db` \
          and deletes the oldest beyond `keep`; nothing else in `dir` is touched. A member that does not answer a \
          quorum read takes none. A disabled or failing timer, or no new snapshot within twice the schedule, shows \
          in the member's `status` (plan exit 2) and apply repairs the job. With or without this block, a snapshot \

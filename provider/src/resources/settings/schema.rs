@@ -113,7 +113,7 @@ pub fn member_attributes(block: Block, replace: bool) -> Block {
 pub fn settings_attributes(block: Block, replace: bool) -> Block {
     let fixed = |a: Attribute| if replace { a.replace_on_change() } else { a };
     block
-        .attribute(Attribute::required("etcd_version", Type::String, "The etcd version to run, like `3.4.23`; the installed binary must report it."))
+        .attribute(Attribute::required("etcd_version", Type::String, "The etcd version to run, like `3.6.17` (3.5, 3.6 and 3.7 are supported; 3.4, past its end of life, for existing clusters); the installed binary must report it. A change rolls through the members one at a time: an upgrade to the next minor version (3.6 only from 3.5.26, 3.7 only from 3.6.11), or a downgrade to the previous one from 3.6 on (the cluster version lowered first); any other change is refused at plan time."))
         .attribute(fixed(Attribute::with_default("client_port", Type::Number, Value::number(DEFAULT_CLIENT_PORT as f64), "Client port. Default 2379.")))
         .attribute(fixed(Attribute::with_default("peer_port", Type::Number, Value::number(DEFAULT_PEER_PORT as f64), "Peer port. Default 2380.")))
         .attribute(Attribute::with_default(
@@ -136,7 +136,7 @@ pub fn settings_attributes(block: Block, replace: bool) -> Block {
         .attribute(Attribute::optional(
             "extra_flags",
             Type::map(Type::String),
-            "More settings for etcd's configuration file, by flag name without dashes (e.g. `snapshot-count = \"10000\"`, `enable-v2 = \"true\"` for v2 API clients such as vip-manager). The HTTP/JSON gateway (`enable-grpc-gateway`) and `pre-vote` (etcd 3.5's default, so that a restarted member does not depose a working leader) are on unless set to `\"false\"` here.",
+            "More settings for etcd's configuration file, by flag name without dashes (e.g. `snapshot-count = \"10000\"`, `enable-v2 = \"true\"` on etcd 3.5 for v2 API clients such as vip-manager), in the spelling of `etcd_version` (`feature-gates` from 3.6, no `experimental-` flags on 3.7: a setting the version does not read is refused at plan time). The HTTP/JSON gateway (`enable-grpc-gateway`), `pre-vote` (etcd 3.5's default, so that a restarted member does not depose a working leader) and, from etcd 3.5, the corruption checks (`InitialCorruptCheck` and `CompactHashCheck`, as experimental flags on 3.5) are on unless set here.",
         ))
         .attribute(Attribute::with_default(
             "cert_validity_hours",
