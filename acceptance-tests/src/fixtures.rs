@@ -91,7 +91,7 @@ pub fn wait_for(what: &str, ready: impl Fn() -> bool) {
 pub fn retry_etcdctl(lab: &Lab, host: &str, args: &str) {
     for _ in 0..60 {
         let command = format!(
-            "ETCDCTL_API=3 etcdctl --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt \
+            "etcdctl --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt \
              --key {KUBEADM_PKI}/server.key --endpoints https://127.0.0.1:2379 {args}"
         );
         if lab.ssh(host, &command).status.success() {
@@ -259,7 +259,7 @@ pub fn start_cluster_by_hand(lab: &Lab, pki: &std::path::Path, count: usize, uni
         );
     }
     for _ in 0..120 {
-        if lab.ssh("h1", &format!("ETCDCTL_API=3 etcdctl --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt --key {KUBEADM_PKI}/server.key --endpoints https://127.0.0.1:2379 endpoint health --cluster")).status.success() {
+        if lab.ssh("h1", &format!("etcdctl --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt --key {KUBEADM_PKI}/server.key --endpoints https://127.0.0.1:2379 endpoint health --cluster")).status.success() {
             return;
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -273,7 +273,7 @@ pub fn start_writer(lab: &Lab) {
     lab.ssh_ok(
         "h1",
         &format!(
-            "systemd-run --unit=writer sh -c 'i=0; while true; do i=$((i+1)); ETCDCTL_API=3 etcdctl --dial-timeout=2s \
+            "systemd-run --unit=writer sh -c 'i=0; while true; do i=$((i+1)); etcdctl --dial-timeout=2s \
              --command-timeout=3s --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt --key {KUBEADM_PKI}/server.key \
              --endpoints https://127.0.0.1:2379 put w$i v$i >/dev/null 2>&1 && echo $i >> /root/acked; sleep 0.05; done'"
         ),
@@ -361,7 +361,7 @@ impl Writer {
         }
         let etcdctl = tools::etcd_dir(&tools::etcd_release("3.6")).join("etcdctl");
         let script = format!(
-            "i=0; while :; do i=$((i+1)); ETCDCTL_API=3 {etcdctl} --dial-timeout=2s --command-timeout=3s \
+            "i=0; while :; do i=$((i+1)); {etcdctl} --dial-timeout=2s --command-timeout=3s \
              --cacert ca.crt --cert server.crt --key server.key --endpoints {endpoints} put w$i v$i \
              >/dev/null 2>&1 && echo \"$i $(date +%s%N)\" >> acked; sleep 0.05; done",
             etcdctl = etcdctl.display(),

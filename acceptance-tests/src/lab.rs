@@ -272,7 +272,7 @@ impl Drop for Lab {
 /// certificate in `pki_dir`) against a member host's local endpoint.
 pub fn etcdctl_command(pki_dir: &str, args: &str) -> String {
     format!(
-        "ETCDCTL_API=3 etcdctl --cacert {pki_dir}/ca.crt --cert {pki_dir}/server.crt \
+        "etcdctl --cacert {pki_dir}/ca.crt --cert {pki_dir}/server.crt \
          --key {pki_dir}/server.key --endpoints https://127.0.0.1:2379 {args}"
     )
 }

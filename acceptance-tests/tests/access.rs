@@ -23,7 +23,7 @@ fn consumer(lab: &Lab, extra: &str, args: &str) -> (bool, String) {
     let out = lab.ssh(
         "h4",
         &format!(
-            "ETCDCTL_API=3 etcdctl --cacert {PKI}/etcd/ca.crt --cert {PKI}/apiserver-etcd-client.crt \
+            "etcdctl --cacert {PKI}/etcd/ca.crt --cert {PKI}/apiserver-etcd-client.crt \
              --key {PKI}/apiserver-etcd-client.key --endpoints https://{}:2379 {extra} {args} 2>&1",
             lab.address("h1")
         ),
@@ -189,7 +189,7 @@ fn auth_stays_on_through_a_snapshot_a_ca_replacement_an_upgrade_and_backups() {
     // Someone without a user is refused: auth is on.
     let refused = lab.ssh(
         "h2",
-        "ETCDCTL_API=3 etcdctl --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt \
+        "etcdctl --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt \
          --key /etc/kubernetes/pki/etcd/server.key --endpoints https://127.0.0.1:2379 put /x 1",
     );
     assert!(!refused.status.success(), "auth is not on");
@@ -214,7 +214,7 @@ fn auth_stays_on_through_a_snapshot_a_ca_replacement_an_upgrade_and_backups() {
     assert!(status.contains("Authentication Status: true"), "{status}");
     let refused = lab.ssh(
         "h3",
-        "ETCDCTL_API=3 etcdctl --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt \
+        "etcdctl --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt \
          --key /etc/kubernetes/pki/etcd/server.key --endpoints https://127.0.0.1:2379 put /x 1",
     );
     assert!(

@@ -93,7 +93,7 @@ fn a_client_certificate_is_installed_kept_renewed_and_removed() {
         lab.ssh(
             "h2",
             &format!(
-                "ETCDCTL_API=3 etcdctl --cacert {DIR}/ca.crt --cert {DIR}/client.crt --key {DIR}/client.key \
+                "etcdctl --cacert {DIR}/ca.crt --cert {DIR}/client.crt --key {DIR}/client.key \
                  --endpoints https://{}:2379 {args}",
                 lab.address("h1")
             ),
@@ -237,7 +237,7 @@ fn the_kubernetes_example_installs_kubeadms_client_certificates() {
     let health = lab.ssh_ok(
         "h4",
         &format!(
-            "ETCDCTL_API=3 etcdctl --cacert /etc/kubernetes/pki/etcd/ca.crt \
+            "etcdctl --cacert /etc/kubernetes/pki/etcd/ca.crt \
              --cert /etc/kubernetes/pki/apiserver-etcd-client.crt --key /etc/kubernetes/pki/apiserver-etcd-client.key \
              --endpoints https://{}:2379 endpoint health --cluster 2>&1",
             lab.address("h2")
@@ -304,7 +304,7 @@ fn a_consumer_is_never_refused_through_a_ca_replacement() {
     lab.ssh_ok(
         "h4",
         &format!(
-            "systemd-run --unit=consumer sh -c 'i=0; while true; do i=$((i+1)); ETCDCTL_API=3 etcdctl \
+            "systemd-run --unit=consumer sh -c 'i=0; while true; do i=$((i+1)); etcdctl \
              --dial-timeout=2s --command-timeout=3s --cacert {DIR}/ca.crt --cert {DIR}/client.crt \
              --key {DIR}/client.key --endpoints {} put /app/beat $i >/dev/null 2>>/root/consumer.err \
              && echo $i >> /root/consumer.ok; sleep 0.2; done'",

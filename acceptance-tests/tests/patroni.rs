@@ -21,7 +21,7 @@ fn patroni_revision(lab: &Lab) -> u64 {
     let out = lab.ssh_ok(
         "h4",
         &format!(
-            "ETCDCTL_API=3 etcdctl --cacert /etc/patroni/etcd/ca.crt --cert /etc/patroni/etcd/client.crt \
+            "etcdctl --cacert /etc/patroni/etcd/ca.crt --cert /etc/patroni/etcd/client.crt \
              --key /etc/patroni/etcd/client.key --endpoints https://{}:2379 get --prefix /service/demo/ -w json",
             lab.address("h1")
         ),

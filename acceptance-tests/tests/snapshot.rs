@@ -51,7 +51,7 @@ fn a_snapshot_is_taken_retaken_when_lost_and_restores_a_cluster_that_lost_its_da
     lab.ssh_ok(
         "h1",
         &format!(
-            "for i in $(seq 1 100); do ETCDCTL_API=3 etcdctl --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt \
+            "for i in $(seq 1 100); do etcdctl --cacert {KUBEADM_PKI}/ca.crt --cert {KUBEADM_PKI}/server.crt \
              --key {KUBEADM_PKI}/server.key --endpoints https://127.0.0.1:2379 put k$i v$i >/dev/null; done"
         ),
     );

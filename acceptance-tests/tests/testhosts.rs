@@ -12,7 +12,6 @@ use acceptance_tests::tools;
 fn health(endpoints: &[String]) -> (usize, usize) {
     let etcdctl = tools::etcd_dir(&tools::etcd_release("3.6")).join("etcdctl");
     let out = Command::new(etcdctl)
-        .env("ETCDCTL_API", "3")
         .args([
             "--dial-timeout=1s",
             "--command-timeout=2s",
@@ -123,7 +122,6 @@ fn three_hosts_run_etcd_survive_a_kill_and_leave_nothing_behind() {
         .collect();
     assert_eq!(wait_for_health(&endpoints, 3), (3, 3));
     let members = Command::new(tools::etcd_dir(&tools::etcd_release("3.6")).join("etcdctl"))
-        .env("ETCDCTL_API", "3")
         .args(["member", "list", &format!("--endpoints={}", endpoints[0])])
         .output()
         .unwrap();

@@ -18,9 +18,11 @@
 //! - [`member`]: one member on one host: layout, rendering of its config
 //!   file and unit, install / inspect / uninstall steps.
 //! - [`cluster`]: whole-cluster operations as phases, one file each
-//!   (bootstrap, membership, roll, rotate_ca, repair, teardown, and
-//!   `etcd_member`'s foreign_member), over the quorum guard, the per-member
-//!   steps, observation and the client API.
+//!   (bootstrap, membership, downgrade, roll, rotate_ca, repair, space,
+//!   auth, teardown, and `etcd_member`'s foreign_member), over the quorum
+//!   guard, the per-member steps, observation and the client API.
+//! - [`version`]: etcd versions as data (what each minor version reads,
+//!   which versions may follow which).
 //! - [`resources`]: one file per resource type (`etcd_ca`,
 //!   `etcd_client_certificate`, `etcd_cluster`, `etcd_member`,
 //!   `etcd_snapshot`), with what `etcd_cluster` and

@@ -41,7 +41,7 @@ fn client_api_through_ssh_tunnels_when_the_client_port_is_unreachable() {
     assert_eq!(ws.plan_exit_code().0, 0);
     let members = lab.ssh_ok(
         &lab.second_addresses[0],
-        "ETCDCTL_API=3 etcdctl --cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/server.crt \
+        "etcdctl --cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/server.crt \
          --key /etc/etcd/pki/server.key --endpoints https://127.0.0.1:2379 member list",
     );
     assert_eq!(members.matches(", started, ").count(), 3, "{members}");
@@ -127,8 +127,7 @@ fn members_known_by_dns_names_listen_on_their_addresses_and_advertise_the_names(
     std::fs::write(ws.path().join("main.tf"), named_cluster(&lab, "")).unwrap();
     ws.apply();
     assert_eq!(ws.plan_exit_code().0, 0);
-    let etcdctl =
-        "ETCDCTL_API=3 etcdctl --cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/server.crt \
+    let etcdctl = "etcdctl --cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/server.crt \
                    --key /etc/etcd/pki/server.key";
     // Peers know each other by name; the name's certificate is checked.
     let members = lab.ssh_ok(

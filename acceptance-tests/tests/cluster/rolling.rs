@@ -157,26 +157,28 @@ fn member_certificates_are_renewed_without_a_restart_when_due() {
 }
 
 #[test]
-fn an_interrupted_rolling_change_is_finished_by_the_next_apply_without_redoing_members() {
+fn an_interrupted_upgrade_is_named_and_finished_by_the_next_apply_without_redoing_members() {
     let lab = Lab::up(LabId::InterruptedRoll, 3);
     let terraform = tools::newest_terraform();
     let ws = Workspace::new(&terraform, Install::FilesystemMirror, SCALING);
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
-    let set_flags = |flags: &str| {
-        let mut vars = scaling_vars(&lab, &hosts, "3.5");
+    let set_flags = |minor: &str, flags: &str| {
+        let mut vars = scaling_vars(&lab, &hosts, minor);
         vars.extend([("flags", flags.to_string())]);
         ws.set_vars(&vars);
     };
-    set_flags("{}");
+    set_flags("3.5", "{}");
     ws.apply();
     start_writer(&lab);
 
-    set_flags(r#"{ "snapshot-count" = "7000" }"#);
+    let new_version = tools::etcd_release("3.6");
+    set_flags("3.6", r#"{ "snapshot-count" = "7000" }"#);
     let apply = ws.spawn_apply();
-    wait_for("e1 was never rolled", || {
-        snapshot_count_is(&lab, "h1", 7000)
+    wait_for("e1 was never upgraded", || {
+        lab.etcdctl("h1", KUBEADM_PKI, "endpoint status")
+            .contains(&new_version)
     });
-    // Ctrl-C while e1 is being rolled.
+    // Ctrl-C once e1 runs the new version.
     let text = interrupt(apply);
     assert!(text.contains("Rolling change stopped"), "{text}");
     let rolled: Vec<bool> = ["h1", "h2", "h3"]
@@ -195,10 +197,17 @@ fn an_interrupted_rolling_change_is_finished_by_the_next_apply_without_redoing_m
         )
     };
 
-    // The change is still planned, and the next apply finishes it.
+    // The change is still planned, e1 is named as running the new
+    // version, and the next apply finishes it.
     let (code, run) = ws.plan_exit_code();
     assert_eq!(code, 2, "{}", run.text());
     assert!(run.stdout.contains("snapshot-count"), "{}", run.stdout);
+    assert!(
+        run.words().contains("Members run another etcd version")
+            && run.words().contains(&format!("e1 runs {new_version}")),
+        "{}",
+        run.text()
+    );
     // Let e1 settle if it was caught between rewrite and restart.
     std::thread::sleep(Duration::from_secs(2));
     let e1_before = started("h1");

@@ -128,7 +128,7 @@ fn wait_for_scheduled_backups(lab: &Lab) {
 /// on the host: etcdctl on 3.4, etcdutl later.
 fn backups_check_out(lab: &Lab, version: &str) {
     let tool = if version.starts_with("3.4.") {
-        "ETCDCTL_API=3 etcdctl"
+        "etcdctl"
     } else {
         "etcdutl"
     };

@@ -160,7 +160,7 @@ fn tour(id: LabId, minor: &str) {
 /// The version's snapshot checker on a member host.
 fn snapshot_tool(minor: &str) -> &'static str {
     if minor == "3.4" {
-        "ETCDCTL_API=3 etcdctl"
+        "etcdctl"
     } else {
         "etcdutl"
     }

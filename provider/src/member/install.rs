@@ -216,7 +216,7 @@ pub async fn restore_snapshot(
          tmp={restoring}; upload={upload}\n\
          trap 'rm -rf \"$tmp\" \"$upload\"' EXIT\n\
          rm -rf \"$tmp\"\n\
-         ETCDCTL_API=3 {tool} snapshot restore \"$upload\" --name {name} --initial-cluster {initial} \
+         {tool} snapshot restore \"$upload\" --name {name} --initial-cluster {initial} \
            --initial-cluster-token {token} --initial-advertise-peer-urls {peer} --data-dir \"$tmp\" >/dev/null\n\
          install -d -m 0700 -o etcd -g etcd {data}\n\
          mv \"$tmp/member\" {data}/member\n\
