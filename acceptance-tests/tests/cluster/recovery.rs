@@ -5,13 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use acceptance_tests::fixtures::{retry_etcdctl, KUBEADM_PKI};
+use acceptance_tests::fixtures::{lab_vars, retry_etcdctl, KUBEADM_PKI};
 use acceptance_tests::lab::Lab;
 use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{example, hcl_string, Workspace};
 use acceptance_tests::tools;
-
-use crate::scaling_vars;
 
 fn cluster_id(ws: &Workspace) -> String {
     ws.state_json()["values"]["root_module"]["resources"][1]["values"]["cluster_id"]
@@ -34,7 +32,7 @@ fn lost_quorum_is_shown_never_restored_by_itself_and_recovered_from_a_backup() {
     // The backups example, with a snapshot every 20 s.
     let ws = crate::cluster3_workspace(&lab, &terraform, &example("backups"));
     let hosts: Vec<&str> = ["h1", "h2", "h3"].iter().map(|h| lab.address(h)).collect();
-    let mut vars = scaling_vars(&lab, &hosts, "3.7");
+    let mut vars = lab_vars(&lab, &hosts, &tools::etcd_release("3.6"));
     vars.push(("backup_schedule", hcl_string("*:*:0/20")));
     ws.set_vars(&vars);
     ws.apply();
