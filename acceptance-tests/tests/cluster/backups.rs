@@ -2,7 +2,8 @@
 //! member and as many copies on a separate backup host, nothing else in
 //! those directories touched, a member's key good for nothing but adding
 //! snapshots there, stale snapshots and a stopped timer shown as drift and
-//! repaired, and the snapshot a rolling change takes first.
+//! repaired, the snapshot a rolling change takes first, and a backup host
+//! outage that neither fills a member's disk nor blocks a change.
 
 use std::time::{Duration, Instant};
 
@@ -184,14 +185,71 @@ fn scheduled_backups_keep_verified_snapshots_and_a_broken_job_is_drift() {
         "active"
     );
 
-    // A rolling change takes its snapshot first.
+    // The backup host is gone for several schedules: every member keeps
+    // pruning (its disk never fills), each failed copy fails the job
+    // (drift), and a rolling change still runs, taking its snapshot first
+    // and warning that the copy failed.
+    lab.fault("partition", "h4", &[]);
+    let done: Vec<usize> = ["h1", "h2", "h3"].iter().map(|h| runs(&lab, h)).collect();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while ["h1", "h2", "h3"]
+        .iter()
+        .zip(&done)
+        .any(|(h, n)| runs(&lab, h) < n + 4)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than 4 runs in 4 minutes without the backup host"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    for host in ["h1", "h2", "h3"] {
+        let kept = snapshots(&lab, host, "scheduled");
+        assert!(
+            ours_sorted(&kept).len() <= 4,
+            "{host} keeps {kept:?} with keep = 3"
+        );
+        let log = lab.ssh_ok(host, "journalctl -q -u etcd-backup.service -o cat");
+        assert!(
+            log.contains("its copy to the backup host failed"),
+            "{host}: {log}"
+        );
+    }
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    assert!(
+        run.stdout.contains("the last backup failed"),
+        "{}",
+        run.stdout
+    );
     ws.set_vars(&vars(r#"{ "snapshot-count" = "5000" }"#));
-    ws.apply();
+    let run = ws.apply();
+    assert!(
+        run.text()
+            .contains("Snapshot not copied to the backup host"),
+        "{}",
+        run.text()
+    );
+    for host in ["h1", "h2", "h3"] {
+        let config = lab.ssh_ok(host, "cat /etc/etcd/etcd.conf.yml");
+        assert!(
+            config.contains("snapshot-count: 5000"),
+            "{host}: not rolled"
+        );
+    }
     let before_roll: Vec<String> = ["h1", "h2", "h3"]
         .iter()
         .flat_map(|h| snapshots(&lab, h, "before-roll"))
         .collect();
     assert_eq!(before_roll.len(), 1, "{before_roll:?}");
+    // The backup host is back: one run of each job copies again.
+    lab.fault("heal", "h4", &[]);
+    for host in ["h1", "h2", "h3"] {
+        lab.ssh_ok(host, "systemctl start etcd-backup.service");
+    }
+    ws.apply();
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 0, "{}", run.text());
     ws.destroy();
     assert!(
         lab.ssh("h1", "test -e /etc/systemd/system/etcd-backup.timer")

@@ -10,7 +10,7 @@
 //! takes another when it continues (one per label is kept up to `keep`).
 
 use super::hosts::connect;
-use super::ClusterSpec;
+use super::{ChangeWarning, ClusterSpec};
 use crate::member::backup_copy::{self, CopyTo};
 use crate::member::{backup, MemberSpec};
 use crate::ssh::{self, Host};
@@ -40,13 +40,16 @@ pub async fn install_backup_job_after_change(
         None => install_backup_job(spec, member).await,
     };
     if let Err(e) = installed {
-        log::warn!("{e}; the next apply installs it");
+        log::warn!("{}; the next apply installs it", String::from(e));
     }
 }
 
 /// Installs (or repairs) one member's backup job: etcd is not touched.
-pub async fn install_backup_job(spec: &ClusterSpec, member: &MemberSpec) -> Result<(), String> {
-    let host = connect(member).await?;
+pub async fn install_backup_job(
+    spec: &ClusterSpec,
+    member: &MemberSpec,
+) -> Result<(), JobInstallError> {
+    let host = connect(member).await.map_err(JobInstallError::Job)?;
     let installed = install_backup_job_on(spec, member, &host).await;
     host.close().await;
     installed
@@ -54,22 +57,44 @@ pub async fn install_backup_job(spec: &ClusterSpec, member: &MemberSpec) -> Resu
 
 /// [`install_backup_job`] over a connection the caller holds. With
 /// `copy_to`, the member's key is made and authorized on the backup host
-/// first.
+/// first; the job itself is installed even when that fails (the error
+/// then says so: [`JobInstallError::CopiesNotSetUp`]).
 async fn install_backup_job_on(
     spec: &ClusterSpec,
     member: &MemberSpec,
     host: &Host,
-) -> Result<(), String> {
-    let installed = async {
-        if let Some(copy) = &spec.settings.backup.copy_to {
-            allow_copies(spec, member, host, copy).await?;
+) -> Result<(), JobInstallError> {
+    let copies = match &spec.settings.backup.copy_to {
+        Some(copy) => allow_copies(spec, member, host, copy).await,
+        None => Ok(()),
+    };
+    backup::install(host, &spec.settings)
+        .await
+        .map_err(|e| JobInstallError::Job(format!("member {}: backup job: {e}", member.name)))?;
+    copies.map_err(|e| {
+        JobInstallError::CopiesNotSetUp(format!(
+            "member {}: backup job: copies to the backup host: {e}",
+            member.name
+        ))
+    })
+}
+
+/// Why a backup job was not installed as configured.
+#[derive(Debug)]
+pub enum JobInstallError {
+    /// Not installed (nor a connection to the member made).
+    Job(String),
+    /// Installed, but its copies to the backup host could not be set up
+    /// (the backup host did not answer, say): snapshots stay local.
+    CopiesNotSetUp(String),
+}
+
+impl From<JobInstallError> for String {
+    fn from(e: JobInstallError) -> String {
+        match e {
+            JobInstallError::Job(e) | JobInstallError::CopiesNotSetUp(e) => e,
         }
-        backup::install(host, &spec.settings)
-            .await
-            .map_err(|e| e.to_string())
     }
-    .await;
-    installed.map_err(|e| format!("member {}: backup job: {e}", member.name))
 }
 
 /// Gives the member a key of its own that may only add snapshots on the
@@ -124,8 +149,13 @@ impl SnapshotBefore {
     }
 
     /// Takes the snapshot unless it was taken already; an error means the
-    /// change must not go on.
-    pub async fn ensure(&mut self, spec: &ClusterSpec) -> Result<(), String> {
+    /// change must not go on. The snapshot is what counts: a copy to the
+    /// backup host that fails (or cannot be set up) is a warning.
+    pub async fn ensure(
+        &mut self,
+        spec: &ClusterSpec,
+        warnings: &mut Vec<ChangeWarning>,
+    ) -> Result<(), String> {
         if self.taken {
             return Ok(());
         }
@@ -134,19 +164,32 @@ impl SnapshotBefore {
             let taken = async {
                 // The job as the settings have it (a member installed
                 // before backups existed, or before copy_to, has none).
-                install_backup_job(spec, member).await?;
+                let copies = match install_backup_job(spec, member).await {
+                    Ok(()) => None,
+                    Err(JobInstallError::CopiesNotSetUp(e)) => Some(e),
+                    Err(JobInstallError::Job(e)) => return Err(e),
+                };
                 let host = connect(member).await?;
                 let taken = backup::take_now(&host, &spec.settings, self.label).await;
                 host.close().await;
-                taken.map_err(|e| e.to_string())
+                let taken = taken.map_err(|e| e.to_string())?;
+                Ok((taken, copies))
             };
             match taken.await {
-                Ok(path) => {
+                Ok((taken, copies)) => {
                     log::info!(
-                        "snapshot {} taken on member {}: {path}",
+                        "snapshot {} taken on member {}: {}",
                         self.label,
-                        member.name
+                        member.name,
+                        taken.path
                     );
+                    if let Some(why) = copies.or(taken.copy_failed) {
+                        warnings.push(ChangeWarning::BackupCopyFailed(format!(
+                            "The snapshot {} before this change is kept on member {} ({}), but was not copied \
+                             to the backup host: {why}",
+                            self.label, member.name, taken.path
+                        )));
+                    }
                     self.taken = true;
                     return Ok(());
                 }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use super::backups::SnapshotBefore;
 use super::quorum::ensure_all_healthy;
-use super::{continue_unless_stopped, ClusterSpec};
+use super::{continue_unless_stopped, ChangeWarning, ClusterSpec};
 use crate::framework::Context;
 use crate::version::{version_change, EtcdVersion, VersionChange};
 
@@ -46,6 +46,7 @@ pub async fn lower_cluster_version(
     spec: &ClusterSpec,
     target: &str,
     timeout: Duration,
+    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), String> {
     let from = &spec.settings.etcd_version;
     if version_change(from, target) != Ok(VersionChange::Downgrade) {
@@ -71,7 +72,9 @@ pub async fn lower_cluster_version(
             "refusing to start a downgrade while members are unhealthy",
         )
         .await?;
-        SnapshotBefore::new("before-downgrade").ensure(spec).await?;
+        SnapshotBefore::new("before-downgrade")
+            .ensure(spec, warnings)
+            .await?;
         api.enable_downgrade(&minor).await?;
         log::info!("downgrade of the cluster from {from} to {minor} enabled");
     }

@@ -22,7 +22,7 @@ use super::member_steps::{add_member, remove_member, uninstall_member};
 use super::quorum::{
     ensure_others_serve, release_change_lock, take_change_lock, under_lock, wait_until_healthy,
 };
-use super::{repair, roll, ClusterSpec, Observed};
+use super::{repair, roll, ChangeWarning, ClusterSpec, Observed};
 use crate::etcd;
 use crate::framework::Context;
 use crate::member::install::Fingerprints;
@@ -40,7 +40,7 @@ pub async fn join(
     ctx: &Context,
     spec: &ClusterSpec,
     timeout: Duration,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<Fingerprints, String> {
     // The cluster's own endpoints: the new member has none to answer yet.
     let api = etcd::Client::new(spec.foreign_endpoints.clone(), spec.credentials(ctx.now())?);
@@ -76,15 +76,16 @@ pub async fn update(
     settings_changed: bool,
     fingerprints: &mut Fingerprints,
     timeout: Duration,
+    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), String> {
     let me = the_member(spec);
     let api = spec.api(ctx.now()).await?;
     let lock = take_change_lock(ctx, &api, timeout).await?;
     let ctx = &under_lock(ctx, &lock);
     let mut prints = BTreeMap::from([(me.name.clone(), fingerprints.clone())]);
-    let mut result = repair(ctx, spec, &mut prints, timeout).await;
+    let mut result = repair(ctx, spec, &mut prints, timeout, warnings).await;
     if result.is_ok() && settings_changed {
-        result = roll(ctx, spec, &mut prints, timeout).await;
+        result = roll(ctx, spec, &mut prints, timeout, warnings).await;
     }
     release_change_lock(lock).await;
     if let Some(p) = prints.remove(&me.name) {

@@ -12,7 +12,7 @@ use super::backups::install_backup_job_after_change;
 use super::hosts::connect;
 use super::quorum::{hand_off_leadership, successor, wait_until_healthy};
 use super::snapshot_stream::InitialData;
-use super::ClusterSpec;
+use super::{ChangeWarning, ClusterSpec};
 use crate::etcd;
 use crate::framework::Context;
 use crate::member::binaries::{self, LocalBinaries};
@@ -379,7 +379,7 @@ pub async fn add_member(
     new: &MemberSpec,
     binaries: Option<&LocalBinaries>,
     timeout: Duration,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<Fingerprints, String> {
     let host = connect(new).await?;
     let added = async {
@@ -402,11 +402,11 @@ pub async fn add_member(
                 );
             }
             if let Some(aside) = move_data_aside(ctx.now(), &host, &to.settings).await? {
-                warnings.push(format!(
+                warnings.push(ChangeWarning::DataMovedAside(format!(
                     "member {} at {}: {} held etcd data of an earlier member; it was moved aside to {aside} \
                      (kept: delete it once you no longer need it)",
                     new.name, new.host, to.settings.layout.data_dir
-                ));
+                )));
             }
         }
         let initial = joining_cluster(&live, new, &to.settings);

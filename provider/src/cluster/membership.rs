@@ -49,7 +49,7 @@ use super::hosts::Hosts;
 use super::hosts::{close_all, connect_all};
 use super::member_steps::{add_member, refuse_shared_machines, remove_member, uninstall_member};
 use super::quorum::wait_until_healthy;
-use super::{continue_unless_stopped, observe, ClusterSpec};
+use super::{continue_unless_stopped, observe, ChangeWarning, ClusterSpec};
 use crate::framework::Context;
 use crate::member::binaries::LocalBinaries;
 use crate::member::install::Fingerprints;
@@ -96,7 +96,7 @@ pub async fn change_membership(
     to: &ClusterSpec,
     fingerprints: &mut BTreeMap<String, Fingerprints>,
     timeout: Duration,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), String> {
     let (added, removed) = membership_changes(from, to);
     if added.is_empty() && removed.is_empty() {
@@ -116,7 +116,9 @@ pub async fn change_membership(
         ));
     }
     if !removed.is_empty() {
-        SnapshotBefore::new("before-removal").ensure(from).await?;
+        SnapshotBefore::new("before-removal")
+            .ensure(from, warnings)
+            .await?;
     }
     let (failed, mut leaving): (Vec<&MemberSpec>, Vec<&MemberSpec>) = removed
         .into_iter()
@@ -203,7 +205,7 @@ impl Membership<'_> {
         &mut self,
         new: &MemberSpec,
         binaries: Option<&LocalBinaries>,
-        warnings: &mut Vec<String>,
+        warnings: &mut Vec<ChangeWarning>,
     ) -> Result<(), String> {
         continue_unless_stopped(self.ctx, "membership change")?;
         self.refuse_same_machine(new).await?;

@@ -54,6 +54,7 @@ mod space;
 mod spec;
 mod teardown;
 mod update;
+mod warning;
 
 pub use auth::{auth_enabled, set_auth};
 pub use bootstrap::bootstrap;
@@ -67,6 +68,7 @@ pub use space::clear_space_alarms;
 pub use spec::{trusted_bundle, ClusterSpec};
 pub use teardown::teardown;
 pub use update::update;
+pub use warning::ChangeWarning;
 
 use crate::framework::Context;
 

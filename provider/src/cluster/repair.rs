@@ -40,14 +40,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::backups::install_backup_job;
+use super::backups::{install_backup_job, JobInstallError};
 use super::hosts::connect;
 use super::hosts::Hosts;
 use super::in_place::renew_certificates;
 use super::member_steps::{Change, OneMemberChanges};
 use super::observe::{in_renewal_window, observe_through, unlisted};
 use super::quorum::{ensure_all_healthy, ensure_others_serve, wait_until_healthy};
-use super::{continue_unless_stopped, ClusterSpec};
+use super::{continue_unless_stopped, ChangeWarning, ClusterSpec};
 use crate::etcd;
 use crate::framework::Context;
 use crate::member::install::Fingerprints;
@@ -59,9 +59,10 @@ pub async fn repair(
     spec: &ClusterSpec,
     fingerprints: &mut BTreeMap<String, Fingerprints>,
     timeout: Duration,
+    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), String> {
     let hosts = Hosts::default();
-    let repaired = repair_through(ctx, spec, fingerprints, timeout, &hosts).await;
+    let repaired = repair_through(ctx, spec, fingerprints, timeout, &hosts, warnings).await;
     hosts.close().await;
     repaired
 }
@@ -73,6 +74,7 @@ async fn repair_through(
     fingerprints: &mut BTreeMap<String, Fingerprints>,
     timeout: Duration,
     hosts: &Hosts,
+    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), String> {
     let binaries = spec.local_binaries().await?;
     let changes = OneMemberChanges {
@@ -118,7 +120,15 @@ async fn repair_through(
                 "repairing the backup job of member {}: {health}",
                 member.name
             );
-            install_backup_job(spec, member).await?;
+            match install_backup_job(spec, member).await {
+                Ok(()) => {}
+                // The job runs; its copies fail until the backup host is
+                // back, and show as drift until then.
+                Err(JobInstallError::CopiesNotSetUp(e)) => {
+                    warnings.push(ChangeWarning::BackupCopyFailed(e))
+                }
+                Err(JobInstallError::Job(e)) => return Err(e),
+            }
             continue;
         }
         if health.only_certificates_due() && observed.serving.contains(&member.name) {

@@ -38,7 +38,7 @@ use super::hosts::Hosts;
 use super::member_steps::{Change, OneMemberChanges};
 use super::observe::observe_through;
 use super::quorum::ensure_others_serve;
-use super::{continue_unless_stopped, ClusterSpec, Observed};
+use super::{continue_unless_stopped, ChangeWarning, ClusterSpec, Observed};
 use crate::framework::Context;
 use crate::member::install::{self, Fingerprints};
 use crate::member::render::{self, InitialState};
@@ -51,6 +51,7 @@ pub async fn roll(
     spec: &ClusterSpec,
     fingerprints: &mut BTreeMap<String, Fingerprints>,
     timeout: Duration,
+    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), String> {
     let binaries = spec.local_binaries().await?;
     let hosts = Hosts::default();
@@ -65,7 +66,7 @@ pub async fn roll(
         binaries: binaries.as_ref(),
         timeout,
     };
-    let rolled = roll_members(ctx, spec, fingerprints, &changes, &hosts).await;
+    let rolled = roll_members(ctx, spec, fingerprints, &changes, &hosts, warnings).await;
     hosts.close().await;
     rolled
 }
@@ -77,6 +78,7 @@ async fn roll_members(
     fingerprints: &mut BTreeMap<String, Fingerprints>,
     changes: &OneMemberChanges<'_>,
     hosts: &Hosts,
+    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), String> {
     let mut snapshot = SnapshotBefore::new("before-roll");
     for (index, member) in spec.members.iter().enumerate() {
@@ -103,7 +105,7 @@ async fn roll_members(
         }
         let api = spec.api(ctx.now()).await?;
         let ready = match ensure_others_serve(spec, &api, &observed, member).await {
-            Ok(()) => snapshot.ensure(spec).await,
+            Ok(()) => snapshot.ensure(spec, warnings).await,
             Err(e) => Err(format!("rolling change paused: {e}")),
         };
         if let Err(e) = ready {

@@ -44,7 +44,7 @@ use super::in_place::renew_certificates;
 use super::member_steps::{Change, OneMemberChanges};
 use super::quorum::{ensure_all_healthy, wait_until_healthy};
 use super::spec::trusted_bundle;
-use super::{continue_unless_stopped, ClusterSpec};
+use super::{continue_unless_stopped, ChangeWarning, ClusterSpec};
 use crate::framework::Context;
 use crate::member::inspect;
 use crate::member::install::{self, Fingerprints};
@@ -86,6 +86,7 @@ pub async fn trust_new_ca(
     to: &ClusterSpec,
     fingerprints: &mut BTreeMap<String, Fingerprints>,
     timeout: Duration,
+    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), String> {
     let (old, new) = (&from.ca_cert_pem, &to.ca_cert_pem);
     let both = trusted_bundle(new, Some(old));
@@ -93,7 +94,7 @@ pub async fn trust_new_ca(
         RotationStep::TrustsBoth,
         to.with_ca(old, &from.ca_key_pem, &both),
     )];
-    run_passes(ctx, &passes, to, new, &both, fingerprints, timeout).await
+    run_passes(ctx, &passes, to, &both, fingerprints, timeout, warnings).await
 }
 
 /// Stage 2, in the next apply: certificates from the new CA with both
@@ -105,6 +106,7 @@ pub async fn retire_old_ca(
     to: &ClusterSpec,
     fingerprints: &mut BTreeMap<String, Fingerprints>,
     timeout: Duration,
+    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), String> {
     let new = &to.ca_cert_pem;
     let both = trusted_bundle(new, Some(old_ca));
@@ -118,20 +120,22 @@ pub async fn retire_old_ca(
             to.with_ca(new, &to.ca_key_pem, new),
         ),
     ];
-    run_passes(ctx, &passes, to, new, &both, fingerprints, timeout).await
+    run_passes(ctx, &passes, to, &both, fingerprints, timeout, warnings).await
 }
 
 /// Runs `passes` in order, each over every member that has not reached
-/// it yet (judged from its host), one member at a time.
+/// it yet (judged from its host), one member at a time. `to` has the new
+/// CA; `both` is the bundle of the new and the old.
 async fn run_passes(
     ctx: &Context,
     passes: &[(RotationStep, ClusterSpec)],
     to: &ClusterSpec,
-    new: &str,
     both: &str,
     fingerprints: &mut BTreeMap<String, Fingerprints>,
     timeout: Duration,
+    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), String> {
+    let new = &to.ca_cert_pem;
     let binaries = to.local_binaries().await?;
     let mut snapshot = SnapshotBefore::new("before-ca-rotation");
     for (step, pass) in passes {
@@ -163,7 +167,7 @@ async fn run_passes(
             )
             .await;
             let ready = match healthy {
-                Ok(()) => snapshot.ensure(pass).await,
+                Ok(()) => snapshot.ensure(pass, warnings).await,
                 Err(e) => Err(e),
             };
             if let Err(e) = ready {

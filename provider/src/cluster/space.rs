@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use super::backups::SnapshotBefore;
 use super::quorum::{ensure_all_healthy, wait_until_healthy};
-use super::{continue_unless_stopped, ClusterSpec};
+use super::{continue_unless_stopped, ChangeWarning, ClusterSpec};
 use crate::etcd::{self, AlarmKind, Compaction};
 use crate::framework::Context;
 
@@ -53,6 +53,7 @@ pub async fn clear_space_alarms(
     ctx: &Context,
     spec: &ClusterSpec,
     timeout: Duration,
+    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), String> {
     let api = spec.api(ctx.now()).await?;
     let no_space: Vec<etcd::Alarm> = current_alarms(&api)
@@ -71,7 +72,7 @@ pub async fn clear_space_alarms(
     )
     .await?;
     SnapshotBefore::new("before-compaction")
-        .ensure(spec)
+        .ensure(spec, warnings)
         .await?;
     match api.compact_at_current_revision(timeout).await? {
         Compaction::Done(revision) => log::info!("compacted the keyspace at revision {revision}"),

@@ -31,7 +31,8 @@ use std::time::Duration;
 use super::downgrade::lower_cluster_version;
 use super::quorum::{release_change_lock, take_change_lock, under_lock, LockRefusal};
 use super::{
-    change_membership, clear_space_alarms, repair, retire_old_ca, roll, trust_new_ca, ClusterSpec,
+    change_membership, clear_space_alarms, repair, retire_old_ca, roll, trust_new_ca,
+    ChangeWarning, ClusterSpec,
 };
 use crate::framework::Context;
 use crate::member::install::Fingerprints;
@@ -96,7 +97,7 @@ pub async fn update(
     to: &ClusterSpec,
     fingerprints: &mut BTreeMap<String, Fingerprints>,
     timeout: Duration,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), UpdateStop> {
     let api = from.api(ctx.now()).await.map_err(UpdateStop::Membership)?;
     let lock = match take_change_lock(ctx, &api, timeout).await {
@@ -105,7 +106,7 @@ pub async fn update(
             // No lease, so no lock, until space is freed: that first (see
             // space.rs), with the members and settings running now.
             log::warn!("{e}: clearing the alarm before the change lock is taken");
-            clear_space_alarms(ctx, from, timeout)
+            clear_space_alarms(ctx, from, timeout, warnings)
                 .await
                 .map_err(UpdateStop::Space)?;
             take_change_lock(ctx, &api, timeout)
@@ -134,7 +135,7 @@ async fn phases(
     to: &ClusterSpec,
     fingerprints: &mut BTreeMap<String, Fingerprints>,
     timeout: Duration,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), UpdateStop> {
     // A new CA: pass 1 of its rotation (this apply). The same CA with a
     // CA no longer trusted: passes 2 and 3 (the apply after). Until passes
@@ -152,29 +153,29 @@ async fn phases(
         .await
         .map_err(UpdateStop::Membership)?;
     if from.settings != to.settings {
-        lower_cluster_version(ctx, from, &to.settings.etcd_version, timeout)
+        lower_cluster_version(ctx, from, &to.settings.etcd_version, timeout, warnings)
             .await
             .map_err(UpdateStop::Rolling)?;
-        roll(ctx, &staged, fingerprints, timeout)
+        roll(ctx, &staged, fingerprints, timeout, warnings)
             .await
             .map_err(UpdateStop::Rolling)?;
     }
     if rotating {
-        trust_new_ca(ctx, from, to, fingerprints, timeout)
+        trust_new_ca(ctx, from, to, fingerprints, timeout, warnings)
             .await
             .map_err(UpdateStop::Rolling)?;
     }
     if retiring {
         if let Some(old_ca) = retiring_ca(from, to) {
-            retire_old_ca(ctx, &old_ca, to, fingerprints, timeout)
+            retire_old_ca(ctx, &old_ca, to, fingerprints, timeout, warnings)
                 .await
                 .map_err(UpdateStop::Rolling)?;
         }
     }
-    repair(ctx, to, fingerprints, timeout)
+    repair(ctx, to, fingerprints, timeout, warnings)
         .await
         .map_err(UpdateStop::Repair)?;
-    clear_space_alarms(ctx, to, timeout)
+    clear_space_alarms(ctx, to, timeout, warnings)
         .await
         .map_err(UpdateStop::Repair)
 }

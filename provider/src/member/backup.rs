@@ -52,7 +52,18 @@ pub(super) fn script_file(layout: &Layout) -> String {
     format!("{}/etcd-backup.sh", layout.config_dir)
 }
 
-/// The backup script: `sh etcd-backup.sh LABEL`, run as `etcd`.
+/// The exit status of the script when the snapshot was taken, verified
+/// and pruned, but its copy to the backup host failed.
+const COPY_FAILED: i32 = 3;
+
+/// The backup script: `sh etcd-backup.sh LABEL`, run as `etcd`. In this
+/// order, so that an outage of the backup host never fills a member's
+/// disk: a quorum read (a member that does not answer may hold stale
+/// data), a check that the directory has room for the snapshot with as
+/// much again left free (the data usually shares its file system, and
+/// etcd stops when that is full), the snapshot and its check, the pruning
+/// to `keep`, and only then the copy, whose failure leaves everything else
+/// done (exit status [`COPY_FAILED`]).
 fn script(settings: &ClusterSettings) -> String {
     let backup = &settings.backup;
     format!(
@@ -72,8 +83,17 @@ etcdctl={etcdctl}
 # etcd 3.4 (no etcdutl) has not reached it yet.
 snapshot_tool={snapshot_tool}
 [ -x "$snapshot_tool" ] || snapshot_tool="$etcdctl"
-# A member that does not answer a quorum read may hold stale data.
-"$etcdctl" endpoint health >/dev/null
+# A member that does not answer a quorum read may hold stale data. A read,
+# not "endpoint health", which fails under any alarm from etcd 3.5 on: a full
+# database (NOSPACE) must still be backed up before it is compacted.
+"$etcdctl" get --keys-only health >/dev/null
+size=$("$etcdctl" endpoint status -w json | sed -n 's/.*"dbSize":\([0-9]*\).*/\1/p')
+free=$(df -P -B1 "$dir" | awk 'NR == 2 {{ print $4 }}')
+[ -n "$size" ] && [ -n "$free" ] || {{ echo "could not read the database size or the free space of $dir" >&2; exit 1; }}
+if [ "$free" -lt $((size * 2)) ]; then
+  echo "no snapshot: $dir has $free bytes free; a snapshot of this database takes up to $size, and as much again must stay free" >&2
+  exit 1
+fi
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 partial="$dir/.etcd-$label-$stamp.partial"
 trap 'rm -f "$partial"' EXIT
@@ -86,10 +106,10 @@ revision=$("$snapshot_tool" snapshot status "$partial" -w json | sed -n 's/.*"re
 [ -n "$revision" ] || {{ echo "snapshot status gave no revision" >&2; exit 1; }}
 final="$dir/etcd-$label-$stamp-rev$revision.db"
 mv "$partial" "$final"
-{copy}echo "$final"
+echo "$final"
 ls "$dir" | grep -E "^etcd-$label-[0-9]{{8}}T[0-9]{{6}}Z-rev[0-9]+\.db$" | sort -r | tail -n +{first_pruned} |
   while read -r old; do rm -f "$dir/$old"; done
-"#,
+{copy}"#,
         dir = quote(&backup.dir),
         keep = backup.keep,
         env = quote(&settings.layout.etcdctl_env_file()),
@@ -99,7 +119,12 @@ ls "$dir" | grep -E "^etcd-$label-[0-9]{{8}}T[0-9]{{6}}Z-rev[0-9]+\.db$" | sort 
         copy = backup
             .copy_to
             .as_ref()
-            .map(|copy| backup_copy::copy_command(settings, copy))
+            .map(|copy| {
+                format!(
+                    "{} || {{ echo \"$final was kept here, but its copy to the backup host failed\" >&2; exit {COPY_FAILED}; }}\n",
+                    backup_copy::copy_command(settings, copy)
+                )
+            })
             .unwrap_or_default(),
     )
 }
@@ -215,26 +240,51 @@ pub async fn uninstall(host: &Host, layout: &Layout) -> Result<(), SshError> {
     Ok(())
 }
 
+/// A snapshot taken by the job's script.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Taken {
+    /// Its path on the member.
+    pub path: String,
+    /// Why its copy to the backup host failed, if it did (the snapshot is
+    /// kept on the member all the same).
+    pub copy_failed: Option<String>,
+}
+
 /// Takes a snapshot labelled `label` now with the installed script (see
-/// [`install`]); returns the snapshot's path on the host.
+/// [`install`]).
 pub async fn take_now(
     host: &Host,
     settings: &ClusterSettings,
     label: &str,
-) -> Result<String, SshError> {
-    let out = host
-        .run_ok(&format!(
-            "runuser -u etcd -- /bin/sh {} {}",
-            quote(&script_file(&settings.layout)),
-            quote(label)
-        ))
-        .await?;
-    Ok(out.trim().to_string())
+) -> Result<Taken, SshError> {
+    let command = format!(
+        "runuser -u etcd -- /bin/sh {} {}",
+        quote(&script_file(&settings.layout)),
+        quote(label)
+    );
+    let out = host.run(&command).await?;
+    let path = out.stdout.trim().to_string();
+    match out.status {
+        0 => Ok(Taken {
+            path,
+            copy_failed: None,
+        }),
+        COPY_FAILED if !path.is_empty() => Ok(Taken {
+            path,
+            copy_failed: Some(out.stderr.trim().to_string()),
+        }),
+        status => Err(SshError(format!(
+            "{}: the backup script failed with status {status}: {}",
+            host.address,
+            out.stderr.trim()
+        ))),
+    }
 }
 
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::member::backup_copy::CopyTo;
     use crate::member::{BinarySource, Layout};
 
     /// Settings with backups kept 3 at a time, on `schedule`.
@@ -270,7 +320,7 @@ pub(super) mod tests {
         assert!(script.contains(
             r#"grep -E "^etcd-$label-[0-9]{8}T[0-9]{6}Z-rev[0-9]+\.db$" | sort -r | tail -n +4"#
         ));
-        assert!(script.contains("endpoint health"));
+        assert!(script.contains("get --keys-only health"));
         let timer = timer("*:0/15");
         assert!(timer.contains("OnCalendar=*:0/15\n") && timer.contains("AccuracySec=1s"));
     }
@@ -282,5 +332,27 @@ pub(super) mod tests {
         assert!(script(&current).contains("snapshot_tool=/usr/bin/etcdutl\n"));
         assert!(script(&settings(None)).contains("snapshot_tool=/usr/bin/etcdctl\n"));
         assert!(script(&current).contains("revision=$(\"$snapshot_tool\" snapshot status"));
+    }
+
+    #[test]
+    fn the_script_prunes_before_it_copies_and_checks_free_space_first() {
+        let mut s = settings(Some("hourly"));
+        s.backup.copy_to = Some(CopyTo {
+            host: "10.0.0.9".into(),
+            user: "backup".into(),
+            port: None,
+            dir: "/srv/etcd".into(),
+        });
+        let script = script(&s);
+        let at = |needle: &str| {
+            script
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle}: {script}"))
+        };
+        assert!(at("df -P -B1") < at("snapshot save"));
+        assert!(at("tail -n +4") < at("ssh -F /dev/null"), "prune first");
+        assert!(script.contains("exit 3; }"), "{script}");
+        // The database size and the revision are read by sed's \1.
+        assert_eq!(script.matches(r"\).*/\1/p'").count(), 2, "{script}");
     }
 }

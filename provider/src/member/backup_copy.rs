@@ -48,13 +48,14 @@ fn known_name(copy: &CopyTo) -> String {
     }
 }
 
-/// The lines the backup script runs after a snapshot is final (`$final`).
+/// The command by which the backup script sends a final snapshot
+/// (`$final`) to the backup host.
 pub fn copy_command(settings: &ClusterSettings, copy: &CopyTo) -> String {
     let layout = &settings.layout;
     format!(
         "ssh -F /dev/null -i {key} -o IdentitiesOnly=yes -o UserKnownHostsFile={known} \
          -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=10 -p {port} {target} \
-         put \"$(basename \"$final\")\" < \"$final\"\n",
+         put \"$(basename \"$final\")\" < \"$final\"",
         key = quote(&key_file(layout)),
         known = quote(&known_hosts_file(layout)),
         port = copy.port.unwrap_or(22),

@@ -236,8 +236,17 @@ impl Resource for EtcdMember {
         let settings_changed =
             from.settings != spec.settings || from.ca_cert_pem != spec.ca_cert_pem;
         let timeout = settings::timeout(planned, "update");
-        let updated =
-            foreign_member::update(ctx, &spec, settings_changed, &mut prints, timeout).await;
+        let mut warnings = Vec::new();
+        let updated = foreign_member::update(
+            ctx,
+            &spec,
+            settings_changed,
+            &mut prints,
+            timeout,
+            &mut warnings,
+        )
+        .await;
+        settings::warn_all(diags, &warnings);
         private.set(FINGERPRINTS, &prints);
         if let Err(e) = updated {
             // The prior settings stay in state, so the next plan shows the

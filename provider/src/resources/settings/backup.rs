@@ -17,12 +17,13 @@ pub fn backup_block() -> Block {
         "Scheduled snapshots on the members. Every member snapshots its own local member (so every host keeps a \
          full set, and no run is missed while one member is down), verifies the file (etcd's SHA-256 and \
          `snapshot status` by etcdutl, or etcdctl on etcd 3.4), keeps it 0600 owned by `etcd` as `etcd-scheduled-<UTC time>-rev<revision>.db` \
-         and deletes the oldest beyond `keep`; nothing else in `dir` is touched. A member that does not answer a \
-         quorum read takes none. A disabled or failing timer, or no new snapshot within twice the schedule, shows \
+         and deletes the oldest beyond `keep` (before any copy to `copy_to`); nothing else in `dir` is touched. A \
+         member that does not answer a quorum read takes none, nor one whose `dir` lacks room for the database \
+         with as much again left free. A disabled or failing timer, or no new snapshot within twice the schedule, shows \
          in the member's `status` (plan exit 2) and apply repairs the job. With or without this block, a snapshot \
          labelled with the change (`before-roll`, `before-ca-rotation`, `before-removal`, `before-compaction`) is \
          taken into `dir` before any change that restarts or removes members or compacts the keyspace; if it \
-         cannot be taken the change does not start.",
+         cannot be taken the change does not start (a copy to `copy_to` that fails is a warning).",
     )
     .attribute(Attribute::required(
         "schedule",

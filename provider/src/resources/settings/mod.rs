@@ -36,11 +36,11 @@ pub fn warn_unreachable(diags: &mut Diagnostics, observed: &Observed) {
     }
 }
 
-/// A warning for each thing an operation did that the user should know
-/// (data moved aside).
-pub fn warn_all(diags: &mut Diagnostics, warnings: &[String]) {
+/// A warning for each thing a change did, or could not do, that the user
+/// should know (data moved aside, a snapshot not copied).
+pub fn warn_all(diags: &mut Diagnostics, warnings: &[crate::cluster::ChangeWarning]) {
     for warning in warnings {
-        diags.warning("Data moved aside", warning.clone());
+        diags.warning(warning.summary(), warning.to_string());
     }
 }
 
