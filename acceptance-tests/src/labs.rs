@@ -47,6 +47,7 @@ pub enum LabId {
     Etcd36 = 40,
     Etcd37 = 41,
     Upgrades = 42,
+    ClientPortOutOfReach = 43,
 }
 
 impl LabId {

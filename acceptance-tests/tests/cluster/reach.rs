@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use acceptance_tests::fixtures::assert_started_members;
+use acceptance_tests::fixtures::{assert_started_members, check_writes, start_writer, KUBEADM_PKI};
 use acceptance_tests::lab::Lab;
 use acceptance_tests::labs::LabId;
 use acceptance_tests::terraform::{example, Install, Workspace};
@@ -51,6 +51,67 @@ fn client_api_through_ssh_tunnels_when_the_client_port_is_unreachable() {
     assert_eq!(code, 2, "{}", run.text());
     ws.apply();
     assert_eq!(ws.plan_exit_code().0, 0);
+    ws.destroy();
+}
+
+#[test]
+fn members_that_serve_out_of_this_machines_reach_are_never_restarted() {
+    let lab = Lab::up(LabId::ClientPortOutOfReach, 3);
+    let members: String = lab
+        .hosts
+        .iter()
+        .zip(&lab.second_addresses)
+        .enumerate()
+        .map(|(i, ((_, address), second))| {
+            format!("  member {{\n    name = \"e{}\"\n    host = \"{address}\"\n    ssh_host = \"{second}\"\n  }}\n", i + 1)
+        })
+        .collect();
+    // Reached directly (no tunnel), with SSH over the second addresses.
+    let config = tunnelled_cluster(&lab, "out-of-reach", &members)
+        .replace("    tunnel = true\n", "")
+        .replace(
+            "  ssh {\n",
+            &format!("  pki_dir = \"{KUBEADM_PKI}\"\n  ssh {{\n"),
+        );
+    let terraform = tools::newest_terraform();
+    let ws = Workspace::new(&terraform, Install::DevOverrides, &config);
+    ws.apply();
+    start_writer(&lab);
+    let pids = || -> Vec<String> {
+        lab.second_addresses
+            .iter()
+            .map(|h| lab.ssh_ok(h, "systemctl show -p MainPID --value etcd"))
+            .collect()
+    };
+    let before = pids();
+    // This machine loses the members' client port (and every other port of
+    // their first addresses); SSH over the second addresses still works.
+    for (name, _) in &lab.hosts {
+        lab.fault("hide", name, &[]);
+    }
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    assert_eq!(
+        run.stdout.matches("serves on its host").count(),
+        3,
+        "{}",
+        run.stdout
+    );
+    assert!(!run.text().contains("Quorum lost"), "{}", run.text());
+    let run = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    assert_ne!(run.code, 0, "{}", run.text());
+    assert!(
+        run.words().contains("restarts no member that serves"),
+        "{}",
+        run.text()
+    );
+    assert_eq!(pids(), before, "a member that serves was restarted");
+    for (name, _) in &lab.hosts {
+        lab.fault("unhide", name, &[]);
+    }
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 0, "{}", run.text());
+    check_writes(&lab, "h2");
     ws.destroy();
 }
 

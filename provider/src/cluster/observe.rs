@@ -41,6 +41,11 @@ pub enum Problem {
     DataMissing,
     /// Its endpoint does not answer a quorum read.
     Unhealthy(String),
+    /// Its endpoint does not answer this machine, but the member answers a
+    /// quorum read on its own host: it serves, and is out of this
+    /// machine's reach (a firewall, a route, a name). Never restarted for
+    /// that.
+    ServesUnreachable(String),
     /// Its scheduled backup job is broken (see `member::backup`).
     Backup(String),
     /// It raised an alarm that the cluster keeps (see `space.rs`).
@@ -64,6 +69,10 @@ impl fmt::Display for Problem {
             Problem::NotAMember => f.write_str("not a member of the cluster"),
             Problem::DataMissing => f.write_str("its data directory holds no etcd data"),
             Problem::Unhealthy(e) => write!(f, "unhealthy: {e}"),
+            Problem::ServesUnreachable(e) => write!(
+                f,
+                "serves on its host (a quorum read there succeeds), but this machine cannot reach its client URL: {e}"
+            ),
             Problem::Backup(what) => f.write_str(what),
             Problem::Alarm(etcd::AlarmKind::NoSpace) => f.write_str(
                 "alarm NOSPACE: its database reached quota-backend-bytes and the cluster refuses writes; \
@@ -134,6 +143,11 @@ impl Health {
     /// another etcd (not the provider's unit) serves the member.
     pub fn refusal(&self, member: &str) -> Option<String> {
         self.0.iter().find_map(|p| match p {
+            Problem::ServesUnreachable(_) => Some(format!(
+                "member {member} {p}. The provider changes nothing it cannot see, and restarts no member that \
+                 serves: let this machine reach the members' client port, or set ssh.tunnel = true to reach it \
+                 through SSH."
+            )),
             Problem::ServedOutsideUnit(_) => Some(format!(
                 "member {member} is {p}; the provider will not start a second etcd next to it. Stop that \
                  etcd (e.g. its hand-made unit) and apply again: the provider then starts the member from \
@@ -248,16 +262,31 @@ pub async fn observe_through(
             return observed;
         }
     };
-    let (survey, host_states) = tokio::join!(api.survey(), async {
-        let connected = hosts.connect_all(&spec.members).await;
-        futures::future::join_all(connected.into_iter().map(|host| async move {
-            let host = host?;
-            inspect::observe(&host, &spec.settings)
+    let (survey, connected) = tokio::join!(api.survey(), hosts.connect_all(&spec.members));
+    let looks = connected
+        .iter()
+        .zip(&survey)
+        .map(|(host, (status, _))| async move {
+            let host = host.as_ref().map_err(Clone::clone)?;
+            let state = inspect::observe(host, &spec.settings)
                 .await
-                .map_err(|e| e.to_string())
-        }))
-        .await
-    });
+                .map_err(|e| e.to_string())?;
+            // No answer here: is that the member, or this machine's reach?
+            let serves_there = !status.healthy
+                && inspect::unit_runs(&state.unit)
+                && inspect::serves_locally(host, &spec.settings).await;
+            Ok::<_, String>((state, serves_there))
+        });
+    let looked: Vec<Result<(inspect::HostState, bool), String>> =
+        futures::future::join_all(looks).await;
+    let serves_there: Vec<bool> = looked
+        .iter()
+        .map(|look| look.as_ref().is_ok_and(|(_, serves)| *serves))
+        .collect();
+    let host_states: Vec<Result<inspect::HostState, String>> = looked
+        .into_iter()
+        .map(|look| look.map(|(state, _)| state))
+        .collect();
     // The member list of a member that answers a quorum read: a member cut
     // off from the others answers with what it saw last. Without one, the
     // list of any member, but no member is judged "not a member" or
@@ -284,13 +313,17 @@ pub async fn observe_through(
     // belongs to the member that raised it.
     let mut alarms: BTreeSet<etcd::Alarm> =
         statuses.iter().flat_map(|s| s.alarms.clone()).collect();
-    for ((member, status), host_state) in spec.members.iter().zip(&statuses).zip(host_states) {
+    let members = spec.members.iter().zip(&statuses).zip(host_states);
+    for (((member, status), host_state), serves_there) in members.zip(serves_there) {
         if let Some(version) = &status.version {
             observed
                 .versions
                 .insert(member.name.clone(), version.clone());
         }
-        if status.healthy {
+        // Judged by its host too: a member that serves there counts as
+        // serving (no step may restart it), though this machine cannot
+        // reach it.
+        if status.healthy || serves_there {
             observed.serving.insert(member.name.clone());
         }
         let mut problems = Vec::new();
@@ -349,7 +382,12 @@ pub async fn observe_through(
             }
         }
         if !status.healthy && problems.iter().all(|p| matches!(p, Problem::Backup(_))) {
-            problems.push(Problem::Unhealthy(status.error.clone().unwrap_or_default()));
+            let error = status.error.clone().unwrap_or_default();
+            problems.push(if serves_there {
+                Problem::ServesUnreachable(error)
+            } else {
+                Problem::Unhealthy(error)
+            });
         }
         let raised: Vec<etcd::Alarm> = alarms
             .iter()
@@ -454,6 +492,24 @@ mod tests {
         assert!(!learner.is_not_a_member());
         let observed = Observed::default();
         assert!(!observed.health_of("e1").is_healthy());
+    }
+
+    #[test]
+    fn a_member_that_serves_on_its_host_is_never_restarted_for_being_out_of_reach() {
+        let unreachable = Health(vec![Problem::ServesUnreachable(
+            "connection refused".into(),
+        )]);
+        assert!(!unreachable.is_healthy());
+        let refusal = unreachable.refusal("e1").expect("refused");
+        assert!(
+            refusal.contains("restarts no member that serves"),
+            "{refusal}"
+        );
+        assert!(unreachable.to_string().starts_with("serves on its host"));
+        assert_eq!(
+            Health(vec![Problem::Unhealthy("x".into())]).refusal("e1"),
+            None
+        );
     }
 
     #[test]

@@ -120,6 +120,21 @@ fn etcd_state_command(roots: &[&str]) -> String {
     )
 }
 
+/// Whether the member answers a quorum read on its own host (its local
+/// client URL, with the host's etcdctl identity): the evidence, when the
+/// machine running Terraform gets no answer from it, that it serves all
+/// the same and only cannot be reached from there.
+pub async fn serves_locally(host: &Host, settings: &ClusterSettings) -> bool {
+    let check = format!(
+        "set -a; . {env}; set +a; {etcdctl} get --keys-only --command-timeout=3s health >/dev/null 2>&1 && echo serves; true",
+        env = quote(&settings.layout.etcdctl_env_file()),
+        etcdctl = quote(&settings.layout.etcdctl()),
+    );
+    host.run(&check)
+        .await
+        .is_ok_and(|out| out.stdout.trim() == "serves")
+}
+
 /// Whether etcd's unit runs, as far as the provider's checks go.
 pub fn unit_runs(state: &str) -> bool {
     state == "active" || state == UNIT_RUNNING
