@@ -35,10 +35,19 @@ fn a_full_database_is_drift_and_apply_compacts_defragments_and_disarms() {
     let ws = cluster3_workspace(&lab, &terraform, SCALING);
     let hosts: Vec<&str> = lab.hosts.iter().map(|(_, a)| a.as_str()).collect();
     let mut vars = scaling_vars(&lab, &hosts, "3.6");
+    // Names that YAML would read as numbers (010 is 8, 1.10 is 1.1).
+    vars.push(("names", r#"["010", "1.10", "e3"]"#.into()));
     vars.push(("flags", r#"{ "quota-backend-bytes" = "1048576" }"#.into()));
     ws.set_vars(&vars);
     ws.apply();
     assert_eq!(ws.plan_exit_code().0, 0);
+    let members = lab.etcdctl("h1", KUBEADM_PKI, "member list");
+    for name in ["010", "1.10", "e3"] {
+        assert!(
+            members.contains(&format!(", {name}, https://")),
+            "{members}"
+        );
+    }
 
     let refused = fill_until_refused(&lab);
     assert!(

@@ -58,7 +58,14 @@ pub enum InitialState {
     Existing,
 }
 
-/// A YAML scalar: booleans and numbers bare, everything else quoted.
+/// A YAML string, always quoted: a member named `010` or `1.10` must not
+/// become the number 8 or 1.1.
+fn string(value: &str) -> String {
+    serde_json::Value::String(value.to_string()).to_string()
+}
+
+/// A YAML scalar for an `extra_flags` value: booleans and numbers bare,
+/// everything else quoted.
 fn scalar(value: &str) -> String {
     let bare = value == "true"
         || value == "false"
@@ -86,7 +93,7 @@ pub fn config_file(
     let mut out =
         String::from("# Managed by terraform-provider-etcd: changes here show up as drift.\n");
     let mut line = |key: &str, value: String| out.push_str(&format!("{key}: {value}\n"));
-    line("name", scalar(&member.name));
+    line("name", string(&member.name));
     line("data-dir", scalar(&layout.data_dir));
     // etcd binds to IP addresses only: a member known by a DNS name listens
     // on all of its host's addresses (loopback included) and advertises
@@ -114,7 +121,7 @@ pub fn config_file(
             InitialState::Existing => "existing",
         }),
     );
-    line("initial-cluster-token", scalar(&settings.token));
+    line("initial-cluster-token", string(&settings.token));
     line("listen-metrics-urls", scalar(&settings.metrics_url));
     for (key, value) in DEFAULTS_UNLESS_GIVEN
         .iter()
@@ -161,7 +168,10 @@ pub fn etcdctl_env(settings: &ClusterSettings) -> String {
 }
 
 /// The systemd unit. `Type=notify`: etcd tells systemd when it has joined
-/// the cluster, so `systemctl start` blocks until there is a quorum.
+/// the cluster, so `systemctl start` blocks until there is a quorum. No
+/// start timeout (as etcd's own unit): a member replaying a long log must
+/// not be killed and restarted in a loop; the provider starts units
+/// without blocking and waits by its own timeouts.
 pub fn unit_file(settings: &ClusterSettings) -> String {
     let layout = &settings.layout;
     format!(
@@ -179,7 +189,7 @@ pub fn unit_file(settings: &ClusterSettings) -> String {
          Restart=on-failure\n\
          RestartSec=5\n\
          LimitNOFILE=65536\n\
-         TimeoutStartSec=120\n\
+         TimeoutStartSec=0\n\
          \n\
          [Install]\n\
          WantedBy=multi-user.target\n",
@@ -317,6 +327,18 @@ mod tests {
             1,
             "{off}"
         );
+    }
+
+    #[test]
+    fn names_and_tokens_that_look_like_numbers_stay_strings() {
+        let mut m = member();
+        m.name = "010".into();
+        let mut s = settings();
+        s.token = "1.10".into();
+        let text = config_file(&m, &s, &[], InitialState::New);
+        assert!(text.contains("name: \"010\"\n"), "{text}");
+        assert!(text.contains("initial-cluster-token: \"1.10\"\n"), "{text}");
+        assert!(unit_file(&s).contains("TimeoutStartSec=0\n"));
     }
 
     #[test]

@@ -146,9 +146,11 @@ fn validate_flags(config: &Value, diags: &mut Diagnostics) {
     };
     let at = AttributePath::root("extra_flags");
     for (key, value) in flags {
-        let flag = key.trim().trim_start_matches('-');
+        let flag = key.as_str();
+        // Keys are written into etcd's config file, which ignores any it
+        // does not know: "--snapshot-count" would do nothing.
         let well_formed = !flag.is_empty()
-            && key == key.trim()
+            && !flag.starts_with('-')
             && flag
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
@@ -156,8 +158,10 @@ fn validate_flags(config: &Value, diags: &mut Diagnostics) {
             diags.error_at(
                 at.clone(),
                 "Invalid flag name",
-                format!("{key:?} is not an etcd flag name: use lower-case letters, digits and '-' (e.g. \"snapshot-count\")."),
+                format!("{key:?} is not an etcd flag name: use lower-case letters, digits and '-', without leading dashes (e.g. \"snapshot-count\")."),
             );
+        } else if let Some(why) = refused_flag(flag) {
+            diags.error_at(at.key(key), "Flag refused", why);
         } else if MANAGED_KEYS.contains(&flag) {
             diags.error_at(
                 at.clone(),
@@ -174,6 +178,27 @@ fn validate_flags(config: &Value, diags: &mut Diagnostics) {
                 );
             }
         }
+    }
+}
+
+/// Why a flag that etcd knows may not be set through `extra_flags`: each
+/// would break the cluster as a roll reached each member.
+fn refused_flag(flag: &str) -> Option<String> {
+    match flag {
+        "force-new-cluster" => Some(
+            "force-new-cluster makes a member forget its peers and start a cluster of one: rolled through \
+             the members, it splits the cluster. Recover a lost quorum as the backups guide shows."
+                .into(),
+        ),
+        "wal-dir" => Some(
+            "wal-dir moves the member's log outside its data directory, which the provider neither creates, \
+             moves aside nor backs up; changing it makes a member lose its log."
+                .into(),
+        ),
+        _ if flag == "discovery" || flag.starts_with("discovery-") => Some(format!(
+            "{flag} bootstraps through a discovery service; the provider bootstraps with the members it is given."
+        )),
+        _ => None,
     }
 }
 
@@ -346,7 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn flag_names_are_checked_after_trimming_and_values_have_no_newlines() {
+    fn flag_names_are_plain_and_values_have_no_newlines() {
         let flags = |key: &str, value: &str| {
             Value::object([(
                 "extra_flags",
@@ -354,8 +379,16 @@ mod tests {
             )])
         };
         assert!(errors(flags("snapshot-count", "10000")).is_empty());
-        assert!(errors(flags("--snapshot-count", "10000")).is_empty());
+        for refused in ["force-new-cluster", "wal-dir", "discovery", "discovery-srv"] {
+            assert_eq!(
+                errors(flags(refused, "x")),
+                vec![format!("extra_flags[\"{refused}\"]")],
+                "{refused}"
+            );
+        }
         for bad in [
+            "--snapshot-count",
+            "-x",
             "data-dir ",
             " data-dir",
             "data-dir",
