@@ -131,6 +131,31 @@ impl Workspace {
         self.dir.path()
     }
 
+    /// Runs the provider as if it were `hours` later than now
+    /// (`ETCD_PROVIDER_FAKE_NOW`) in every later terraform command, until
+    /// [`Workspace::reset_clock`].
+    pub fn set_clock_ahead(&mut self, hours: i64) {
+        let later = time::OffsetDateTime::now_utc() + time::Duration::hours(hours);
+        let later = later
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("an RFC 3339 time");
+        self.set_env("ETCD_PROVIDER_FAKE_NOW", &later);
+    }
+
+    /// The provider on the real clock again.
+    pub fn reset_clock(&mut self) {
+        self.remove_env("ETCD_PROVIDER_FAKE_NOW");
+    }
+
+    /// `plan -detailed-exitcode` exits 2 and says `what` exactly `times`
+    /// times (once per member, say).
+    pub fn plan_saying(&self, what: &str, times: usize) -> Run {
+        let (code, run) = self.plan_exit_code();
+        assert_eq!(code, 2, "{}", run.text());
+        assert_eq!(run.stdout.matches(what).count(), times, "{}", run.stdout);
+        run
+    }
+
     /// Adds an environment variable for every later terraform command.
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);

@@ -132,20 +132,14 @@ fn a_client_certificate_is_installed_kept_renewed_and_removed() {
 
     // 8100 hours on, the one-year certificate is inside its 720-hour window.
     let before = lab.ssh_ok("h2", &format!("sha256sum < {DIR}/client.crt"));
-    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(8100);
     let mut ws = ws;
-    ws.set_env(
-        "ETCD_PROVIDER_FAKE_NOW",
-        &later
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap(),
-    );
+    ws.set_clock_ahead(8100);
     let (code, run) = ws.plan_exit_code();
     assert_eq!(code, 2, "{}", run.text());
     assert!(run.stdout.contains("ready_for_renewal"), "{}", run.stdout);
     assert!(!run.stdout.contains("must be replaced"), "{}", run.stdout);
     ws.apply();
-    ws.remove_env("ETCD_PROVIDER_FAKE_NOW");
+    ws.reset_clock();
     assert_ne!(
         lab.ssh_ok("h2", &format!("sha256sum < {DIR}/client.crt")),
         before

@@ -98,21 +98,8 @@ fn member_certificates_are_renewed_without_a_restart_when_due() {
     start_writer(&lab);
 
     // 700 hours on, the 720-hour certificates are inside their 24-hour window.
-    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(700);
-    ws.set_env(
-        "ETCD_PROVIDER_FAKE_NOW",
-        &later
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap(),
-    );
-    let (code, run) = ws.plan_exit_code();
-    assert_eq!(code, 2, "{}", run.text());
-    assert_eq!(
-        run.stdout.matches("due for renewal").count(),
-        3,
-        "{}",
-        run.stdout
-    );
+    ws.set_clock_ahead(700);
+    ws.plan_saying("due for renewal", 3);
     let started = std::time::Instant::now();
     ws.apply();
     eprintln!(
@@ -149,7 +136,7 @@ fn member_certificates_are_renewed_without_a_restart_when_due() {
         lines[0], lines[1],
         "h1 serves another certificate than its file"
     );
-    ws.remove_env("ETCD_PROVIDER_FAKE_NOW");
+    ws.reset_clock();
     assert_eq!(ws.plan_exit_code().0, 0);
     let health = lab.etcdctl("h3", KUBEADM_PKI, "endpoint health --cluster");
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");

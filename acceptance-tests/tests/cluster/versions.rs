@@ -79,22 +79,11 @@ fn tour(id: LabId, minor: &str) {
     corruption_checks_are_on(&lab, minor);
 
     // 700 hours on, the 720-hour certificates are due: renewed in place.
-    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(700);
-    let later = later
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    ws.set_env("ETCD_PROVIDER_FAKE_NOW", &later);
-    let (code, run) = ws.plan_exit_code();
-    assert_eq!(code, 2, "{}", run.text());
-    assert_eq!(
-        run.stdout.matches("due for renewal").count(),
-        3,
-        "{}",
-        run.stdout
-    );
+    ws.set_clock_ahead(700);
+    ws.plan_saying("due for renewal", 3);
     ws.apply();
     assert_eq!(ws.plan_exit_code().0, 0);
-    ws.remove_env("ETCD_PROVIDER_FAKE_NOW");
+    ws.reset_clock();
 
     let auth = [flags[0].clone(), ("auth_enabled", "true".to_string())];
     ws.set_vars(&vars(&auth));
