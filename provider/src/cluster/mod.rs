@@ -17,7 +17,7 @@
 //! `member_steps` (the steps, each on one member), `hosts` (SSH
 //! connections, and those a phase keeps open), `in_place` (new
 //! certificates without a restart), `observe` (what is
-//! running, with a typed `Problem` per member), `api` (the client API,
+//! running, with a typed `Problem` per member from `health`), `api` (the client API,
 //! direct or tunnelled) and `spec`. Which versions may follow which, and
 //! how each spells its settings, is `crate::version`'s.
 //!
@@ -39,6 +39,7 @@ mod backups;
 mod bootstrap;
 mod downgrade;
 pub mod foreign_member;
+mod health;
 mod hosts;
 mod import;
 mod in_place;
