@@ -214,6 +214,19 @@ impl Lab {
         );
     }
 
+    /// Makes etcd on `host` wait `seconds` before every start (a drop-in the
+    /// provider does not own), to widen a window a test must hit.
+    pub fn slow_etcd_start(&self, host: &str, seconds: u32) {
+        self.ssh_ok(
+            host,
+            &format!(
+                "mkdir -p /etc/systemd/system/etcd.service.d && \
+                 printf '[Service]\\nExecStartPre=/bin/sleep {seconds}\\n' > /etc/systemd/system/etcd.service.d/slow-start.conf && \
+                 systemctl daemon-reload"
+            ),
+        );
+    }
+
     /// Fault injection and lifecycle: `kill`, `stop`, `start`, `restart`,
     /// `replace` (an empty machine at the same addresses),
     /// `partition` (optionally only from some peers), `heal`, `hide` and

@@ -385,11 +385,7 @@ fn a_host_killed_during_bootstrap_then_apply_again_converges() {
     // h3's etcd waits 2 s before it starts (a drop-in the provider does not
     // own), so that the kill lands while the bootstrap is still waiting for
     // it: without it the provider may be done before the kill.
-    lab.ssh_ok(
-        "h3",
-        "mkdir -p /etc/systemd/system/etcd.service.d && \
-         printf '[Service]\\nExecStartPre=/bin/sleep 2\\n' > /etc/systemd/system/etcd.service.d/slow-start.conf",
-    );
+    lab.slow_etcd_start("h3", 2);
     // Kill h3 once its member is installed and starting.
     let apply = apply_until_installed(&ws, &lab, "h3");
     lab.fault("kill", "h3", &[]);

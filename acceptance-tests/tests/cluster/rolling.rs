@@ -158,6 +158,11 @@ fn an_interrupted_upgrade_is_named_and_finished_by_the_next_apply_without_redoin
     ws.apply();
     start_writer(&lab);
 
+    // e2 and e3 take 8 s to start, so that e3 is still untouched for a while
+    // after e1 runs the new version.
+    for host in ["h2", "h3"] {
+        lab.slow_etcd_start(host, 8);
+    }
     let new_version = tools::etcd_release("3.6");
     set_flags("3.6", r#"{ "snapshot-count" = "7000" }"#);
     let apply = ws.spawn_apply();
@@ -262,12 +267,7 @@ fn two_applies_of_one_change_at_once_never_interleave() {
     // runs must renew their leases through another member while the one
     // they first reached restarts.
     for (name, _) in &lab.hosts {
-        lab.ssh_ok(
-            name,
-            "mkdir -p /etc/systemd/system/etcd.service.d && \
-             printf '[Service]\\nExecStartPre=/bin/sleep 8\\n' > /etc/systemd/system/etcd.service.d/slow-start.conf && \
-             systemctl daemon-reload",
-        );
+        lab.slow_etcd_start(name, 8);
     }
 
     set_flags(r#"{ "snapshot-count" = "5000" }"#);
