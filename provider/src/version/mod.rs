@@ -216,7 +216,7 @@ pub enum VersionChange {
 
 /// How going from etcd `from` to `to` is done, or why it cannot be (a
 /// skipped minor, a next minor from too old a patch, a downgrade etcd does
-/// not support). Not a version on either side is `Ok(None)`: validation
+/// not support). Not a version on either side is `Ok(VersionChange::None)`: validation
 /// reports that.
 pub fn version_change(from: &str, to: &str) -> Result<VersionChange, String> {
     let (Some(old), Some(new)) = (EtcdVersion::parse(from), EtcdVersion::parse(to)) else {
