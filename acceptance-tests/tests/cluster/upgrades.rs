@@ -125,7 +125,9 @@ fn wait_for_scheduled_backups(lab: &Lab) {
 
 /// Every snapshot on every member so far (scheduled, and those taken
 /// before each roll) is read by the snapshot tool of `version`, installed
-/// on the host: etcdctl on 3.4, etcdutl later.
+/// on the host: etcdctl on 3.4, etcdutl later. The scheduled job keeps
+/// running and prunes old files, so the check reads hard links to the
+/// files made in one step (a file pruned after that is still read).
 fn backups_check_out(lab: &Lab, version: &str) {
     let tool = if version.starts_with("3.4.") {
         "etcdctl"
@@ -133,19 +135,27 @@ fn backups_check_out(lab: &Lab, version: &str) {
         "etcdutl"
     };
     for host in ["h1", "h2", "h3"] {
-        let files = lab.ssh_ok(host, &format!("ls {BACKUPS}"));
+        let held = "/var/tmp/backups-under-check";
+        lab.ssh_ok(
+            host,
+            &format!(
+                "rm -rf {held} && mkdir {held} && ln {BACKUPS}/*.db {held}/ 2>/dev/null; true"
+            ),
+        );
+        let files = lab.ssh_ok(host, &format!("ls {held}"));
         let files: Vec<&str> = files.lines().filter(|f| f.ends_with(".db")).collect();
         assert!(!files.is_empty(), "{host}: no backups");
         for file in files {
             let status = lab.ssh_ok(
                 host,
-                &format!("{tool} snapshot status {BACKUPS}/{file} -w json"),
+                &format!("{tool} snapshot status {held}/{file} -w json"),
             );
             assert!(
                 status.contains("\"revision\""),
                 "{host} {file} by {tool} of {version}: {status}"
             );
         }
+        lab.ssh_ok(host, &format!("rm -rf {held}"));
     }
 }
 
