@@ -13,6 +13,12 @@
 //! and let a second run in). A holder whose lease is gone anyway (expired,
 //! or revoked by an operator to end a stuck run) is told ([`HeldLock::ended`])
 //! and stops at its next safe point.
+//!
+//! Fencing: the holder knows until when its lease lives (each renewal's
+//! answer gives the time left); once that is closer than
+//! [`FENCE_MARGIN`] without a new answer (every member out of reach, say),
+//! `ended` fires too, so that no restart or membership call is made by a
+//! run that may have lost the lock. The check costs no round trip.
 
 use std::time::Duration;
 
@@ -29,6 +35,10 @@ const LEASE_TTL_SECONDS: i64 = 15;
 
 /// How often the lease is renewed: three times within its TTL.
 const RENEW_EVERY: Duration = Duration::from_secs(LEASE_TTL_SECONDS as u64 / 3);
+
+/// How long before the lease could have expired the holder stops
+/// counting on it: room for one step that is already under way to land.
+const FENCE_MARGIN: Duration = Duration::from_secs(4);
 
 /// The pause before the lease or the lock is asked for again through
 /// another member, after the one asked failed at once (refused, reset).
@@ -71,6 +81,7 @@ impl Client {
     /// it.
     pub async fn lock_changes(&self, wait: Duration) -> Result<HeldLock, LockError> {
         let mut client = self.any_client().await.map_err(LockError::NoQuorum)?;
+        let asked = tokio::time::Instant::now();
         let granted = Self::bounded("lease grant", async {
             client
                 .lease_grant(LEASE_TTL_SECONDS, None)
@@ -88,7 +99,14 @@ impl Client {
         .await?;
         let lease = granted.id();
         let ended = CancellationToken::new();
-        tokio::spawn(keep_lease_alive(self.clone(), lease, ended.clone()));
+        let lives_until = LivesUntil::counted_from(asked, granted.ttl());
+        tokio::spawn(keep_lease_alive(
+            self.clone(),
+            lease,
+            lives_until.clone(),
+            ended.clone(),
+        ));
+        tokio::spawn(fence(lives_until, ended.clone()));
         let held = HeldLock {
             cluster: self.clone(),
             key: Vec::new(),
@@ -140,14 +158,72 @@ impl Client {
     }
 }
 
+/// Until when the lease is known to live: the time of the last renewal
+/// answer plus the time to live it gave.
+#[derive(Clone)]
+struct LivesUntil(std::sync::Arc<std::sync::Mutex<tokio::time::Instant>>);
+
+impl LivesUntil {
+    /// A lease granted with `ttl_seconds` by a request sent at `asked`.
+    fn counted_from(asked: tokio::time::Instant, ttl_seconds: i64) -> LivesUntil {
+        let until = asked + seconds(ttl_seconds);
+        LivesUntil(std::sync::Arc::new(std::sync::Mutex::new(until)))
+    }
+
+    /// A renewal answered with `ttl_seconds` left, counted from when it was
+    /// asked (the answer may have taken a while).
+    fn renewed(&self, asked: tokio::time::Instant, ttl_seconds: i64) {
+        if let Ok(mut until) = self.0.lock() {
+            *until = (*until).max(asked + seconds(ttl_seconds));
+        }
+    }
+
+    fn get(&self) -> tokio::time::Instant {
+        self.0
+            .lock()
+            .map(|until| *until)
+            .unwrap_or_else(|_| tokio::time::Instant::now())
+    }
+}
+
+fn seconds(ttl: i64) -> Duration {
+    Duration::from_secs(u64::try_from(ttl).unwrap_or(0))
+}
+
+/// Fires `ended` once the lease may expire within [`FENCE_MARGIN`] with no
+/// renewal answered meanwhile.
+async fn fence(lives_until: LivesUntil, ended: CancellationToken) {
+    loop {
+        let fence_at = lives_until.get().checked_sub(FENCE_MARGIN);
+        let fence_at = fence_at.unwrap_or_else(tokio::time::Instant::now);
+        tokio::select! {
+            _ = ended.cancelled() => return,
+            _ = tokio::time::sleep_until(fence_at) => {}
+        }
+        if lives_until.get().checked_sub(FENCE_MARGIN) <= Some(tokio::time::Instant::now()) {
+            log::warn!(
+                "no member renewed the lease of {CHANGE_LOCK} in time: this run can no longer be sure it \
+                 holds the lock, and stops before its next restart or membership change"
+            );
+            ended.cancel();
+            return;
+        }
+    }
+}
+
 /// Renews `lease` until `ended` fires, through whichever member answers;
 /// when the member renewing it stops answering, through another. Once the
 /// lease is gone (expired or revoked), fires `ended` itself.
-async fn keep_lease_alive(cluster: Client, lease: i64, ended: CancellationToken) {
+async fn keep_lease_alive(
+    cluster: Client,
+    lease: i64,
+    lives_until: LivesUntil,
+    ended: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = ended.cancelled() => return,
-            renewing = renew_through_one_member(&cluster, lease) => match renewing {
+            renewing = renew_through_one_member(&cluster, lease, &lives_until) => match renewing {
                 Ok(()) => {
                     log::warn!(
                         "the lease of {CHANGE_LOCK} is gone (expired or revoked): this run no longer holds the lock \
@@ -169,7 +245,11 @@ async fn keep_lease_alive(cluster: Client, lease: i64, ended: CancellationToken)
 /// Renews `lease` every [`RENEW_EVERY`] through the first member that
 /// answers, until that member fails (an error) or etcd says the lease is
 /// gone (`Ok`: asked when the renewal starts, so right after a failed one).
-async fn renew_through_one_member(cluster: &Client, lease: i64) -> Result<(), String> {
+async fn renew_through_one_member(
+    cluster: &Client,
+    lease: i64,
+    lives_until: &LivesUntil,
+) -> Result<(), String> {
     let mut client = cluster.any_client().await?;
     // The client reports a renewal of a lease etcd no longer has as an
     // error like any other: ask etcd first (a gone lease has no time left).
@@ -185,6 +265,7 @@ async fn renew_through_one_member(cluster: &Client, lease: i64) -> Result<(), St
     })
     .await?;
     loop {
+        let asked = tokio::time::Instant::now();
         let ttl = Client::bounded("lease renewal", async {
             keeper.keep_alive().await.map_err(text)?;
             match answers.message().await.map_err(text)? {
@@ -196,6 +277,7 @@ async fn renew_through_one_member(cluster: &Client, lease: i64) -> Result<(), St
         if ttl <= 0 {
             return Ok(());
         }
+        lives_until.renewed(asked, ttl);
         tokio::time::sleep(RENEW_EVERY).await;
     }
 }
@@ -229,5 +311,26 @@ impl HeldLock {
             }
         }
         let _ = client.lease_revoke(self.lease).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_holder_whose_lease_is_not_renewed_stops_before_it_could_expire() {
+        let start = tokio::time::Instant::now();
+        let lives_until = LivesUntil::counted_from(start, LEASE_TTL_SECONDS);
+        let ended = CancellationToken::new();
+        let fenced = tokio::spawn(fence(lives_until.clone(), ended.clone()));
+        // Renewed at 5 s: held until 20 s, fenced at 16 s.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        lives_until.renewed(tokio::time::Instant::now(), LEASE_TTL_SECONDS);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(!ended.is_cancelled(), "fenced while the lease still lives");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(ended.is_cancelled(), "not fenced 3 s before the lease ends");
+        fenced.await.unwrap();
     }
 }
