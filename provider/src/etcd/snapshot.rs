@@ -50,14 +50,19 @@ impl TrailingHash {
 const SNAPSHOT_CHUNK_DEADLINE: Duration = Duration::from_secs(60);
 
 impl Client {
-    /// Streams a snapshot of the keyspace from the first member that
-    /// answers into `file`: written 0600 to a temporary file of its own
+    /// Streams a snapshot of the keyspace from a voter that serves (the
+    /// leader if it does; never a learner, nor a member cut off from the
+    /// quorum, whose data may be behind) into `file`: written 0600 to a temporary file of its own
     /// beside it (created new, never through a link) and renamed once
     /// complete. etcd ends the stream with the SHA-256 of what came before;
     /// a snapshot whose hash does not match is refused. Whatever fails, no
     /// temporary file is left behind.
     pub async fn save_snapshot(&self, file: &Path) -> Result<Snapshot, String> {
-        let (mut client, endpoint, revision) = self.first_answering(None).await?;
+        let endpoint = self.serving_endpoint().await?;
+        let (mut client, endpoint, revision) =
+            Client::new(vec![endpoint], self.credentials.clone())
+                .first_answering(None)
+                .await?;
         let mut name = file.as_os_str().to_owned();
         name.push(format!(".partial-{}", std::process::id()));
         let partial = std::path::PathBuf::from(name);
@@ -91,6 +96,32 @@ impl Client {
             size,
             sha256,
         })
+    }
+}
+
+impl Client {
+    /// The endpoint of the leader if it answers a quorum read, else of the
+    /// first member that does (a learner does not: etcd refuses it
+    /// linearizable reads).
+    async fn serving_endpoint(&self) -> Result<String, String> {
+        let statuses = self.statuses().await;
+        let serving = || statuses.iter().filter(|s| s.healthy);
+        let leader = serving().find(|s| s.member_id.is_some() && s.member_id == s.leader);
+        match leader.or_else(|| serving().next()) {
+            Some(status) => Ok(status.endpoint.clone()),
+            None => Err(format!(
+                "no member answers a quorum read, so none can give a current snapshot: {}",
+                statuses
+                    .iter()
+                    .map(|s| format!(
+                        "{}: {}",
+                        s.endpoint,
+                        s.error.as_deref().unwrap_or("unhealthy")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        }
     }
 }
 
