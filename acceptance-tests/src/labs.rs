@@ -48,6 +48,7 @@ pub enum LabId {
     Etcd37 = 41,
     Upgrades = 42,
     ClientPortOutOfReach = 43,
+    HandAddedVoter = 44,
 }
 
 impl LabId {

@@ -16,6 +16,7 @@ mod scaling;
 mod space;
 mod upgrades;
 mod versions;
+mod voters;
 
 use std::path::Path;
 

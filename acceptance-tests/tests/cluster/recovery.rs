@@ -29,8 +29,14 @@ fn runs(lab: &Lab, host: &str) -> usize {
 fn lost_quorum_is_shown_never_restored_by_itself_and_recovered_from_a_backup() {
     let lab = Lab::up(LabId::Recovery, 3);
     let terraform = tools::newest_terraform();
-    // The backups example, with a snapshot every 20 s.
-    let ws = crate::cluster3_workspace(&lab, &terraform, &example("backups"));
+    // The backups example, with a snapshot every 20 s, purging data on
+    // destroy: the replace below must still keep the survivor's data.
+    let config = example("backups").replace(
+        "  name         = \"etcd-backed-up\"\n",
+        "  name         = \"etcd-backed-up\"\n  purge_data_on_destroy = true\n",
+    );
+    assert!(config.contains("purge_data_on_destroy"));
+    let ws = crate::cluster3_workspace(&lab, &terraform, &config);
     let hosts: Vec<&str> = ["h1", "h2", "h3"].iter().map(|h| lab.address(h)).collect();
     let mut vars = lab_vars(&lab, &hosts, &tools::etcd_release("3.6"));
     vars.push(("backup_schedule", hcl_string("*:*:0/20")));
@@ -111,12 +117,19 @@ fn lost_quorum_is_shown_never_restored_by_itself_and_recovered_from_a_backup() {
         hcl_string(snapshot.display().to_string()),
     ));
     ws.set_vars(&vars);
-    ws.run_ok(&[
+    let replaced = ws.run_ok(&[
         "apply",
         "-auto-approve",
         "-input=false",
         "-replace=etcd_cluster.main",
     ]);
+    assert!(
+        replaced
+            .words()
+            .contains("no member answered a quorum read, so the cluster's data was moved aside"),
+        "{}",
+        replaced.text()
+    );
     let health = lab.etcdctl("h2", KUBEADM_PKI, "endpoint health --cluster");
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");
     for host in ["h1", "h2", "h3"] {

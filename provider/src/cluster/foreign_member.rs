@@ -18,9 +18,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::member_steps::{add_member, remove_member, uninstall_member};
+use super::member_steps::{remove_member, uninstall_member, Joining};
 use super::quorum::{
-    ensure_others_serve, release_change_lock, take_change_lock, under_lock, wait_until_healthy,
+    foreign_members_serve, release_change_lock, take_change_lock, under_lock, wait_until_healthy,
 };
 use super::{repair, roll, ChangeWarning, ClusterSpec, Observed};
 use crate::etcd;
@@ -48,9 +48,16 @@ pub async fn join(
     let ctx = &under_lock(ctx, &lock);
     let joined = async {
         let me = the_member(spec);
-        ensure_others_serve(spec, &api, &Observed::default(), me).await?;
+        foreign_members_serve(&api, me, &spec.settings).await?;
         let binaries = spec.local_binaries().await?;
-        let prints = add_member(ctx, spec, &api, me, binaries.as_ref(), timeout, warnings).await?;
+        let joining = Joining {
+            ctx,
+            to: spec,
+            api: &api,
+            binaries: binaries.as_ref(),
+            timeout,
+        };
+        let prints = joining.add(me, warnings).await?;
         wait_until_healthy(ctx, spec, timeout).await?;
         Ok(prints)
     }
@@ -107,8 +114,8 @@ pub async fn leave(
     let lock = take_change_lock(ctx, &api, timeout).await?;
     let me = the_member(spec);
     let left = async {
-        ensure_others_serve(spec, &api, &Observed::default(), me).await?;
-        remove_member(&api, me, &spec.settings).await
+        foreign_members_serve(&api, me, &spec.settings).await?;
+        remove_member(&api, me, &spec.settings, None).await
     }
     .await;
     release_change_lock(lock).await;

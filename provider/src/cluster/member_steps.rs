@@ -3,14 +3,13 @@
 //! add it, remove it, uninstall it. None of them checks quorum: the phase that
 //! calls a step holds the guard (see `quorum`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::backups::install_backup_job_after_change;
 use super::hosts::connect;
-use super::quorum::{hand_off_leadership, successor, wait_until_healthy};
+use super::quorum::successor;
 use super::snapshot_stream::InitialData;
 use super::{ChangeWarning, ClusterSpec};
 use crate::etcd;
@@ -133,6 +132,8 @@ async fn restore_initial_snapshot(
         if marker.as_deref() == Some(initial.digest.as_str()) {
             return Ok(());
         }
+        // The old cluster's etcd may still run on that data.
+        stop_etcd(host).await?;
         if let Some(aside) = move_data_aside(now, host, &spec.settings).await? {
             log::warn!(
                 "member {}: data that was not restored from {} moved aside to {aside}",
@@ -198,129 +199,21 @@ pub async fn rewrite_and_restart(
     .await
 }
 
-/// What a one-member change does on the member's host.
-pub enum Change<'a> {
-    /// Rewrite its files from the spec and restart it.
-    Rewrite,
-    /// Re-add it to the cluster reached through the client (it was removed
-    /// out of band), then start it.
-    Readd(&'a etcd::Client),
-}
-
-/// A phase's one-member changes on a running cluster: Terraform's context,
-/// the spec the members are changed to, the binaries to upload, and how
-/// long to wait for a healthy cluster after each change.
-pub struct OneMemberChanges<'a> {
-    pub ctx: &'a Context,
-    pub spec: &'a ClusterSpec,
-    pub binaries: Option<&'a LocalBinaries>,
-    pub timeout: Duration,
-}
-
-impl OneMemberChanges<'_> {
-    /// The shared tail of every one-member change: make the change on the
-    /// (connected) host, close it, record the member's new fingerprints,
-    /// wait until the whole cluster is healthy again, and then (re)install
-    /// the member's backup job.
-    pub async fn apply(
-        &self,
-        member: &MemberSpec,
-        host: Host,
-        change: Change<'_>,
-        fingerprints: &mut BTreeMap<String, Fingerprints>,
-    ) -> Result<(), String> {
-        let applied = self.apply_on(member, &host, change, fingerprints).await;
-        host.close().await;
-        applied
-    }
-
-    /// The change and what follows it, on `host` (which `apply` closes).
-    async fn apply_on(
-        &self,
-        member: &MemberSpec,
-        host: &Host,
-        change: Change<'_>,
-        fingerprints: &mut BTreeMap<String, Fingerprints>,
-    ) -> Result<(), String> {
-        let (ctx, spec, binaries) = (self.ctx, self.spec, self.binaries);
-        let changed = match change {
-            Change::Rewrite => {
-                hand_off_leadership(ctx, spec, member).await;
-                rewrite_and_restart(ctx, spec, member, host, binaries).await
-            }
-            Change::Readd(api) => readd(ctx, spec, api, member, host, binaries).await,
-        };
-        let prints = changed.map_err(|e| format!("member {}: {e}", member.name))?;
-        fingerprints.insert(member.name.clone(), prints);
-        wait_until_healthy(ctx, spec, self.timeout).await?;
-        install_backup_job_after_change(spec, member, Some(host)).await;
-        Ok(())
-    }
-
-    /// Rewrites and restarts every one of `members` (none of which serves),
-    /// then waits once until the cluster is healthy: while a majority is
-    /// down, no single member can become healthy alone, so waiting after
-    /// each would never end.
-    pub async fn bring_back(
-        &self,
-        members: &[&MemberSpec],
-        fingerprints: &mut BTreeMap<String, Fingerprints>,
-    ) -> Result<(), String> {
-        for member in members {
-            log::info!("bringing back member {}, which does not serve", member.name);
-            let host = connect(member).await?;
-            let changed =
-                rewrite_and_restart(self.ctx, self.spec, member, &host, self.binaries).await;
-            host.close().await;
-            let prints = changed.map_err(|e| format!("member {}: {e}", member.name))?;
-            fingerprints.insert(member.name.clone(), prints);
-        }
-        wait_until_healthy(self.ctx, self.spec, self.timeout).await
-    }
-}
-
-/// Re-adds a member that was removed from the cluster out of band (or
-/// lost its data: it is removed first), and starts it. Its old data
-/// belongs to the removed member ID, so it is moved aside (kept).
-async fn readd(
-    ctx: &Context,
-    spec: &ClusterSpec,
-    api: &etcd::Client,
-    member: &MemberSpec,
-    host: &Host,
-    binaries: Option<&LocalBinaries>,
-) -> Result<Fingerprints, String> {
-    host.run_ok("systemctl stop etcd 2>/dev/null || true")
-        .await
-        .map_err(|e| e.to_string())?;
-    if let Some(aside) = move_data_aside(ctx.now(), host, &spec.settings).await? {
-        log::warn!(
-            "member {}: its old data belongs to its removed member ID; moved aside to {aside}",
-            member.name
-        );
-    }
-    // Still listed (its data is gone): out of the list first, so that it is
-    // never started under its old ID without its log.
-    remove_member(api, member, &spec.settings).await?;
-    let (_, live) = api.members().await?;
-    let initial = joining_cluster(&live, member, &spec.settings);
-    api.add_member(&member.peer_url(&spec.settings), false)
-        .await?;
-    install_and_start(
-        spec,
-        member,
-        host,
-        binaries,
-        &initial,
-        Start::Restart,
-        ctx.now(),
+/// Stops etcd on `host` and makes sure it is stopped: a failure to stop
+/// it is an error, never ignored (its data is about to be moved).
+async fn stop_etcd(host: &Host) -> Result<(), String> {
+    host.run_ok(
+        "if systemctl cat etcd.service >/dev/null 2>&1; then systemctl stop etcd.service; fi; \
+         if systemctl is-active --quiet etcd.service; then echo 'etcd.service is still active' >&2; exit 1; fi",
     )
     .await
+    .map(drop)
+    .map_err(|e| format!("could not stop etcd: {e}"))
 }
 
 /// Moves the data directory aside (renamed with the time, never deleted)
 /// if it holds etcd data; returns where it went. etcd must not run on it.
-async fn move_data_aside(
+pub async fn move_data_aside(
     now: OffsetDateTime,
     host: &Host,
     settings: &ClusterSettings,
@@ -366,23 +259,39 @@ fn joining_cluster(
     initial
 }
 
-/// Adds `new` to the running cluster reached through `api`: member add (as
-/// a learner where etcd has them), install and start it with
-/// `initial-cluster-state=existing`, then promote it once it has caught
-/// up. A member already added by an interrupted earlier run is finished,
-/// not added twice; data of an earlier member on the host is moved aside
-/// first (a warning in `warnings`).
-pub async fn add_member(
-    ctx: &Context,
-    to: &ClusterSpec,
-    api: &etcd::Client,
-    new: &MemberSpec,
-    binaries: Option<&LocalBinaries>,
-    timeout: Duration,
-    warnings: &mut Vec<ChangeWarning>,
-) -> Result<Fingerprints, String> {
-    let host = connect(new).await?;
-    let added = async {
+/// Members joining the running cluster reached through `api`, with the
+/// settings of `to`.
+#[derive(Clone, Copy)]
+pub struct Joining<'a> {
+    pub ctx: &'a Context,
+    pub to: &'a ClusterSpec,
+    pub api: &'a etcd::Client,
+    pub binaries: Option<&'a LocalBinaries>,
+    /// How long a learner may take to catch up.
+    pub timeout: Duration,
+}
+
+impl Joining<'_> {
+    /// Adds `new` to the running cluster reached through `api`: member add (as
+    /// a learner where etcd has them), install and start it with
+    /// `initial-cluster-state=existing`, then promote it once it has caught
+    /// up. A member already added by an interrupted earlier run is finished,
+    /// not added twice; data of an earlier member on the host is moved aside
+    /// first (a warning in `warnings`).
+    pub async fn add(
+        &self,
+        new: &MemberSpec,
+        warnings: &mut Vec<ChangeWarning>,
+    ) -> Result<Fingerprints, String> {
+        let Joining {
+            ctx,
+            to,
+            api,
+            binaries,
+            timeout,
+        } = *self;
+        let host = connect(new).await?;
+        let added = async {
         let (_, live) = api.members().await?;
         let earlier = live
             .iter()
@@ -441,16 +350,38 @@ pub async fn add_member(
         Ok(prints)
     }
     .await;
-    host.close().await;
-    added.map_err(|e| format!("member {}: {e}", new.name))
+        host.close().await;
+        added.map_err(|e| format!("member {}: {e}", new.name))
+    }
+
+    /// Re-adds a member that was removed from the cluster out of band, or
+    /// lost its data (connected on `host`): etcd is stopped (a failure to
+    /// stop it ends the step), it is removed from the member list if still
+    /// listed (never started under its old ID without its log), then added
+    /// like a new member: as a learner, its old data moved aside (kept),
+    /// promoted once it caught up.
+    pub async fn readd(
+        &self,
+        member: &MemberSpec,
+        host: &Host,
+        serving: &BTreeSet<String>,
+        warnings: &mut Vec<ChangeWarning>,
+    ) -> Result<Fingerprints, String> {
+        stop_etcd(host).await?;
+        remove_member(self.api, member, &self.to.settings, Some(serving)).await?;
+        self.add(member, warnings).await
+    }
 }
 
 /// Removes `gone` from the cluster, handing leadership to another voting
-/// member first if it leads. Nothing to do if it is not a member.
+/// member that serves first if it leads (`serving`: the names of the
+/// members that serve; `None`: every live voter, as the caller checked).
+/// Nothing to do if it is not a member.
 pub async fn remove_member(
     api: &etcd::Client,
     gone: &MemberSpec,
     settings: &ClusterSettings,
+    serving: Option<&BTreeSet<String>>,
 ) -> Result<(), String> {
     let (_, live) = api.members().await?;
     let Some(leaving) = live
@@ -459,8 +390,12 @@ pub async fn remove_member(
     else {
         return Ok(());
     };
-    let successor = successor(&live, leaving.id)
-        .ok_or_else(|| format!("removing {} would leave no voting member", gone.name))?;
+    let successor = successor(&live, leaving.id, serving).ok_or_else(|| {
+        format!(
+            "removing {} would leave no voting member that serves",
+            gone.name
+        )
+    })?;
     api.move_leader_off(leaving.id, successor.id).await?;
     log::info!(
         "removing member {} ({})",

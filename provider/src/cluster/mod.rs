@@ -12,8 +12,13 @@
 //!
 //! Each phase is one file that opens with what it changes, when it has
 //! nothing to do, its steps and why each is safe, and how an interrupted
-//! run resumes. Below the phases: `backups` (the backup job, and the
-//! snapshot before a change), `quorum` (the guard around every step),
+//! run resumes. Decide, then run: each phase asks a pure planner
+//! (`plan/`: the order of its steps, and the quorum guards, tested by
+//! tables) and hands every step that touches a running member to the one
+//! `runner`, which holds every guard (stop and lock, quorum on the live
+//! voters, the snapshot before, the leader hand-off, the health wait, the
+//! backup job). Below them: `backups` (the backup job, and the
+//! snapshot before a change), `quorum` (the guard's calls to the cluster),
 //! `member_steps` (the steps, each on one member), `hosts` (SSH
 //! connections, and those a phase keeps open), `in_place` (new
 //! certificates without a restart), `observe` (what is
@@ -46,10 +51,12 @@ mod in_place;
 mod member_steps;
 mod membership;
 mod observe;
+mod plan;
 mod quorum;
 mod repair;
 mod roll;
 mod rotate_ca;
+mod runner;
 mod snapshot_stream;
 mod space;
 mod spec;

@@ -26,8 +26,8 @@ pub struct Observed {
     /// Members whose endpoint answers a quorum read: restarting one of
     /// these takes a serving member away for a moment.
     pub serving: BTreeSet<String>,
-    /// Live members the configuration does not have, as `name (id)`.
-    pub unmanaged: Vec<String>,
+    /// Live members the configuration does not have.
+    pub unmanaged: Vec<Unmanaged>,
     pub leader: Option<String>,
     /// Things worth a warning: unreachable hosts or endpoints.
     pub warnings: Vec<String>,
@@ -35,7 +35,36 @@ pub struct Observed {
     pub files: BTreeMap<String, Fingerprints>,
 }
 
+/// A live member the configuration does not list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unmanaged {
+    pub id: u64,
+    /// Empty for a member added but never started.
+    pub name: String,
+    /// A voter, not a learner: it counts towards quorum.
+    pub voter: bool,
+    /// It answers a quorum read at its own client URL.
+    pub serving: bool,
+}
+
+impl Unmanaged {
+    /// `name (id)`, as `status` shows it.
+    pub fn label(&self) -> String {
+        let name = if self.name.is_empty() {
+            "unstarted"
+        } else {
+            &self.name
+        };
+        format!("{name} ({})", etcd::format_id(self.id))
+    }
+}
+
 impl Observed {
+    /// The unmanaged members as `status` shows them.
+    pub fn unmanaged_labels(&self) -> Vec<String> {
+        self.unmanaged.iter().map(Unmanaged::label).collect()
+    }
+
     pub fn all_healthy(&self) -> bool {
         self.health.values().all(Health::is_healthy) && self.unmanaged.is_empty()
     }
@@ -238,8 +267,21 @@ pub async fn observe_through(
                     if m.is_learner {
                         problems.push(Problem::Learner);
                     }
-                    if matches!(&host_state, Ok(state) if !state.has_data) {
-                        problems.push(Problem::DataMissing);
+                    // Only its host's word that the data is gone counts,
+                    // and never for a member that serves (it has its log).
+                    let serves = status.healthy || serves_there;
+                    match &host_state {
+                        Ok(state) if state.data == inspect::DataDir::Absent && !serves => {
+                            problems.push(Problem::DataMissing)
+                        }
+                        Ok(state) if state.data == inspect::DataDir::Unreadable => {
+                            observed.warnings.push(format!(
+                                "member {}: the SSH user cannot look inside {} (connect as root, or with sudo): \
+                                 whether its data is there is unknown",
+                                member.name, spec.settings.layout.data_dir
+                            ))
+                        }
+                        _ => {}
                     }
                 }
                 None if current => problems.push(Problem::NotAMember),
@@ -276,7 +318,7 @@ pub async fn observe_through(
     }
     if let Some(live) = &live {
         if current {
-            observed.unmanaged = unmanaged(spec, live);
+            observed.unmanaged = unmanaged(spec, &api, live).await;
         }
         let leader = statuses.iter().find_map(|s| s.leader.filter(|l| *l != 0));
         observed.leader = leader
@@ -305,22 +347,31 @@ pub(super) fn in_renewal_window(
     ctx.now() >= end - time::Duration::hours(spec.settings.cert_early_renewal_hours)
 }
 
-/// Live members the spec does not list, as `name (id)`. Members of a
+/// Live members the spec does not list, each voter asked at its own client
+/// URL whether it serves (no round trip when there are none). Members of a
 /// cluster the configuration does not own (foreign endpoints) never are.
-pub(super) fn unmanaged(spec: &ClusterSpec, live: &[etcd::Member]) -> Vec<String> {
+async fn unmanaged(
+    spec: &ClusterSpec,
+    api: &etcd::Client,
+    live: &[etcd::Member],
+) -> Vec<Unmanaged> {
     if !spec.foreign_endpoints.is_empty() {
         return Vec::new();
     }
-    unlisted(spec, live)
-        .map(|m| {
-            let name = if m.name.is_empty() {
-                "unstarted"
-            } else {
-                &m.name
-            };
-            format!("{name} ({})", etcd::format_id(m.id))
-        })
-        .collect()
+    let asks = unlisted(spec, live).map(|m| async move {
+        let url = m.client_urls.first().filter(|_| !m.is_learner);
+        let serving = match url {
+            Some(url) => api.endpoint_status(url).await.healthy,
+            None => false,
+        };
+        Unmanaged {
+            id: m.id,
+            name: m.name.clone(),
+            voter: !m.is_learner,
+            serving,
+        }
+    });
+    futures::future::join_all(asks).await
 }
 
 /// Live members whose peer URLs are none of the spec's members'.

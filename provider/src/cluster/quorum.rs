@@ -1,16 +1,19 @@
-//! The quorum guard, around every step that touches a running member:
-//! before it, every member the step does not touch must serve
-//! ([`ensure_others_serve`]); after it, the cluster must be whole and
-//! healthy again before the next step ([`wait_until_healthy`]); a leader
-//! hands its role over before it restarts ([`hand_off_leadership`]). Around a
-//! whole change, the cluster's change lock ([`take_change_lock`]) keeps any
-//! other run from changing the cluster meanwhile.
+//! The quorum guard's calls to the cluster, used by the runner
+//! (`runner.rs`) around every step that touches a running member: after
+//! it, the cluster must be whole and healthy again before the next step
+//! ([`wait_until_healthy`]); a leader hands its role to a voter that
+//! serves before it restarts ([`hand_off_leadership`]); a cluster the
+//! configuration does not own is asked member by member
+//! ([`foreign_members_serve`]). Around a whole change, the cluster's
+//! change lock ([`take_change_lock`]) keeps any other run from changing
+//! the cluster meanwhile.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{ClusterSpec, Observed};
+use super::ClusterSpec;
 use crate::etcd;
 use crate::framework::Context;
 use crate::member::MemberSpec;
@@ -84,30 +87,15 @@ pub async fn release_change_lock(lock: Option<etcd::HeldLock>) {
     }
 }
 
-/// Refuses a step on `member` (a restart, a membership change) unless
-/// every other member serves (answers a quorum read as a voting member):
-/// the configured ones as `observed` saw them and, in a cluster the
-/// configuration does not own, every other live member by its own
-/// endpoint. Drift that does not stop a member serving (a changed file, a
-/// certificate due for renewal) does not block the step.
-pub async fn ensure_others_serve(
-    spec: &ClusterSpec,
+/// Refuses a step on `member` unless every other live member, managed
+/// here or not, is started and healthy, each asked at its own client URL
+/// (for a cluster the configuration does not own: `etcd_member`).
+pub async fn foreign_members_serve(
     api: &etcd::Client,
-    observed: &Observed,
     member: &MemberSpec,
+    settings: &crate::member::ClusterSettings,
 ) -> Result<(), String> {
-    let mut unhealthy: Vec<String> = spec
-        .members
-        .iter()
-        .filter(|m| m.name != member.name && !observed.serving.contains(&m.name))
-        .map(|m| format!("{} ({})", m.name, observed.health_of(&m.name)))
-        .collect();
-    if !spec.foreign_endpoints.is_empty() {
-        unhealthy.extend(
-            api.unhealthy_members(&member.peer_url(&spec.settings))
-                .await?,
-        );
-    }
+    let unhealthy = api.unhealthy_members(&member.peer_url(settings)).await?;
     if unhealthy.is_empty() {
         Ok(())
     } else {
@@ -210,9 +198,17 @@ pub async fn ensure_all_healthy(
     }
 }
 
-/// A voting member other than `leaving` to hand leadership to.
-pub fn successor(live: &[etcd::Member], leaving: u64) -> Option<&etcd::Member> {
-    live.iter().find(|m| m.id != leaving && !m.is_learner)
+/// A voting member other than `leaving` that serves, to hand leadership
+/// to (`serving`: the names of the members that serve; `None`: every
+/// voter, as the caller checked).
+pub fn successor<'a>(
+    live: &'a [etcd::Member],
+    leaving: u64,
+    serving: Option<&BTreeSet<String>>,
+) -> Option<&'a etcd::Member> {
+    live.iter().find(|m| {
+        m.id != leaving && !m.is_learner && serving.is_none_or(|names| names.contains(&m.name))
+    })
 }
 
 /// Hands leadership from `member` to another voting member if it leads,
@@ -220,7 +216,12 @@ pub fn successor(live: &[etcd::Member], leaving: u64) -> Option<&etcd::Member> {
 /// moment: lease renewals that followers forward to it fail, and some
 /// clients (Patroni) give up their lock on such an error. Best effort:
 /// etcd also hands leadership over when it stops cleanly, only later.
-pub async fn hand_off_leadership(ctx: &Context, spec: &ClusterSpec, member: &MemberSpec) {
+pub async fn hand_off_leadership(
+    ctx: &Context,
+    spec: &ClusterSpec,
+    member: &MemberSpec,
+    serving: &BTreeSet<String>,
+) {
     let Ok(api) = spec.api(ctx.now()).await else {
         return;
     };
@@ -231,7 +232,7 @@ pub async fn hand_off_leadership(ctx: &Context, spec: &ClusterSpec, member: &Mem
     let Some(leaving) = live.iter().find(|m| m.peer_urls.contains(&peer_url)) else {
         return;
     };
-    if let Some(next) = successor(&live, leaving.id) {
+    if let Some(next) = successor(&live, leaving.id, Some(serving)) {
         if let Err(e) = api.move_leader_off(leaving.id, next.id).await {
             log::warn!(
                 "could not hand leadership off {} before its restart: {e}",

@@ -12,10 +12,13 @@
 //!
 //! Steps: first, for every member at once, new binaries are uploaded to a
 //! staging place beside the installed ones (the running members are not
-//! touched, so this needs no quorum guard). Then one member at a time:
+//! touched, so this needs no quorum guard). Then one member at a time, in
+//! the order of `plan::roll` (which also removes a voter the configuration
+//! does not list that does not serve, before the first restart), through
+//! the runner and its guards (`runner.rs`):
 //! 0. Before the first member that needs it, a snapshot (`before-roll`,
 //!    see `backups`): no snapshot, no roll.
-//! 1. Refuse unless every other member serves: a restart takes this
+//! 1. Refuse unless every other voter serves: a restart takes this
 //!    member away for a moment, and the others must hold quorum meanwhile.
 //! 2. Rewrite and restart it (a staged binary is renamed into place).
 //! 3. Wait until the cluster is healthy and check that the member runs the
@@ -29,16 +32,15 @@
 //! The roll keeps one SSH connection per host open throughout (`hosts`)
 //! for its looks at every host before each member's step.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::backups::SnapshotBefore;
-use super::hosts::connect;
 use super::hosts::Hosts;
-use super::member_steps::{Change, OneMemberChanges};
-use super::observe::observe_through;
-use super::quorum::ensure_others_serve;
-use super::{continue_unless_stopped, ChangeWarning, ClusterSpec, Observed};
+use super::plan::roll::plan_roll;
+use super::plan::Step;
+use super::runner::{Record, Runner};
+use super::{ChangeWarning, ClusterSpec, Observed};
 use crate::framework::Context;
 use crate::member::install::{self, Fingerprints};
 use crate::member::render::{self, InitialState};
@@ -53,92 +55,108 @@ pub async fn roll(
     timeout: Duration,
     warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), String> {
-    let binaries = spec.local_binaries().await?;
     let hosts = Hosts::default();
-    if let Some(binaries) = &binaries {
-        hosts
-            .stage_binaries(&spec.members, &spec.settings, binaries)
-            .await;
-    }
-    let changes = OneMemberChanges {
-        ctx,
-        spec,
-        binaries: binaries.as_ref(),
-        timeout,
+    let record = Record {
+        fingerprints,
+        warnings,
     };
-    let rolled = roll_members(ctx, spec, fingerprints, &changes, &hosts, warnings).await;
+    let rolled = async {
+        let mut runner = Runner::new(
+            ctx,
+            spec,
+            &hosts,
+            timeout,
+            record,
+            ("rolling change", "before-roll"),
+        )
+        .await?;
+        if let Some(binaries) = runner.binaries() {
+            hosts
+                .stage_binaries(&spec.members, &spec.settings, binaries)
+                .await;
+        }
+        roll_members(spec, &mut runner, &hosts).await
+    }
+    .await;
     hosts.close().await;
     rolled
 }
 
-/// The one-member-at-a-time part of the roll, over `hosts`.
+/// The one-member-at-a-time part of the roll.
 async fn roll_members(
-    ctx: &Context,
     spec: &ClusterSpec,
-    fingerprints: &mut BTreeMap<String, Fingerprints>,
-    changes: &OneMemberChanges<'_>,
+    runner: &mut Runner<'_>,
     hosts: &Hosts,
-    warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), String> {
-    let mut snapshot = SnapshotBefore::new("before-roll");
-    for (index, member) in spec.members.iter().enumerate() {
-        continue_unless_stopped(ctx, "rolling change")?;
-        let observed = observe_through(ctx, spec, fingerprints, hosts).await;
-        let health = observed.health_of(&member.name);
-        if health.needs_readd() {
-            // Re-added by the repair that follows, with the new settings.
-            continue;
-        }
-        if let Some(refusal) = health.refusal(&member.name) {
-            return Err(refusal);
-        }
-        let host = connect(member).await?;
-        if already_rolled(spec, member, &observed, &host).await {
-            host.close().await;
+    let names: Vec<&str> = spec.members.iter().map(|m| m.name.as_str()).collect();
+    loop {
+        let observed = runner.observed().await.clone();
+        let mut rolled = runner.done.clone();
+        for member in already_rolled(spec, &observed, hosts, &rolled).await {
             // Rolled by an earlier or another run: its files as they are
             // become the baseline, so that the repair after the roll does
             // not take them for drift.
-            if let Some(files) = observed.files.get(&member.name) {
-                fingerprints.insert(member.name.clone(), files.clone());
+            if let Some(files) = observed.files.get(&member) {
+                runner
+                    .record()
+                    .fingerprints
+                    .insert(member.clone(), files.clone());
             }
-            continue;
+            rolled.insert(member);
         }
-        let api = spec.api(ctx.now()).await?;
-        let ready = match ensure_others_serve(spec, &api, &observed, member).await {
-            Ok(()) => snapshot.ensure(spec, warnings).await,
-            Err(e) => Err(format!("rolling change paused: {e}")),
+        let steps = plan_roll(&names, &observed, &rolled);
+        let Some(step) = steps.first() else {
+            return Ok(());
         };
-        if let Err(e) = ready {
-            host.close().await;
-            return Err(e);
-        }
-        log::info!("rolling member {} to the new settings", member.name);
-        changes
-            .apply(member, host, Change::Rewrite, fingerprints)
-            .await?;
-        // Only this member's endpoint, in the same order as the members.
-        let running = api.endpoint_status(&api.endpoints[index]).await.version;
-        if running.as_ref() != Some(&spec.settings.etcd_version) {
-            return Err(format!(
-                "member {} runs {} after its restart, not {}",
-                member.name,
-                running.as_deref().unwrap_or("nothing"),
-                spec.settings.etcd_version
-            ));
+        runner.run(step).await?;
+        if let Step::Restart(name) = step {
+            let running = runner.observed().await.versions.get(name).cloned();
+            if running.as_ref() != Some(&spec.settings.etcd_version) {
+                return Err(format!(
+                    "member {name} runs {} after its restart, not {}",
+                    running.as_deref().unwrap_or("nothing"),
+                    spec.settings.etcd_version
+                ));
+            }
         }
     }
-    Ok(())
 }
 
-/// Whether the member already runs with the new settings: its config and
-/// trusted CA files are the desired ones, it reports the desired version,
-/// and etcd started after the config was written.
+/// The members (other than `skipped`) that already run the new settings,
+/// each judged on its host (in parallel).
 async fn already_rolled(
     spec: &ClusterSpec,
-    member: &MemberSpec,
     observed: &Observed,
-    host: &Host,
-) -> bool {
+    hosts: &Hosts,
+    skipped: &BTreeSet<String>,
+) -> Vec<String> {
+    let candidates: Vec<MemberSpec> = spec
+        .members
+        .iter()
+        .filter(|m| !skipped.contains(&m.name) && runs_new_files(spec, m, observed))
+        .cloned()
+        .collect();
+    let connected = hosts.connect_all(&candidates).await;
+    let looks = candidates
+        .iter()
+        .zip(connected)
+        .map(|(m, host)| async move {
+            let host: Arc<Host> = host.ok()?;
+            started_after_config(&host, spec)
+                .await
+                .then(|| m.name.clone())
+        });
+    futures::future::join_all(looks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Whether the member's config and trusted CA files are the desired ones
+/// and it reports the desired version (it runs them if etcd also started
+/// after the config was written).
+fn runs_new_files(spec: &ClusterSpec, member: &MemberSpec, observed: &Observed) -> bool {
     let desired = render::config_file(
         member,
         &spec.settings,
@@ -155,7 +173,6 @@ async fn already_rolled(
     on_host("config") == Some(install::sha256_hex(desired.as_bytes()))
         && on_host("ca.crt") == Some(install::sha256_hex(spec.trusted_ca_pem.as_bytes()))
         && observed.versions.get(&member.name) == Some(&spec.settings.etcd_version)
-        && started_after_config(host, spec).await
 }
 
 /// Whether the running etcd started after its configuration file was last

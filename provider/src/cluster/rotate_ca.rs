@@ -38,11 +38,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::backups::SnapshotBefore;
-use super::hosts::connect;
-use super::in_place::renew_certificates;
-use super::member_steps::{Change, OneMemberChanges};
-use super::quorum::{ensure_all_healthy, wait_until_healthy};
+use super::hosts::{connect, Hosts};
+use super::quorum::ensure_all_healthy;
+use super::runner::{Record, Runner};
 use super::spec::trusted_bundle;
 use super::{continue_unless_stopped, ChangeWarning, ClusterSpec};
 use crate::framework::Context;
@@ -124,8 +122,9 @@ pub async fn retire_old_ca(
 }
 
 /// Runs `passes` in order, each over every member that has not reached
-/// it yet (judged from its host), one member at a time. `to` has the new
-/// CA; `both` is the bundle of the new and the old.
+/// it yet (judged from its host), one member at a time, through the
+/// runner and its guards. `to` has the new CA; `both` is the bundle of
+/// the new and the old.
 async fn run_passes(
     ctx: &Context,
     passes: &[(RotationStep, ClusterSpec)],
@@ -136,83 +135,63 @@ async fn run_passes(
     warnings: &mut Vec<ChangeWarning>,
 ) -> Result<(), String> {
     let new = &to.ca_cert_pem;
-    let binaries = to.local_binaries().await?;
-    let mut snapshot = SnapshotBefore::new("before-ca-rotation");
-    for (step, pass) in passes {
-        let changes = OneMemberChanges {
+    let hosts = Hosts::default();
+    let record = Record {
+        fingerprints,
+        warnings,
+    };
+    let rotated = async {
+        let mut runner = Runner::new(
             ctx,
-            spec: pass,
-            binaries: binaries.as_ref(),
+            to,
+            &hosts,
             timeout,
-        };
-        for member in &to.members {
-            continue_unless_stopped(ctx, "CA rotation")?;
-            let host = connect(member).await?;
-            let seen = inspect::observe(&host, &to.settings).await;
-            let reached = seen.as_ref().map(|state| rotation_step(state, new, both));
-            if reached.as_ref().is_ok_and(|reached| reached >= step) {
+            record,
+            ("CA rotation", "before-ca-rotation"),
+        )
+        .await?;
+        for (step, pass) in passes {
+            runner.switch_spec(pass);
+            for member in &to.members {
+                continue_unless_stopped(ctx, "CA rotation")?;
+                let host = connect(member).await?;
+                let seen = inspect::observe(&host, &to.settings).await;
                 host.close().await;
-                // Past this pass already (an earlier or another run): its
-                // files as they are become the baseline.
-                if let Ok(state) = seen {
-                    fingerprints.insert(member.name.clone(), state.files);
-                }
-                continue;
-            }
-            let api = pass.api(ctx.now()).await?;
-            let healthy = ensure_all_healthy(
-                pass,
-                &api,
-                "CA rotation paused: every member must be healthy first",
-            )
-            .await;
-            let ready = match healthy {
-                Ok(()) => snapshot.ensure(pass, warnings).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = ready {
-                host.close().await;
-                return Err(e);
-            }
-            log::info!("CA rotation: member {} to {step:?}", member.name);
-            if *step == RotationStep::NewCertificates {
-                // Only certificates change: no restart, if the member then
-                // serves one from the new CA.
-                host.close().await;
-                let from_new_ca = |der: &[u8]| crate::pki::issued_by_der(der, new);
-                if renew_certificates(
-                    ctx,
-                    pass,
-                    member,
-                    binaries.as_ref(),
-                    fingerprints,
-                    from_new_ca,
-                )
-                .await?
-                {
-                    wait_until_healthy(ctx, pass, timeout).await?;
+                let reached = seen.as_ref().map(|state| rotation_step(state, new, both));
+                if reached.as_ref().is_ok_and(|reached| reached >= step) {
+                    // Past this pass already (an earlier or another run): its
+                    // files as they are become the baseline.
+                    if let Ok(state) = seen {
+                        runner
+                            .record()
+                            .fingerprints
+                            .insert(member.name.clone(), state.files);
+                    }
                     continue;
                 }
-                log::warn!(
-                    "member {} still serves its old certificate: restarting it",
-                    member.name
-                );
-                changes
-                    .apply(
-                        member,
-                        connect(member).await?,
-                        Change::Rewrite,
-                        fingerprints,
-                    )
-                    .await?;
-                continue;
-            }
-            changes
-                .apply(member, host, Change::Rewrite, fingerprints)
+                let api = pass.api(ctx.now()).await?;
+                ensure_all_healthy(
+                    pass,
+                    &api,
+                    "CA rotation paused: every member must be healthy first",
+                )
                 .await?;
+                log::info!("CA rotation: member {} to {step:?}", member.name);
+                if *step == RotationStep::NewCertificates {
+                    // Only certificates change: no restart, if the member
+                    // then serves one from the new CA.
+                    let from_new_ca = |der: &[u8]| crate::pki::issued_by_der(der, new);
+                    runner.renew_or_restart(&member.name, from_new_ca).await?;
+                } else {
+                    runner.restart(&member.name).await?;
+                }
+            }
         }
+        Ok(())
     }
-    Ok(())
+    .await;
+    hosts.close().await;
+    rotated
 }
 
 #[cfg(test)]
@@ -261,7 +240,7 @@ mod tests {
             )]
             .into(),
             server_cert_pem: server.cert_pem,
-            has_data: true,
+            data: inspect::DataDir::Present,
             backup: Default::default(),
         }
     }

@@ -12,6 +12,8 @@ pub enum ChangeWarning {
     /// could not be copied to the backup host (or the copies could not be
     /// set up): the change went on.
     BackupCopyFailed(String),
+    /// A member's host did not answer at destroy: what is left on it.
+    HostUnreachable(String),
 }
 
 impl ChangeWarning {
@@ -20,6 +22,7 @@ impl ChangeWarning {
         match self {
             ChangeWarning::DataMovedAside(_) => "Data moved aside",
             ChangeWarning::BackupCopyFailed(_) => "Snapshot not copied to the backup host",
+            ChangeWarning::HostUnreachable(_) => "Member host not reachable at destroy",
         }
     }
 }
@@ -27,9 +30,9 @@ impl ChangeWarning {
 impl fmt::Display for ChangeWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ChangeWarning::DataMovedAside(detail) | ChangeWarning::BackupCopyFailed(detail) => {
-                f.write_str(detail)
-            }
+            ChangeWarning::DataMovedAside(detail)
+            | ChangeWarning::BackupCopyFailed(detail)
+            | ChangeWarning::HostUnreachable(detail) => f.write_str(detail),
         }
     }
 }

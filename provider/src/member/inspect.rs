@@ -24,9 +24,22 @@ pub struct HostState {
     /// The member's server certificate (PEM), to tell when it expires.
     pub server_cert_pem: String,
     /// Whether the data directory holds etcd data (`member/`).
-    pub has_data: bool,
+    pub data: DataDir,
     /// The scheduled backup job.
     pub backup: BackupState,
+}
+
+/// What the host says of the member's data directory. Only `Absent` is
+/// evidence that the data is gone: a directory the SSH user may not read
+/// (no root, no sudo) tells nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataDir {
+    /// It holds `member/`.
+    Present,
+    /// It does not exist, or is readable and holds no `member/`.
+    Absent,
+    /// The SSH user cannot look inside it.
+    Unreadable,
 }
 
 const ETCD_UNIT: &str = "etcd.service";
@@ -47,7 +60,7 @@ const CGROUP_ROOTS: [&str; 3] = [
 
 /// The sections of the command's output, each after a line `--- NAME ---`.
 const UNITS: &str = "units";
-const DATA: &str = "member data present";
+const DATA: &str = "member data";
 const SUMS: &str = "sums";
 const BACKUPS: &str = "backups";
 const CERTIFICATE: &str = "server certificate";
@@ -86,7 +99,9 @@ pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostStat
     };
     let script = format!(
         "{heading}\n{units}\n\
-         [ -d {data_dir}/member ] && {data}\n\
+         {data}\nif [ -d {data_dir}/member ]; then echo present; \
+         elif [ ! -e {data_dir} ] || {{ [ -r {data_dir} ] && [ -x {data_dir} ]; }}; then echo absent; \
+         else echo unreadable; fi\n\
          {sums}\nsha256sum {summed} 2>/dev/null\n{binary}\n\
          {backups}{certificate}\n{cat_cert}\ntrue",
         heading = heading(UNITS),
@@ -232,7 +247,11 @@ fn parse(settings: &ClusterSettings, stdout: &str, paths: &BTreeMap<String, Stri
             .unwrap_or_else(|| "unknown".into()),
         files,
         server_cert_pem: text(CERTIFICATE).trim().to_string(),
-        has_data: sections.contains_key(DATA),
+        data: match text(DATA).trim() {
+            "present" => DataDir::Present,
+            "absent" => DataDir::Absent,
+            _ => DataDir::Unreadable,
+        },
         backup: backup_state::parse(settings, &units, &sums, text(BACKUPS)),
     }
 }
@@ -377,14 +396,13 @@ mod tests {
 
     /// What the command prints on a host (`systemctl show` as systemd 252
     /// prints it), with etcd's unit in `state`.
-    fn output(state: &str, data: bool, sums: &str) -> String {
+    fn output(state: &str, data: &str, sums: &str) -> String {
         format!(
             "--- units ---\nId=etcd.service\nActiveState={state}\nUnitFileState=enabled\nResult=success\n\
              ActiveEnterTimestampMonotonic=5000000\n\nId=etcd-backup.timer\nActiveState=inactive\n\
              UnitFileState=\nResult=success\nActiveEnterTimestampMonotonic=0\n\nId=etcd-backup.service\n\
              ActiveState=inactive\nUnitFileState=\nResult=success\nActiveEnterTimestampMonotonic=0\n\
-             {data}--- sums ---\n{sums}--- server certificate ---\n-----BEGIN CERTIFICATE-----\nMIIB\n",
-            data = if data { "--- member data present ---\n" } else { "" },
+             --- member data ---\n{data}\n--- sums ---\n{sums}--- server certificate ---\n-----BEGIN CERTIFICATE-----\nMIIB\n",
         )
     }
 
@@ -401,16 +419,18 @@ mod tests {
             &settings,
             &output(
                 "failed",
-                false,
+                "absent",
                 &format!("abc  /etc/etcd/etcd.conf.yml\n{timer}"),
             ),
             &paths,
         );
-        assert!(!seen.has_data);
-        assert!(parse(&settings, &output("active", true, ""), &paths).has_data);
+        assert_eq!(seen.data, DataDir::Absent);
+        let data = |word| parse(&settings, &output("active", word, ""), &paths).data;
+        assert_eq!(data("present"), DataDir::Present);
+        assert_eq!(data("unreadable"), DataDir::Unreadable);
         let running = parse(
             &settings,
-            &output("running", true, "x  /etc/etcd/etcd.conf.yml\n"),
+            &output("running", "present", "x  /etc/etcd/etcd.conf.yml\n"),
             &paths,
         );
         assert_eq!(running.unit, UNIT_RUNNING);
@@ -441,7 +461,7 @@ mod tests {
                 "etcd is missing"
             ]
         );
-        let wiped = parse(&settings, &output("inactive", false, ""), &paths);
+        let wiped = parse(&settings, &output("inactive", "absent", ""), &paths);
         assert_eq!(
             differences(&expected, &wiped),
             vec!["etcd is not installed on the host"]

@@ -161,6 +161,30 @@ fn url_host(host: &str) -> String {
     }
 }
 
+/// A member for unit tests: named `name`, at `host`, reached by SSH there.
+#[cfg(test)]
+pub fn test_member(name: &str, host: &str) -> MemberSpec {
+    MemberSpec {
+        name: name.into(),
+        host: host.into(),
+        extra_sans: vec![],
+        ssh: ssh::Target {
+            address: host.into(),
+            user: None,
+            port: None,
+            private_key_path: None,
+            known_hosts_path: None,
+            config_file: None,
+            strict_host_key_checking: true,
+            connect_timeout: std::time::Duration::from_secs(10),
+            command_timeout: std::time::Duration::from_secs(600),
+            keep_open: std::time::Duration::ZERO,
+            sudo: false,
+            stop: Default::default(),
+        },
+    }
+}
+
 impl MemberSpec {
     pub fn peer_url(&self, settings: &ClusterSettings) -> String {
         format!("https://{}:{}", url_host(&self.host), settings.peer_port)

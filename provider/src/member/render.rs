@@ -229,25 +229,7 @@ mod tests {
     }
 
     fn member() -> MemberSpec {
-        MemberSpec {
-            name: "e1".into(),
-            host: "10.0.0.11".into(),
-            extra_sans: vec![],
-            ssh: crate::ssh::Target {
-                address: "10.0.0.11".into(),
-                user: None,
-                port: None,
-                private_key_path: None,
-                known_hosts_path: None,
-                config_file: None,
-                strict_host_key_checking: true,
-                connect_timeout: std::time::Duration::from_secs(10),
-                command_timeout: std::time::Duration::from_secs(600),
-                keep_open: std::time::Duration::ZERO,
-                sudo: false,
-                stop: Default::default(),
-            },
-        }
+        crate::member::test_member("e1", "10.0.0.11")
     }
 
     #[test]

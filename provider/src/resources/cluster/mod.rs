@@ -85,7 +85,7 @@ fn record(state: &mut Value, spec: &ClusterSpec, observed: &Observed) {
     );
     state.set(
         "unmanaged_members",
-        Value::strings(observed.unmanaged.clone()),
+        Value::strings(observed.unmanaged_labels()),
     );
 }
 
@@ -439,10 +439,10 @@ impl Resource for EtcdCluster {
             .get("purge_data_on_destroy")
             .as_bool()
             .unwrap_or(false);
-        match cluster::teardown(&spec, purge).await {
+        match cluster::teardown(&spec, purge, ctx.now()).await {
             Ok(warnings) => {
                 for warning in warnings {
-                    diags.warning("Member host not reachable at destroy", warning);
+                    diags.warning(warning.summary(), warning.to_string());
                 }
             }
             Err(e) => diags.error("Could not remove every member", e),
