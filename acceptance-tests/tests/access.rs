@@ -155,6 +155,32 @@ fn each_consumer_reaches_only_its_keys_and_drift_is_reverted() {
     let (code, run) = ws.plan_exit_code();
     assert_eq!(code, 0, "import planned a change:\n{}", run.text());
 
+    // A user whose password is write-only: it logs in, no state file holds
+    // it, and a new version sets a new one.
+    let reader = |password: &str, version: u32| {
+        format!(
+            "resource \"etcd_user\" \"reader\" {{\n  name = \"reader\"\n  password_wo = \"{password}\"\n  \
+             password_wo_version = {version}\n  roles = [etcd_role.patroni.name]\n  \
+             cluster_endpoints = etcd_cluster.main.client_endpoints\n  ca_cert_pem = etcd_ca.main.cert_pem\n  \
+             ca_key_pem = etcd_ca.main.private_key_pem\n}}\n"
+        )
+    };
+    std::fs::write(ws.path().join("reader.tf"), reader("first-secret", 1)).unwrap();
+    ws.apply();
+    assert_allowed(&lab, "--user reader:first-secret", "get /service/by-hand/x");
+    let state = std::fs::read_to_string(ws.path().join("terraform.tfstate")).unwrap();
+    assert!(state.contains("\"reader\"") && !state.contains("first-secret"));
+    assert_eq!(ws.plan_exit_code().0, 0);
+    std::fs::write(ws.path().join("reader.tf"), reader("second-secret", 2)).unwrap();
+    ws.apply();
+    assert_allowed(
+        &lab,
+        "--user reader:second-secret",
+        "get /service/by-hand/x",
+    );
+    let (ok, out) = consumer(&lab, "--user reader:first-secret", "get /service/by-hand/x");
+    assert!(!ok, "the old password still logs in: {out}");
+
     ws.destroy();
 }
 

@@ -5,7 +5,11 @@
 //! configured password by logging in with it, so a role granted by hand or
 //! a changed password is drift that apply reverts. Removing the password
 //! replaces the user (a certificate-only user is made with the option);
-//! giving one to a certificate-only user makes it again. Import by `ENDPOINTS,CA_CERT_PATH,CA_KEY_PATH,NAME`.
+//! giving one to a certificate-only user makes it again. A password given
+//! as `password_wo` (write-only, Terraform 1.11+) is in no state or plan
+//! file: it is set when the user is made and whenever
+//! `password_wo_version` changes, and cannot be checked for drift. Import
+//! by `ENDPOINTS,CA_CERT_PATH,CA_KEY_PATH,NAME`.
 
 use async_trait::async_trait;
 
@@ -40,6 +44,22 @@ fn schema_block() -> Block {
         )
         .sensitive(),
     )
+    .attribute(
+        Attribute::optional(
+            "password_wo",
+            Type::String,
+            "Write-only (Terraform 1.11+): the user's password, kept in no state or plan file. Set when the user \
+             is made and whenever `password_wo_version` changes; not checked for drift. Instead of `password`.",
+        )
+        .sensitive()
+        .write_only(),
+    )
+    .attribute(Attribute::optional(
+        "password_wo_version",
+        Type::Number,
+        "Any number, required with `password_wo`; changing it sets the user's password to the current \
+         `password_wo`.",
+    ))
     .attribute(Attribute::optional("roles", Type::list(Type::String), "Names of the roles granted to the user (order does not matter)."));
     connection::attributes(
         block,
@@ -58,11 +78,30 @@ fn validate_user(config: &Value, diags: &mut Diagnostics) {
         Some("") => diags.error_at(AttributePath::root("name"), "Empty user name", "Give the user a name."),
         _ => {}
     }
-    if config.get("password").as_str() == Some("") {
+    for name in ["password", "password_wo"] {
+        if config.get(name).as_str() == Some("") {
+            diags.error_at(
+                AttributePath::root(name),
+                "Empty password",
+                format!("Leave {name} unset for a certificate-only user."),
+            );
+        }
+    }
+    let (password, write_only) = (config.get("password"), config.get("password_wo"));
+    if !password.is_null() && !write_only.is_null() {
         diags.error_at(
-            AttributePath::root("password"),
-            "Empty password",
-            "Leave password unset for a certificate-only user.",
+            AttributePath::root("password_wo"),
+            "Two passwords",
+            "Give the password either as password or as password_wo, not both.",
+        );
+    }
+    let version = config.get("password_wo_version");
+    if write_only.as_str().is_some() && version.is_null() {
+        diags.error_at(
+            AttributePath::root("password_wo_version"),
+            "Missing password_wo_version",
+            "Set password_wo_version with password_wo (any number): changing it sets the password again, as \
+             Terraform cannot tell that a write-only value changed.",
         );
     }
     let roles = config.get("roles");
@@ -105,9 +144,17 @@ fn roles_value(prior: &Value, mut live: Vec<String>) -> Value {
 /// cannot be tried while auth is off) the user is made again with it.
 async fn put(ctx: &Context, prior: &Value, planned: &Value, diags: &mut Diagnostics) -> Value {
     let name = planned.str_or_empty("name");
-    let password = planned.get("password").as_str();
-    let set_password = prior.is_null() || prior.get("password") != planned.get("password");
-    let gains_password = !prior.is_null() && prior.get("password").is_null() && password.is_some();
+    // `planned` has the write-only value (never kept in state).
+    let password = planned
+        .get("password")
+        .as_str()
+        .or_else(|| planned.get("password_wo").as_str());
+    let versioned = |v: &Value| v.get("password_wo_version").clone();
+    let set_password = prior.is_null()
+        || prior.get("password") != planned.get("password")
+        || versioned(prior) != versioned(planned);
+    let had_password = !prior.get("password").is_null() || !versioned(prior).is_null();
+    let gains_password = !prior.is_null() && !had_password && password.is_some();
     let roles = planned.get("roles").as_strings();
     let done = match connection::client(ctx, planned) {
         Ok(cluster) => {
@@ -159,11 +206,15 @@ impl Resource for EtcdUser {
         connection::require_credentials(ctx, plan);
         // A password removed: a certificate-only user is made anew with
         // etcd's no-password option.
-        if !plan.is_create()
-            && plan.prior.get("password").as_str().is_some()
-            && plan.planned.get("password").is_null()
-        {
-            plan.requires_replace.push(AttributePath::root("password"));
+        let has_password =
+            |v: &Value| !v.get("password").is_null() || !v.get("password_wo_version").is_null();
+        if !plan.is_create() && has_password(plan.prior) && !has_password(&plan.planned) {
+            let removed = if plan.prior.get("password").is_null() {
+                "password_wo_version"
+            } else {
+                "password"
+            };
+            plan.requires_replace.push(AttributePath::root(removed));
         }
     }
 
