@@ -33,6 +33,11 @@ pub struct Observed {
     pub warnings: Vec<String>,
     /// The managed files found on each reachable host, by member name.
     pub files: BTreeMap<String, Fingerprints>,
+    /// Members whose peer certificate does not carry the peer name
+    /// (`PEER_COMMON_NAME`): made before the peer port accepted members
+    /// only. The runner gives them one before any member starts with a
+    /// config that accepts nothing else.
+    pub peer_name_missing: BTreeSet<String>,
 }
 
 /// A live member the configuration does not list.
@@ -246,6 +251,12 @@ pub async fn observe_through(
                             .into_iter()
                             .map(Problem::Backup),
                     );
+                }
+                let peer_name = crate::pki::common_name(&state.peer_cert_pem);
+                if !inspect::nothing_installed(state)
+                    && peer_name.as_deref() != Some(crate::member::PEER_COMMON_NAME)
+                {
+                    observed.peer_name_missing.insert(member.name.clone());
                 }
                 if let Some(end) = renewal_due(ctx, spec, &state.server_cert_pem) {
                     problems.push(Problem::CertificatesDue(end));

@@ -240,6 +240,7 @@ mod tests {
             )]
             .into(),
             server_cert_pem: server.cert_pem,
+            peer_cert_pem: String::new(),
             data: inspect::DataDir::Present,
             backup: Default::default(),
         }

@@ -37,7 +37,7 @@ use super::quorum::{foreign_members_serve, hand_off_leadership, wait_until_healt
 use super::{continue_unless_stopped, ChangeWarning, ClusterSpec, Observed};
 use crate::framework::Context;
 use crate::member::binaries::LocalBinaries;
-use crate::member::install::Fingerprints;
+use crate::member::install::{write_peer_certificate, Fingerprints};
 use crate::member::MemberSpec;
 use crate::ssh::Host;
 
@@ -66,6 +66,9 @@ pub struct Runner<'a> {
     observed: Option<Observed>,
     /// Members a step of this run has touched.
     pub done: BTreeSet<String>,
+    /// Whether every member's peer certificate carries the peer name (see
+    /// [`Runner::give_peer_names`]).
+    peer_names_given: bool,
 }
 
 impl<'a> Runner<'a> {
@@ -91,6 +94,7 @@ impl<'a> Runner<'a> {
             record,
             observed: None,
             done: BTreeSet::new(),
+            peer_names_given: false,
         })
     }
 
@@ -142,6 +146,16 @@ impl<'a> Runner<'a> {
     /// new observation.
     pub async fn run(&mut self, step: &Step) -> Result<(), String> {
         continue_unless_stopped(self.ctx, self.phase)?;
+        if matches!(
+            step,
+            Step::BringBack(_)
+                | Step::RenewCertificates(_)
+                | Step::Restart(_)
+                | Step::Readd(_)
+                | Step::Add(_)
+        ) {
+            self.give_peer_names().await?;
+        }
         let ran = match step {
             Step::Refuse(why) => Err(why.clone()),
             Step::BringBack(names) => self.bring_back(names).await,
@@ -164,6 +178,54 @@ impl<'a> Runner<'a> {
         ran
     }
 
+    /// Before the first step that writes a member's config (which accepts
+    /// only the peer name on the peer port): every member whose peer
+    /// certificate lacks that name gets a new one in place, without a
+    /// restart (etcd reads it for every new peer connection), so that no
+    /// member is ever refused by a peer that starts with the new config.
+    /// A member whose host does not answer gets its certificate when it is
+    /// brought back.
+    async fn give_peer_names(&mut self) -> Result<(), String> {
+        if self.peer_names_given {
+            return Ok(());
+        }
+        let missing = self.observed().await.peer_name_missing.clone();
+        for member in self.present.clone() {
+            if !missing.contains(&member.name) {
+                continue;
+            }
+            let Ok(host) = connect(&member).await else {
+                continue;
+            };
+            log::info!(
+                "member {}: a peer certificate with the peer name, in place",
+                member.name
+            );
+            let certs = crate::member::install::issue_certificates(
+                &member,
+                &self.spec.settings,
+                &self.spec.ca_cert_pem,
+                &self.spec.ca_key_pem,
+                &self.spec.trusted_ca_pem,
+                self.ctx.now(),
+            )
+            .map_err(|e| format!("member {}: certificates: {e}", member.name));
+            let written = match certs {
+                Ok(certs) => write_peer_certificate(&host, &self.spec.settings, &certs)
+                    .await
+                    .map_err(|e| format!("member {}: {e}", member.name)),
+                Err(e) => Err(e),
+            };
+            host.close().await;
+            let print = written?;
+            if let Some(prints) = self.record.fingerprints.get_mut(&member.name) {
+                prints.insert("peer.crt".into(), print);
+            }
+        }
+        self.peer_names_given = true;
+        Ok(())
+    }
+
     /// Refuses a step on `name` unless every other voter serves, then
     /// takes the snapshot before the change if none was taken yet.
     async fn guard_member_change(&mut self, name: &str) -> Result<(), String> {
@@ -179,9 +241,19 @@ impl<'a> Runner<'a> {
         self.snapshot_before().await
     }
 
+    /// The snapshot before the first change, on a member of ours. A
+    /// cluster the configuration does not own (`etcd_member`) is backed up
+    /// by its owner: when its one member of ours cannot take a snapshot
+    /// (it is the member being repaired), the change goes on.
     async fn snapshot_before(&mut self) -> Result<(), String> {
         let present = self.present_spec();
-        self.snapshot.ensure(&present, self.record.warnings).await
+        match self.snapshot.ensure(&present, self.record.warnings).await {
+            Err(e) if !self.spec.foreign_endpoints.is_empty() => {
+                log::warn!("no snapshot before this change of a cluster owned elsewhere: {e}");
+                Ok(())
+            }
+            taken => taken,
+        }
     }
 
     /// The names of the members that serve, as last observed.

@@ -23,6 +23,9 @@ pub struct HostState {
     pub files: Fingerprints,
     /// The member's server certificate (PEM), to tell when it expires.
     pub server_cert_pem: String,
+    /// Its peer certificate (PEM), to tell whether it carries the peer
+    /// name (`PEER_COMMON_NAME`).
+    pub peer_cert_pem: String,
     /// Whether the data directory holds etcd data (`member/`).
     pub data: DataDir,
     /// The scheduled backup job.
@@ -64,6 +67,7 @@ const DATA: &str = "member data";
 const SUMS: &str = "sums";
 const BACKUPS: &str = "backups";
 const CERTIFICATE: &str = "server certificate";
+const PEER_CERTIFICATE: &str = "peer certificate";
 
 fn heading(section: &str) -> String {
     format!("echo '--- {section} ---'")
@@ -103,7 +107,7 @@ pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostStat
          elif [ ! -e {data_dir} ] || {{ [ -r {data_dir} ] && [ -x {data_dir} ]; }}; then echo absent; \
          else echo unreadable; fi\n\
          {sums}\nsha256sum {summed} 2>/dev/null\n{binary}\n\
-         {backups}{certificate}\n{cat_cert}\ntrue",
+         {backups}{certificate}\n{cat_cert}\n{peer_certificate}\n{cat_peer_cert}\ntrue",
         heading = heading(UNITS),
         data_dir = quote(&l.data_dir),
         data = heading(DATA),
@@ -112,6 +116,8 @@ pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostStat
         binary = binary_hash_command(&l.etcd(), &l.binary_hash_memo("etcd")),
         certificate = heading(CERTIFICATE),
         cat_cert = print_text_file(&format!("{}/server.crt", l.pki_dir())),
+        peer_certificate = heading(PEER_CERTIFICATE),
+        cat_peer_cert = print_text_file(&format!("{}/peer.crt", l.pki_dir())),
     );
     let out = host.run(&script).await?;
     Ok(parse(settings, &out.stdout, &paths))
@@ -247,6 +253,7 @@ fn parse(settings: &ClusterSettings, stdout: &str, paths: &BTreeMap<String, Stri
             .unwrap_or_else(|| "unknown".into()),
         files,
         server_cert_pem: text(CERTIFICATE).trim().to_string(),
+        peer_cert_pem: text(PEER_CERTIFICATE).trim().to_string(),
         data: match text(DATA).trim() {
             "present" => DataDir::Present,
             "absent" => DataDir::Absent,

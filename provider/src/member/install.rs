@@ -74,7 +74,8 @@ pub fn issue_certificates(
                 organization: None,
                 common_name: match usage {
                     Usage::Client => crate::etcd::auth::ROOT,
-                    Usage::Server | Usage::Peer => &member.name,
+                    Usage::Server => &member.name,
+                    Usage::Peer => super::PEER_COMMON_NAME,
                 },
                 usage,
                 names,
@@ -92,12 +93,54 @@ pub fn issue_certificates(
     })
 }
 
+/// Writes a member's peer certificate and key alone (etcd reads them for
+/// every new peer connection: no restart); returns the certificate's
+/// fingerprint.
+pub async fn write_peer_certificate(
+    host: &Host,
+    settings: &ClusterSettings,
+    certs: &Certificates,
+) -> Result<String, SshError> {
+    let [_, _, (_, peer_path, Some(peer_key)), _] = settings.layout.certificate_files() else {
+        unreachable!("the layout lists the CA, server, peer and etcdctl files in that order")
+    };
+    let files = [
+        file(&peer_path, &certs.peer.cert_pem, 0o644, "root:etcd"),
+        file(&peer_key, &certs.peer.key_pem, 0o600, "etcd:etcd"),
+    ];
+    host.write_files_then(&files, "true").await?;
+    Ok(sha256_hex(certs.peer.cert_pem.as_bytes()))
+}
+
+/// What the provider writes in a data directory: etcd's `member/` and the
+/// marker of the snapshot it was restored from (and a file system's
+/// `lost+found`, when the directory is a disk of its own).
+const DATA_DIR_ENTRIES: &str = r"member|\.restored-from|lost\+found";
+
+/// A shell check that `dir`, if it exists, holds nothing but entries whose
+/// whole names match `ours` (an extended regex); else it fails, naming
+/// what else is there. Run before the provider takes a directory over
+/// (makes it etcd's) or empties it: a directory that holds anything else
+/// (another program's data, the system's files) is not given to etcd.
+pub fn holds_only_ours(dir: &str, ours: &str, attribute: &str) -> String {
+    format!(
+        "if [ -d {dir} ]; then others=$(ls -A {dir} | grep -vxE {ours} | head -n 3 | tr '\\n' ' '); \
+         if [ -n \"$others\" ]; then echo \"{attribute} {shown} holds files the provider did not write \
+         ($others): it gives that directory to etcd alone, so choose one of its own\" >&2; exit 3; fi; fi\n",
+        dir = quote(dir),
+        ours = quote(ours),
+        shown = dir.replace('"', ""),
+    )
+}
+
 /// Creates the `etcd` user and the directories. Returns whether the data
-/// directory already holds member data.
+/// directory already holds member data. Refused if the data directory
+/// holds anything the provider did not write (see [`holds_only_ours`]).
 pub async fn prepare(host: &Host, settings: &ClusterSettings) -> Result<bool, SshError> {
     let l = &settings.layout;
     let script = format!(
         "set -e\n\
+         {only_ours}\
          getent group etcd >/dev/null || groupadd --system etcd\n\
          getent passwd etcd >/dev/null || useradd --system --gid etcd --home-dir {data} \
            --no-create-home --shell \"$(command -v nologin || echo /bin/false)\" etcd\n\
@@ -105,6 +148,7 @@ pub async fn prepare(host: &Host, settings: &ClusterSettings) -> Result<bool, Ss
          install -d -m 0750 -o root -g etcd {pki}\n\
          install -d -m 0700 -o etcd -g etcd {data}\n\
          if [ -d {data}/member ]; then echo has-data; fi\n",
+        only_ours = holds_only_ours(&l.data_dir, DATA_DIR_ENTRIES, "data_dir"),
         data = quote(&l.data_dir),
         config = quote(&l.config_dir),
         bin = quote(&l.bin_dir),
@@ -338,9 +382,52 @@ pub async fn uninstall(
         config_dir = quote(&l.config_dir),
     );
     if purge_data {
-        script.push_str(&format!("rm -rf {}\n", quote(&l.data_dir)));
+        // Only what etcd and the provider wrote there; the directory goes
+        // if nothing else is left in it.
+        script.push_str(&format!(
+            "rm -rf {data}/member {data}/.restored-from\nrmdir {data} 2>/dev/null || true\n",
+            data = quote(&l.data_dir)
+        ));
     }
     backup::uninstall(host, l).await?;
     host.run_ok(&script).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_is_taken_over_only_if_it_holds_nothing_but_ours() {
+        let dir = tempfile_dir();
+        let check = |path: &std::path::Path| {
+            std::process::Command::new("sh")
+                .args([
+                    "-c",
+                    &holds_only_ours(path.to_str().unwrap(), DATA_DIR_ENTRIES, "data_dir"),
+                ])
+                .output()
+                .unwrap()
+        };
+        assert!(check(&dir.join("absent")).status.success());
+        std::fs::create_dir_all(dir.join("member/wal")).unwrap();
+        std::fs::write(dir.join(".restored-from"), "abc").unwrap();
+        assert!(check(&dir).status.success());
+        std::fs::write(dir.join("PG_VERSION"), "15").unwrap();
+        let refused = check(&dir);
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(3), "{said}");
+        assert!(
+            said.contains("holds files the provider did not write (PG_VERSION )"),
+            "{said}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("only-ours-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
 }

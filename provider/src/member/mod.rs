@@ -109,6 +109,12 @@ pub enum BinarySource {
     OsPackage,
 }
 
+/// The common name (CN) of every member's peer certificate, and the only
+/// one a member's peer port accepts (`allowed-cn`): a consumer's
+/// certificate, from the same CA, never carries it, so it cannot speak
+/// raft. `etcd_client_certificate` refuses it.
+pub const PEER_COMMON_NAME: &str = "etcd-peer";
+
 /// Where Debian's etcd packages put their binaries.
 pub const PACKAGE_BIN_DIR: &str = "/usr/bin";
 
@@ -128,6 +134,10 @@ pub struct ClusterSettings {
     pub cert_early_renewal_hours: i64,
     /// Where snapshots go, how many are kept, and the schedule if any.
     pub backup: backup::BackupSettings,
+    /// Whether the peer port accepts only [`PEER_COMMON_NAME`]: for a
+    /// cluster of the provider's own, not for a member joining a cluster
+    /// whose other members' peer certificates it did not make.
+    pub peer_names_only: bool,
 }
 
 impl ClusterSettings {

@@ -146,6 +146,13 @@ pub fn config_file(
             scalar(&format!("{pki}/ca.crt")),
         ));
     }
+    if settings.peer_names_only {
+        // Members only on the peer port (a list: etcd 3.4 reads one too).
+        out.push_str(&format!(
+            "  allowed-cn: [{}]\n",
+            scalar(super::PEER_COMMON_NAME)
+        ));
+    }
     out
 }
 
@@ -225,6 +232,7 @@ mod tests {
             cert_validity_hours: 8760,
             cert_early_renewal_hours: 720,
             backup: Default::default(),
+            peer_names_only: true,
         }
     }
 
@@ -249,6 +257,10 @@ mod tests {
         assert_eq!(text.matches("client-cert-auth: true").count(), 2);
         assert!(text.contains("snapshot-count: 10000\n") && text.contains("log-level: \"warn\"\n"));
         assert!(text.contains("peer-transport-security:\n  cert-file: \"/etc/etcd/pki/peer.crt\""));
+        assert!(
+            text.ends_with("  client-cert-auth: true\n  allowed-cn: [\"etcd-peer\"]\n"),
+            "the peer section, last, accepts members only:\n{text}"
+        );
     }
 
     #[test]

@@ -52,6 +52,14 @@ pub fn not_after(cert_pem: &str) -> Option<time::OffsetDateTime> {
     not_after_der(&pem.contents)
 }
 
+/// The common name (CN) of a PEM certificate's subject, if it has one.
+pub fn common_name(cert_pem: &str) -> Option<String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents).ok()?;
+    let name = cert.subject().iter_common_name().next()?;
+    name.as_str().ok().map(str::to_string)
+}
+
 /// When a DER certificate expires, if it parses.
 pub fn not_after_der(cert_der: &[u8]) -> Option<time::OffsetDateTime> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;

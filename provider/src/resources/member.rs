@@ -83,7 +83,11 @@ fn schema_block() -> Block {
 /// the initial cluster token only when it bootstraps a new cluster.
 fn spec(ctx: &Context, value: &Value) -> ClusterSpec {
     ClusterSpec {
-        settings: settings::settings(value, value.str_or_empty("name")),
+        settings: crate::member::ClusterSettings {
+            // The cluster's other members' peer certificates are not ours.
+            peer_names_only: false,
+            ..settings::settings(value, value.str_or_empty("name"))
+        },
         members: vec![settings::member_spec(
             value,
             value.get("ssh"),

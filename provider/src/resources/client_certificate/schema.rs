@@ -109,6 +109,17 @@ pub(super) fn validate(config: &Value, diags: &mut Diagnostics) {
             "Give the certificate a common name, or leave common_name unset for a certificate without one.",
         );
     }
+    if config.get("common_name").as_str() == Some(crate::member::PEER_COMMON_NAME) {
+        diags.error_at(
+            AttributePath::root("common_name"),
+            "Reserved common name",
+            format!(
+                "{:?} is the name of the members' peer certificates, the only one their peer port accepts: a \
+                 client certificate with it could speak raft to the members. Choose another name.",
+                crate::member::PEER_COMMON_NAME
+            ),
+        );
+    }
     validate_key_and_lifetime(config, DEFAULT_VALIDITY_HOURS, "the certificate", diags);
     settings::validate_ssh(config, diags);
     for (i, install) in config.get("install").as_list().iter().enumerate() {
@@ -127,6 +138,13 @@ fn validate_install(install: &Value, at: &AttributePath, diags: &mut Diagnostics
                 format!("{host:?} is neither an IP address nor a DNS name."),
             );
         }
+    }
+    if let Some(problem) = install
+        .get("ssh_host")
+        .as_str()
+        .and_then(settings::ssh_host_problem)
+    {
+        diags.error_at(at("ssh_host"), "Invalid SSH host", problem);
     }
     for name in ["cert_path", "key_path", "ca_path"] {
         if let Some(problem) = install
@@ -219,5 +237,9 @@ mod tests {
             vec!["Invalid user or group"]
         );
         assert_eq!(errors(&install("host", "not a host")), vec!["Invalid host"]);
+        assert_eq!(
+            errors(&install("ssh_host", "-oProxyCommand=x")),
+            vec!["Invalid SSH host"]
+        );
     }
 }

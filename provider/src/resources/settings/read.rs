@@ -111,6 +111,7 @@ pub fn settings(value: &Value, token: &str) -> ClusterSettings {
         cert_validity_hours: number("cert_validity_hours", 8760),
         cert_early_renewal_hours: number("cert_early_renewal_hours", 720),
         backup: super::backup::backup_settings(value),
+        peer_names_only: true,
     }
 }
 
