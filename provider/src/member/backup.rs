@@ -147,6 +147,12 @@ fn service(settings: &ClusterSettings) -> String {
     )
 }
 
+/// The most a host's run starts after the scheduled time (see [`timer`]).
+pub const RANDOM_DELAY_SECONDS: u64 = 10;
+
+/// The timer: each host runs the job at a delay of its own after the
+/// scheduled time (up to [`RANDOM_DELAY_SECONDS`], fixed per host), so
+/// that the members do not all write a snapshot in the same second.
 fn timer(schedule: &str) -> String {
     format!(
         "# Managed by terraform-provider-etcd: changes here show up as drift.\n\
@@ -156,6 +162,8 @@ fn timer(schedule: &str) -> String {
          [Timer]\n\
          OnCalendar={schedule}\n\
          AccuracySec=1s\n\
+         RandomizedDelaySec={RANDOM_DELAY_SECONDS}s\n\
+         FixedRandomDelay=true\n\
          Persistent=true\n\
          \n\
          [Install]\n\
@@ -187,8 +195,13 @@ pub async fn install(host: &Host, settings: &ClusterSettings) -> Result<(), SshE
         ),
         None => String::new(),
     };
+    let only_ours = super::install::holds_only_ours(
+        &settings.backup.dir,
+        r"etcd-.*|\.etcd-.*\.partial|lost\+found",
+        "backup.dir",
+    );
     host.run_ok(&format!(
-        "{check}install -d -m 0700 -o etcd -g etcd {}",
+        "{check}{only_ours}install -d -m 0700 -o etcd -g etcd {}",
         quote(&settings.backup.dir)
     ))
     .await?;
@@ -311,6 +324,7 @@ pub(super) mod tests {
                 dir: "/var/backups/etcd".into(),
                 copy_to: None,
             },
+            peer_names_only: true,
         }
     }
 
@@ -323,6 +337,7 @@ pub(super) mod tests {
         assert!(script.contains("get --keys-only health"));
         let timer = timer("*:0/15");
         assert!(timer.contains("OnCalendar=*:0/15\n") && timer.contains("AccuracySec=1s"));
+        assert!(timer.contains("RandomizedDelaySec=10s\nFixedRandomDelay=true\n"));
     }
 
     #[test]

@@ -170,7 +170,8 @@ fn is_scheduled_snapshot(name: &str) -> bool {
 
 /// What is wrong with the job on a host, as text for `status`: files
 /// missing or changed, the timer not enabled or not running, the last run
-/// failed, or no snapshot within twice the schedule's interval (counted
+/// failed, or no snapshot within twice the schedule's interval and the
+/// host's delay after the scheduled time (counted
 /// from the timer's start, so a new job gets that long for its first).
 /// Without a schedule, only a timer left from an earlier one.
 pub fn problems(settings: &ClusterSettings, state: &BackupState) -> Vec<String> {
@@ -210,7 +211,7 @@ pub fn problems(settings: &ClusterSettings, state: &BackupState) -> Vec<String> 
         problems.push(format!("the last backup failed ({})", state.result));
     }
     if let (Some(interval), Some(timer_age)) = (state.interval, state.timer_age) {
-        let allowed = 2 * interval;
+        let allowed = 2 * interval + super::backup::RANDOM_DELAY_SECONDS;
         match state.newest_age {
             Some(age) if age > allowed && timer_age > allowed => problems.push(format!(
                 "the newest backup is {age} s old, more than twice the schedule ({schedule})"
@@ -302,10 +303,13 @@ mod tests {
             (Some(20), Some(300), Some(15))
         );
         assert_eq!(problems(&settings, &fresh), Vec::<String>::new());
-        let stale = working(&settings, &format!("{clock}snapshot 1999999959 {NAME}\n"));
+        // Twice the interval, and the host's delay after the scheduled time.
+        let late = working(&settings, &format!("{clock}snapshot 1999999951 {NAME}\n"));
+        assert_eq!(problems(&settings, &late), Vec::<String>::new());
+        let stale = working(&settings, &format!("{clock}snapshot 1999999949 {NAME}\n"));
         assert_eq!(
             problems(&settings, &stale),
-            vec!["the newest backup is 41 s old, more than twice the schedule (*:*:0/20)"]
+            vec!["the newest backup is 51 s old, more than twice the schedule (*:*:0/20)"]
         );
         // A new timer gets twice the interval for its first snapshot.
         let new = working(&settings, "now 2000000000\nuptime 1060\ninterval 3600\n");

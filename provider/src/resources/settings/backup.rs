@@ -1,9 +1,9 @@
 //! The `backup` block of `etcd_cluster`: its schema, its plan-time
 //! validation and its reading into [`BackupSettings`].
 
-use super::host_inputs::directory_problem;
+use super::directories::{dedicated_dir_problem, directory_problem};
 use super::host_inputs::validate_login;
-use super::schema::DEFAULT_DATA_DIR;
+use super::schema::{DEFAULT_BIN_DIR, DEFAULT_CONFIG_DIR, DEFAULT_DATA_DIR, DEFAULT_PKI_DIR};
 use super::validate::is_valid_host;
 use crate::framework::{Attribute, AttributePath, Block, Diagnostics, NestedBlock, Type, Value};
 use crate::member::backup::{BackupSettings, DEFAULT_DIR, DEFAULT_KEEP};
@@ -99,9 +99,19 @@ pub fn validate_backup(config: &Value, diags: &mut Diagnostics) {
         Value::Null => Some(DEFAULT_DATA_DIR),
         value => value.as_str(),
     };
-    let taken = ["bin_dir", "config_dir", "pki_dir"]
-        .into_iter()
-        .find(|name| dir.is_some() && config.get(name).as_str() == dir);
+    let set_or_default = |name: &str, default: &'static str| match config.get(name) {
+        Value::Null => Some(default),
+        value => value.as_str(),
+    };
+    let taken = [
+        ("bin_dir", DEFAULT_BIN_DIR),
+        ("config_dir", DEFAULT_CONFIG_DIR),
+        ("pki_dir", DEFAULT_PKI_DIR),
+    ]
+    .into_iter()
+    .map(|(name, default)| (name, set_or_default(name, default)))
+    .find(|(_, path)| dir.is_some() && *path == dir)
+    .map(|(name, _)| name);
     if let (Some(name), Some(dir)) = (taken, dir) {
         diags.error_at(
             at.attribute("dir"),
@@ -110,7 +120,9 @@ pub fn validate_backup(config: &Value, diags: &mut Diagnostics) {
         );
     } else if let Some(dir) = dir {
         let inside = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
-        let problem = directory_problem(dir, true).or_else(|| {
+        let problem = directory_problem(dir, true)
+            .or_else(|| dedicated_dir_problem(dir))
+            .or_else(|| {
             data_dir
                 .filter(|data| inside(dir, data) || inside(data, dir))
                 .map(|data| {

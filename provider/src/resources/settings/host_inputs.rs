@@ -1,143 +1,16 @@
 //! Plan-time checks of the free-form strings that reach root-run commands
-//! and root-owned files on the hosts: directories (they go into the unit,
-//! `etcdctl.env` and `install`/`chown`/`rm` commands), `extra_flags` (keys
+//! and root-owned files on the hosts (directories: `directories.rs`): `extra_flags` (keys
 //! and values of etcd's config file), the cluster name, the metrics URL,
 //! and the SSH settings. Each finding is an error on its attribute.
 
-use std::collections::BTreeMap;
-
-use super::schema::{DEFAULT_BIN_DIR, DEFAULT_CONFIG_DIR, DEFAULT_DATA_DIR, DEFAULT_PKI_DIR};
 use crate::framework::{AttributePath, Diagnostics, Value};
 use crate::member::render::MANAGED_KEYS;
 
-/// Directories the provider must never own, fill or delete as a member's
-/// configuration, certificate or data directory.
-const SYSTEM_DIRS: &[&str] = &[
-    "/",
-    "/bin",
-    "/boot",
-    "/dev",
-    "/etc",
-    "/etc/kubernetes",
-    "/etc/kubernetes/pki",
-    "/etc/ssh",
-    "/etc/systemd",
-    "/etc/systemd/system",
-    "/home",
-    "/lib",
-    "/lib32",
-    "/lib64",
-    "/media",
-    "/mnt",
-    "/opt",
-    "/proc",
-    "/root",
-    "/run",
-    "/sbin",
-    "/srv",
-    "/sys",
-    "/tmp",
-    "/usr",
-    "/usr/bin",
-    "/usr/lib",
-    "/usr/local",
-    "/usr/local/bin",
-    "/usr/sbin",
-    "/usr/share",
-    "/var",
-    "/var/lib",
-    "/var/log",
-    "/var/run",
-    "/var/tmp",
-];
-
-/// The directories a member uses, their defaults, and whether a system
-/// directory is refused for it (`bin_dir` only gets the two binaries).
-const DIRECTORIES: &[(&str, &str, bool)] = &[
-    ("bin_dir", DEFAULT_BIN_DIR, false),
-    ("config_dir", DEFAULT_CONFIG_DIR, true),
-    ("pki_dir", DEFAULT_PKI_DIR, true),
-    ("data_dir", DEFAULT_DATA_DIR, true),
-];
-
 pub fn validate(config: &Value, diags: &mut Diagnostics) {
-    validate_directories(config, diags);
+    super::directories::validate_directories(config, diags);
     validate_flags(config, diags);
     validate_metrics_url(config, diags);
     validate_ssh(config, diags);
-}
-
-/// Why `path` is not acceptable as a directory on the hosts, if it is not.
-pub fn directory_problem(path: &str, system_refused: bool) -> Option<String> {
-    if !path.starts_with('/') {
-        return Some(format!("{path:?} is not an absolute path."));
-    }
-    if let Some(c) = path
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "._/-".contains(*c)))
-    {
-        return Some(format!(
-            "{path:?} has {c:?}; use letters, digits, '.', '_', '-' and '/'."
-        ));
-    }
-    let normal = path.len() == 1
-        || (!path.ends_with('/')
-            && path.split('/').skip(1).all(|part| {
-                !part.is_empty() && part != "." && part != ".." && !part.starts_with('-')
-            }));
-    if !normal {
-        return Some(format!(
-            "{path:?} is not a normalised path (no empty, '.' or '..' parts, no part starting with '-', no trailing '/')."
-        ));
-    }
-    if system_refused && SYSTEM_DIRS.contains(&path) {
-        return Some(format!(
-            "{path:?} is a system directory; the provider sets its owner and mode (and may delete a data \
-             directory), so give the member a directory of its own, e.g. /var/lib/etcd or /etc/etcd."
-        ));
-    }
-    None
-}
-
-fn validate_directories(config: &Value, diags: &mut Diagnostics) {
-    let mut valid = BTreeMap::new();
-    for (name, default, system_refused) in DIRECTORIES {
-        // Unset: the default, which the plan fills in. Unknown: not yet.
-        let path = match config.get(name) {
-            Value::Null => *default,
-            value => match value.as_str() {
-                Some(path) => path,
-                None => continue,
-            },
-        };
-        match directory_problem(path, *system_refused) {
-            Some(problem) => {
-                diags.error_at(AttributePath::root(name), "Invalid directory", problem)
-            }
-            None => {
-                valid.insert(*name, path.to_string());
-            }
-        }
-    }
-    let inside = |dir: &str, parent: &str| dir == parent || dir.starts_with(&format!("{parent}/"));
-    let named: Vec<(&str, &String)> = valid.iter().map(|(n, p)| (*n, p)).collect();
-    for (i, (name, path)) in named.iter().enumerate() {
-        for (other, other_path) in &named[i + 1..] {
-            let overlap = path == other_path
-                || ((*name == "data_dir" || *other == "data_dir")
-                    && (inside(path, other_path) || inside(other_path, path)));
-            if overlap {
-                diags.error_at(
-                    AttributePath::root(other),
-                    "Directories overlap",
-                    format!(
-                        "{other} ({other_path}) and {name} ({path}) must be distinct, and the data directory \
-                         may neither hold nor sit inside another."
-                    ),
-                );
-            }
-        }
-    }
 }
 
 fn validate_flags(config: &Value, diags: &mut Diagnostics) {
@@ -301,36 +174,6 @@ pub fn ssh_host_problem(host: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn directories_must_be_absolute_plain_and_not_the_systems() {
-        for good in [
-            "/var/lib/etcd",
-            "/etc/etcd/pki",
-            "/srv/etcd-1/data",
-            "/opt/etcd_2.0",
-        ] {
-            assert_eq!(directory_problem(good, true), None, "{good}");
-        }
-        assert_eq!(directory_problem("/usr/local/bin", false), None);
-        for bad in [
-            "var/lib/etcd",
-            "/var/lib/etcd/",
-            "/var//lib",
-            "/var/lib/../etc",
-            "/var/./lib",
-            "/var/lib/$(id)",
-            "/var/lib/etcd\nExecStartPre=/bin/sh",
-            "/var/lib/e tcd",
-            "/var/-rf",
-            "",
-        ] {
-            assert!(directory_problem(bad, false).is_some(), "{bad:?}");
-        }
-        for system in ["/", "/etc", "/var/lib", "/usr", "/tmp", "/root"] {
-            assert!(directory_problem(system, true).is_some(), "{system}");
-        }
-    }
-
     fn errors(config: Value) -> Vec<String> {
         let mut diags = Diagnostics::default();
         validate(&config, &mut diags);
@@ -339,35 +182,6 @@ mod tests {
             .iter()
             .map(|d| d.path.as_ref().map(|p| p.to_string()).unwrap_or_default())
             .collect()
-    }
-
-    #[test]
-    fn overlapping_directories_are_refused() {
-        let dirs = |config: &str, pki: &str, data: &str| {
-            Value::object([
-                ("bin_dir", Value::string("/usr/local/bin")),
-                ("config_dir", Value::string(config)),
-                ("pki_dir", Value::string(pki)),
-                ("data_dir", Value::string(data)),
-            ])
-        };
-        assert!(errors(dirs("/etc/etcd", "/etc/etcd/pki", "/var/lib/etcd")).is_empty());
-        assert_eq!(
-            errors(dirs("/etc/etcd", "/etc/etcd", "/var/lib/etcd")),
-            vec!["pki_dir"]
-        );
-        assert_eq!(
-            errors(dirs("/etc/etcd", "/var/lib/etcd/pki", "/var/lib/etcd")),
-            vec!["pki_dir"]
-        );
-        assert_eq!(
-            errors(dirs(
-                "/srv/etcd/data/conf",
-                "/etc/etcd/pki",
-                "/srv/etcd/data"
-            )),
-            vec!["data_dir"]
-        );
     }
 
     #[test]

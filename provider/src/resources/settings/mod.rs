@@ -6,6 +6,7 @@
 //! values both write from what they observed.
 
 mod backup;
+mod directories;
 mod host_inputs;
 mod read;
 mod rolled;
@@ -15,7 +16,8 @@ mod validate;
 use std::collections::BTreeMap;
 
 pub use backup::{backup_block, validate_backup};
-pub use host_inputs::{directory_problem, validate_cluster_name, validate_ssh};
+pub use directories::directory_problem;
+pub use host_inputs::{ssh_host_problem, validate_cluster_name, validate_ssh};
 pub use read::{member_spec, settings, timeout};
 pub use rolled::{plan_rolled_change, plan_version_warnings};
 pub use schema::{
