@@ -86,12 +86,16 @@ impl Client {
         })
         .await
     }
+
+    /// Promotes learner `id` once it has caught up with the
     /// leader (etcd refuses until then), waiting up to `timeout`.
     pub async fn promote_member(&self, id: u64, timeout: Duration) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            // Never through the learner itself: a learner serves no
+            // membership calls.
             let attempt = async {
-                let mut client = self.any_client().await?;
+                let (mut client, _, _) = self.first_answering(Some(id)).await?;
                 client.member_promote(id).await.map_err(text).map(|_| ())
             };
             match attempt.await {
