@@ -130,6 +130,33 @@ fn a_client_certificate_is_installed_kept_renewed_and_removed() {
     assert_eq!(reloads(), 2);
     assert!(consumer("get /app/leader").status.success());
 
+    // A reload that fails is owed until it succeeds: drift, run again.
+    lab.ssh_ok(
+        "h2",
+        &format!("rm {DIR}/client.key; mv /var/log/app-reloads /var/log/kept && mkdir /var/log/app-reloads"),
+    );
+    let failed = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    assert_ne!(failed.code, 0, "{}", failed.text());
+    assert!(
+        failed.words().contains("the next apply runs it again"),
+        "{}",
+        failed.text()
+    );
+    lab.ssh_ok(
+        "h2",
+        "rmdir /var/log/app-reloads && mv /var/log/kept /var/log/app-reloads",
+    );
+    let (code, run) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{}", run.text());
+    assert!(
+        run.words().contains("the reload command has not succeeded"),
+        "{}",
+        run.text()
+    );
+    ws.apply();
+    assert_eq!(reloads(), 3);
+    assert_eq!(ws.plan_exit_code().0, 0);
+
     // 8100 hours on, the one-year certificate is inside its 720-hour window.
     let before = lab.ssh_ok("h2", &format!("sha256sum < {DIR}/client.crt"));
     let mut ws = ws;
@@ -144,7 +171,7 @@ fn a_client_certificate_is_installed_kept_renewed_and_removed() {
         lab.ssh_ok("h2", &format!("sha256sum < {DIR}/client.crt")),
         before
     );
-    assert_eq!(reloads(), 3);
+    assert_eq!(reloads(), 4);
     assert!(consumer("get /app/leader").status.success());
     assert_eq!(ws.plan_exit_code().0, 0);
 

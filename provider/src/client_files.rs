@@ -3,8 +3,10 @@
 //! bundle the consumer verifies the members with (0644), each owned as
 //! told. They are written only where the host's copy differs, atomically,
 //! with the content on stdin (the key never on a command line), and the
-//! reload command runs after any change. Read back as digests, owners and
-//! modes; removed on destroy.
+//! reload command runs after any change. A reload owed (the command
+//! failed, or the run stopped before it) is marked by a hidden file beside
+//! the certificate until it succeeds: it shows as drift and the next apply
+//! runs it. Read back as digests, owners and modes; removed on destroy.
 
 use crate::member::install::sha256_hex;
 use crate::ssh::{self, quote, FileToWrite, Host, SshError};
@@ -82,6 +84,29 @@ impl Placement {
         Ok(seen)
     }
 
+    /// The marker of a reload owed: `.NAME.reload-pending` beside the
+    /// certificate.
+    fn reload_marker(&self) -> String {
+        match self.cert_path.rsplit_once('/') {
+            Some((dir, name)) => format!("{dir}/.{name}.reload-pending"),
+            None => format!(".{}.reload-pending", self.cert_path),
+        }
+    }
+
+    /// Whether a reload is owed on `host` (never without a reload command).
+    async fn reload_owed(&self, host: &Host) -> Result<bool, SshError> {
+        if self.reload_command.is_none() {
+            return Ok(false);
+        }
+        let out = host
+            .run(&format!(
+                "[ -e {} ] && echo owed; true",
+                quote(&self.reload_marker())
+            ))
+            .await?;
+        Ok(out.stdout.contains("owed"))
+    }
+
     fn expected(&self, file: &Wanted<'_>) -> String {
         format!(
             "{} {} {} {:o}",
@@ -98,8 +123,9 @@ impl Placement {
         let host = Host::connect(&self.target).await?;
         let wanted = self.wanted(contents);
         let seen = self.seen(&host, &wanted).await;
+        let owed = self.reload_owed(&host).await;
         host.close().await;
-        Ok(wanted
+        let mut problems: Vec<String> = wanted
             .iter()
             .zip(seen?)
             .filter_map(|(file, seen)| match seen {
@@ -109,7 +135,12 @@ impl Placement {
                 }
                 Some(_) => None,
             })
-            .collect())
+            .collect();
+        if owed? {
+            problems
+                .push("the reload command has not succeeded since the files changed".to_string());
+        }
+        Ok(problems)
     }
 
     /// Writes the files that differ and then runs the reload command;
@@ -155,26 +186,39 @@ impl Placement {
                     owner: &owner,
                 })
                 .collect();
-            host.write_files_then(&files, "").await?;
+            // The reload is owed from the moment the files are in place.
+            let mark = match &self.reload_command {
+                Some(_) => format!("touch {}", quote(&self.reload_marker())),
+                None => String::new(),
+            };
+            host.write_files_then(&files, &mark).await?;
         }
-        if let (true, Some(reload)) = (changed, &self.reload_command) {
+        let owed = changed || self.reload_owed(host).await?;
+        if let (true, Some(reload)) = (owed, &self.reload_command) {
             let out = host.run(reload).await?;
             if out.status != 0 {
                 return Err(SshError(format!(
-                    "{}: the files were written, but the reload command failed with status {}: {}",
+                    "{}: the files were written, but the reload command failed with status {} (the next apply \
+                     runs it again): {}",
                     self.target.address,
                     out.status,
                     out.stderr.trim()
                 )));
             }
+            host.run_ok(&format!("rm -f {}", quote(&self.reload_marker())))
+                .await?;
         }
-        Ok(changed)
+        Ok(changed || owed)
     }
 
     /// Removes the files (those still there).
     pub async fn remove(&self) -> Result<(), SshError> {
         let host = Host::connect(&self.target).await?.finishing_commands();
-        let mut paths = vec![quote(&self.cert_path), quote(&self.key_path)];
+        let mut paths = vec![
+            quote(&self.cert_path),
+            quote(&self.key_path),
+            quote(&self.reload_marker()),
+        ];
         paths.extend(self.ca_path.as_deref().map(quote));
         let removed = host.run_ok(&format!("rm -f {}", paths.join(" "))).await;
         host.close().await;
