@@ -247,7 +247,22 @@ fn auth_stays_on_through_a_snapshot_a_ca_replacement_an_upgrade_and_backups() {
         !refused.status.success(),
         "auth was turned off by the changes"
     );
-    ws.destroy();
+    // delete_file_on_destroy deletes the snapshot it saved, nothing else
+    // (a refresh would already drop the resource for the changed file).
+    std::fs::write(&snapshot, "someone else's file").unwrap();
+    let destroyed = ws.run_ok(&["destroy", "-auto-approve", "-input=false", "-refresh=false"]);
+    assert!(
+        destroyed
+            .words()
+            .contains("is no longer the snapshot this resource saved"),
+        "{}",
+        destroyed.text()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&snapshot).unwrap(),
+        "someone else's file"
+    );
+    std::fs::remove_file(&snapshot).unwrap();
 }
 
 #[test]

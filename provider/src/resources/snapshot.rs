@@ -52,7 +52,7 @@ fn schema_block() -> Block {
         "delete_file_on_destroy",
         Type::Bool,
         Value::Bool(false),
-        "Delete the snapshot file on destroy (and before a new snapshot replaces it). Default false: the file is kept.",
+        "Delete the snapshot file on destroy (and before a new snapshot replaces it), if it is still the one saved (the same SHA-256): a file put at `path` since is kept. Default false: the file is kept.",
     ))
     .attribute(Attribute::computed("sha256", Type::String, "SHA-256 of the snapshot file (hex)."))
     .attribute(Attribute::computed("size_bytes", Type::Number, "Size of the snapshot file."))
@@ -198,6 +198,23 @@ impl Resource for EtcdSnapshot {
             return;
         }
         let path = prior.str_or_empty("path");
+        // Only the snapshot this resource wrote: a file put at the path
+        // since (another snapshot, anything else) is not ours to delete.
+        match crate::member::install::sha256_file(std::path::Path::new(path)).await {
+            Ok(sum) if sum == prior.str_or_empty("sha256") => {}
+            Ok(_) => {
+                diags.warning(
+                    "Snapshot file kept",
+                    format!("{path} is no longer the snapshot this resource saved (its SHA-256 differs): not deleted."),
+                );
+                return;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                diags.error("Could not delete the snapshot file", format!("{path}: {e}"));
+                return;
+            }
+        }
         match tokio::fs::remove_file(path).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
