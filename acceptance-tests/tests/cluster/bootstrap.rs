@@ -421,62 +421,6 @@ fn a_host_killed_during_bootstrap_then_apply_again_converges() {
 }
 
 #[test]
-fn single_member_example_warns_takes_only_a_directory_of_its_own_and_purges_only_its_data() {
-    let lab = Lab::up(LabId::SingleMember, 1);
-    let terraform = tools::oldest_terraform();
-    let ws = Workspace::new(&terraform, Install::DevOverrides, &example("single-member"));
-    ws.set_vars(&[
-        ("host", hcl_string(lab.address("h1"))),
-        (
-            "ssh_config_file",
-            hcl_string(lab.ssh_config().display().to_string()),
-        ),
-        (
-            "etcd_binaries",
-            hcl_string(
-                tools::etcd_dir(&tools::etcd_release("3.6"))
-                    .display()
-                    .to_string(),
-            ),
-        ),
-    ]);
-    // Another program's data where data_dir points: not taken over.
-    lab.ssh_ok(
-        "h1",
-        "install -d -m 0755 /var/lib/etcd && echo 15 > /var/lib/etcd/PG_VERSION",
-    );
-    let refused = ws.run(&["apply", "-auto-approve", "-input=false"]);
-    assert_ne!(refused.code, 0, "{}", refused.text());
-    assert!(
-        refused
-            .words()
-            .contains("holds files the provider did not write (PG_VERSION )"),
-        "{}",
-        refused.text()
-    );
-    assert_eq!(
-        lab.ssh_ok("h1", "stat -c '%U %a' /var/lib/etcd").trim(),
-        "root 755"
-    );
-    lab.ssh_ok("h1", "rm /var/lib/etcd/PG_VERSION");
-    let run = ws.apply();
-    assert!(
-        run.text().contains("no fault tolerance"),
-        "no quorum warning:\n{}",
-        run.text()
-    );
-    assert_eq!(ws.plan_exit_code().0, 0);
-    // A file someone put there later survives the purge, and its directory.
-    lab.ssh_ok("h1", "echo keep > /var/lib/etcd/notes.txt");
-    ws.destroy();
-    assert_eq!(
-        lab.ssh_ok("h1", "ls -A /var/lib/etcd").trim(),
-        "notes.txt",
-        "data not purged, or more"
-    );
-}
-
-#[test]
 fn interrupting_a_bootstrap_stops_the_provider_and_the_next_apply_resumes() {
     let lab = Lab::up(LabId::InterruptedBootstrap, 3);
     let terraform = tools::newest_terraform();

@@ -14,6 +14,7 @@ mod recovery;
 mod rolling;
 mod scaling;
 mod space;
+mod takeover;
 mod upgrades;
 mod versions;
 mod voters;

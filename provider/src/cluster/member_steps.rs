@@ -82,8 +82,8 @@ pub async fn install_and_start(
         Start::New(initial) => (InitialState::New, initial),
         Start::Existing | Start::Restart | Start::NotYet => (InitialState::Existing, None),
     };
-    if has_data && state == InitialState::New && initial.is_none() {
-        refuse_foreign_data(host, settings).await?;
+    if state == InitialState::New && initial.is_none() {
+        refuse_foreign_etcd(host, settings, has_data).await?;
     }
     binaries::install_binaries(host, settings, binaries)
         .await
@@ -154,27 +154,41 @@ async fn restore_initial_snapshot(
     .map_err(|e| e.to_string())
 }
 
-/// Only data of this very cluster (an earlier, interrupted bootstrap) may
-/// be resumed by a bootstrap; anything else is someone's data.
-async fn refuse_foreign_data(host: &Host, settings: &ClusterSettings) -> Result<(), String> {
-    let config = host
+/// Only data or an etcd of this very cluster (an earlier, interrupted
+/// bootstrap) may be resumed by a bootstrap: data (`has_data`) or a
+/// running etcd.service whose config is not this cluster's is someone
+/// else's (one etcd.service per host: a second cluster's bootstrap there
+/// would take it over).
+async fn refuse_foreign_etcd(
+    host: &Host,
+    settings: &ClusterSettings,
+    has_data: bool,
+) -> Result<(), String> {
+    let looked = host
         .run(&format!(
-            "cat {} 2>/dev/null",
+            "systemctl is-active --quiet etcd.service && echo '# etcd runs'; cat {} 2>/dev/null",
             quote(&settings.layout.config_file())
         ))
-        .await;
-    let ours = config.map(|o| {
-        o.stdout
-            .contains(&format!("initial-cluster-token: \"{}\"", settings.token))
-    });
-    if ours == Ok(true) {
+        .await
+        .map_err(|e| e.to_string())?;
+    let runs = looked.stdout.starts_with("# etcd runs");
+    let ours = looked
+        .stdout
+        .contains(&format!("initial-cluster-token: \"{}\"", settings.token));
+    if ours || !(has_data || runs) {
         return Ok(());
     }
-    Err(format!(
-        "{} already holds etcd data not made by this cluster; refusing to bootstrap over it \
-         (move it away or choose another data_dir)",
-        settings.layout.data_dir
-    ))
+    Err(if has_data {
+        format!(
+            "{} already holds etcd data not made by this cluster; refusing to bootstrap over it \
+             (move it away or choose another data_dir)",
+            settings.layout.data_dir
+        )
+    } else {
+        "etcd.service already runs on this host, for another cluster (its config is not this cluster's); a host \
+         runs one member: refusing to take it over"
+            .to_string()
+    })
 }
 
 /// Rewrites a running member's files from the spec (certificates
