@@ -278,11 +278,9 @@ pub async fn observe_through(
                     if m.is_learner {
                         problems.push(Problem::Learner);
                     }
-                    // Only its host's word that the data is gone counts,
-                    // and never for a member that serves (it has its log).
                     let serves = status.healthy || serves_there;
                     match &host_state {
-                        Ok(state) if state.data == inspect::DataDir::Absent && !serves => {
+                        Ok(state) if data_gone(state.data, serves) => {
                             problems.push(Problem::DataMissing)
                         }
                         Ok(state) if state.data == inspect::DataDir::Unreadable => {
@@ -337,6 +335,14 @@ pub async fn observe_through(
             .map(|m| m.name.clone());
     }
     observed
+}
+
+/// Whether a listed member's data is gone (so that it must be removed and
+/// added again): only on its host's word that the data directory is
+/// readable and empty (an SSH user that cannot look inside proves
+/// nothing), and never for a member that serves (it has its log).
+fn data_gone(data: inspect::DataDir, serves: bool) -> bool {
+    data == inspect::DataDir::Absent && !serves
 }
 
 /// When the server certificate expires (RFC 3339), if that is inside the
@@ -402,6 +408,15 @@ pub(super) fn unlisted<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_is_gone_only_on_the_hosts_word_and_never_for_a_member_that_serves() {
+        use inspect::DataDir::*;
+        assert!(data_gone(Absent, false));
+        assert!(!data_gone(Absent, true), "it serves: it has its log");
+        assert!(!data_gone(Unreadable, false), "no root, no sudo: unknown");
+        assert!(!data_gone(Present, false));
+    }
 
     #[test]
     fn a_member_not_looked_at_is_not_healthy() {
