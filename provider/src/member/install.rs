@@ -117,14 +117,16 @@ pub async fn write_peer_certificate(
 /// `lost+found`, when the directory is a disk of its own).
 const DATA_DIR_ENTRIES: &str = r"member|\.restored-from|lost\+found";
 
-/// A shell check that `dir`, if it exists, holds nothing but entries whose
-/// whole names match `ours` (an extended regex); else it fails, naming
-/// what else is there. Run before the provider takes a directory over
-/// (makes it etcd's) or empties it: a directory that holds anything else
-/// (another program's data, the system's files) is not given to etcd.
+/// A shell check that `dir`, if it exists and is not the etcd user's yet,
+/// holds nothing but entries whose whole names match `ours` (an extended
+/// regex); else it fails, naming what else is there. Run before the
+/// provider takes a directory over (makes it etcd's): a directory that
+/// holds anything else (another program's data, the system's files) is not
+/// given to etcd. Once it is etcd's, files others add there are theirs:
+/// they block nothing, and the provider deletes only its own.
 pub fn holds_only_ours(dir: &str, ours: &str, attribute: &str) -> String {
     format!(
-        "if [ -d {dir} ]; then others=$(ls -A {dir} | grep -vxE {ours} | head -n 3 | tr '\\n' ' '); \
+        "if [ -d {dir} ] && [ \"$(stat -c %U {dir})\" != etcd ]; then others=$(ls -A {dir} | grep -vxE {ours} | head -n 3 | tr '\\n' ' '); \
          if [ -n \"$others\" ]; then echo \"{attribute} {shown} holds files the provider did not write \
          ($others): it gives that directory to etcd alone, so choose one of its own\" >&2; exit 3; fi; fi\n",
         dir = quote(dir),
