@@ -49,6 +49,7 @@ pub enum LabId {
     Upgrades = 42,
     ClientPortOutOfReach = 43,
     HandAddedVoter = 44,
+    OpenTofu = 45,
 }
 
 impl LabId {

@@ -14,6 +14,8 @@
 //!   acknowledged write was lost, drift checks, waits and retries.
 //! - [`patroni`]: Patroni and PostgreSQL from Debian's packages on a test
 //!   host, a real consumer of etcd.
+//! - [`release`]: the release files, signed, for the tests that install
+//!   the archive.
 //! - [`docs`]: the generator of `docs/` from `schemas/` and `examples/`.
 
 pub mod docs;
@@ -21,5 +23,6 @@ pub mod fixtures;
 pub mod lab;
 pub mod labs;
 pub mod patroni;
+pub mod release;
 pub mod terraform;
 pub mod tools;

@@ -77,14 +77,33 @@ pub fn etcd_release(minor: &str) -> String {
     if minor == "3.4" {
         return "3.4.23".to_string();
     }
-    let go_mod = repo_root().join(format!("acceptance-tests/etcd-builds/{minor}/go.mod"));
+    pinned(&format!("etcd-builds/{minor}"), "go.etcd.io/etcd/server/v3")
+}
+
+/// The version a Go module of ours pins for `module` (`etcd-builds/3.6`,
+/// `client-builds/opentofu`): its `require` line in `go.mod`.
+fn pinned(build: &str, module: &str) -> String {
+    let go_mod = repo_root().join(format!("acceptance-tests/{build}/go.mod"));
     let text =
         std::fs::read_to_string(&go_mod).unwrap_or_else(|e| panic!("{}: {e}", go_mod.display()));
     text.lines()
-        .find_map(|line| line.trim().strip_prefix("go.etcd.io/etcd/server/v3 v"))
+        .find_map(|line| line.trim().strip_prefix(&format!("{module} v")))
         .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{} pins no etcd server", go_mod.display()))
+        .unwrap_or_else(|| panic!("{} pins no {module}", go_mod.display()))
         .to_string()
+}
+
+/// OpenTofu, as `client-builds/opentofu/go.mod` pins it (built by
+/// `install-deps`).
+pub fn tofu() -> PathBuf {
+    let version = pinned("client-builds/opentofu", "github.com/opentofu/opentofu");
+    let path = tools_dir().join(format!("tofu-{version}/tofu"));
+    assert!(
+        path.exists(),
+        "{} is missing: run acceptance-tests/install-deps",
+        path.display()
+    );
+    path
 }
 
 /// The directory holding `etcd` and `etcdctl` of an etcd version.

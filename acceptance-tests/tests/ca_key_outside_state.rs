@@ -202,7 +202,7 @@ fn a_write_only_key_is_refused_by_terraform_without_write_only_attributes() {
         if minor < 11 {
             assert_eq!(run.code, 1, "{version}: {}", run.text());
             assert!(
-                run.text().contains("needs Terraform 1.11")
+                run.text().contains("needs Terraform or OpenTofu 1.11")
                     && run.text().contains("private_key_pem_wo"),
                 "{version}: {}",
                 run.text()

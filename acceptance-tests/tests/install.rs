@@ -5,9 +5,9 @@
 //! plugin directory, without `dev_overrides`; the lock file holds the
 //! archive's hash, and the installed provider runs a plan.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use acceptance_tests::release::{package_hash, release, run, throwaway_key};
 use acceptance_tests::terraform::{Install, Workspace};
 use acceptance_tests::tools;
 
@@ -20,55 +20,6 @@ resource "etcd_ca" "main" {
   common_name = "etcd-ca"
 }
 "#;
-
-fn run(command: &mut Command) -> String {
-    let out = command.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{command:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A throwaway RSA signing key in its own GnuPG home; its fingerprint.
-fn throwaway_key(home: &Path) -> String {
-    run(Command::new("gpg")
-        .env("GNUPGHOME", home)
-        .args(["--batch", "--passphrase", "", "--quick-gen-key"])
-        .args([
-            "release test <release-test@example.invalid>",
-            "rsa3072",
-            "sign",
-            "1d",
-        ]));
-    let keys = run(Command::new("gpg").env("GNUPGHOME", home).args([
-        "--batch",
-        "--with-colons",
-        "--list-secret-keys",
-    ]));
-    keys.lines()
-        .find_map(|l| l.strip_prefix("fpr:"))
-        .map(|l| l.trim_matches(':').to_string())
-        .expect("a fingerprint")
-}
-
-/// The release files in `out`; the archive's path.
-fn release(out: &Path, gnupg: &Path, key: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let listed = run(Command::new(root.join("provider/release"))
-        .arg(out)
-        .env("PROVIDER_BINARY", tools::provider_binary())
-        .env("GNUPGHOME", gnupg)
-        .env("GPG_KEY_ID", key));
-    let version = env!("CARGO_PKG_VERSION");
-    let prefix = format!("terraform-provider-etcd_{version}");
-    for file in ["_linux_amd64.zip", "_manifest.json", "_SHA256SUMS"] {
-        assert!(listed.contains(&format!("{prefix}{file}")), "{listed}");
-    }
-    out.join(format!("{prefix}_linux_amd64.zip"))
-}
 
 #[test]
 fn the_release_installs_from_a_packed_mirror_and_the_local_plugin_directory() {
@@ -103,15 +54,8 @@ fn the_release_installs_from_a_packed_mirror_and_the_local_plugin_directory() {
         .arg("-c")
         .arg(&sums)
         .current_dir(&out));
-    // Terraform's hash of a package ("h1:"): SHA-256 over the sorted
-    // "SHA256  NAME" lines of the files in the archive, base64.
-    let h1 = run(Command::new("python3").arg("-c").arg(
-        "import base64, hashlib, sys, zipfile\n\
-         z = zipfile.ZipFile(sys.argv[1])\n\
-         lines = ''.join(f'{hashlib.sha256(z.read(n)).hexdigest()}  {n}\\n' for n in sorted(z.namelist()))\n\
-         print('h1:' + base64.b64encode(hashlib.sha256(lines.encode()).digest()).decode())",
-    ).arg(&archive));
-    let h1 = h1.trim();
+    let h1 = package_hash(&archive);
+    let h1 = h1.as_str();
 
     for terraform in tools::terraform_versions() {
         for install in [

@@ -99,11 +99,11 @@ impl Provider {
                 if !config.get(name).is_null() {
                     diags.error_at(
                         AttributePath::root(name),
-                        "Write-only attribute needs Terraform 1.11 or later",
+                        "Write-only attribute needs Terraform or OpenTofu 1.11 or later",
                         format!(
-                            "{name} is write-only: Terraform 1.11 and later pass it to the provider without \
-                             storing it, but this Terraform would keep it in state and plan files. Upgrade \
-                             Terraform, or leave {name} unset."
+                            "{name} is write-only: Terraform 1.11 and later, and OpenTofu 1.11 and later, pass \
+                             it to the provider without storing it, but this client would keep it in state and \
+                             plan files. Upgrade it, or leave {name} unset."
                         ),
                     );
                 }

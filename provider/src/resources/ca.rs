@@ -40,7 +40,7 @@ impl Resource for CertificateAuthority {
         let block = Block::new(
             "A certificate authority for an etcd cluster. The provider makes its private key and keeps it in \
              Terraform state, or, to keep the key out of state, signs the CA with a key you give as the write-only \
-             `private_key_pem_wo` (Terraform 1.11+) and give to the provider block too. The key never goes to a \
+             `private_key_pem_wo` (Terraform or OpenTofu 1.11+) and give to the provider block too. The key never goes to a \
              member host. When the CA enters its renewal window (`early_renewal_hours` before it expires) the \
              plan replaces it, so `terraform plan -detailed-exitcode` exits 2.",
         )
@@ -84,7 +84,7 @@ impl Resource for CertificateAuthority {
             Attribute::optional(
                 "private_key_pem_wo",
                 Type::String,
-                "Write-only (Terraform 1.11+): a PEM private key to make the CA with instead of a new one; it is \
+                "Write-only (Terraform or OpenTofu 1.11+): a PEM private key to make the CA with instead of a new one; it is \
                  in no state or plan file. Its algorithm must be `key_algorithm`. Give the same key to the \
                  provider block (`ca_key_files` or `ca_keys`) so that resources using this CA find it. A \
                  changed key takes effect when `private_key_pem_wo_version` changes.",

@@ -6,7 +6,7 @@
 //! a changed password is drift that apply reverts. Removing the password
 //! replaces the user (a certificate-only user is made with the option);
 //! giving one to a certificate-only user makes it again. A password given
-//! as `password_wo` (write-only, Terraform 1.11+) is in no state or plan
+//! as `password_wo` (write-only, Terraform or OpenTofu 1.11+) is in no state or plan
 //! file: it is set when the user is made and whenever
 //! `password_wo_version` changes, and cannot be checked for drift. Import
 //! by `ENDPOINTS,CA_CERT_PATH,CA_KEY_PATH,NAME`.
@@ -48,7 +48,7 @@ fn schema_block() -> Block {
         Attribute::optional(
             "password_wo",
             Type::String,
-            "Write-only (Terraform 1.11+): the user's password, kept in no state or plan file. Set when the user \
+            "Write-only (Terraform or OpenTofu 1.11+): the user's password, kept in no state or plan file. Set when the user \
              is made and whenever `password_wo_version` changes; not checked for drift. Instead of `password`.",
         )
         .sensitive()
