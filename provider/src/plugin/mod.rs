@@ -81,6 +81,7 @@ pub async fn serve(provider: Provider) -> Result<(), ServeError> {
     let stopped = shutdown.clone();
     let stopped = async move { stopped.notified().await };
     ignore_interrupts();
+    exit_when_orphaned(shutdown.clone(), provider.clone());
     let served = match std::env::var("PLUGIN_CLIENT_CERT") {
         Ok(client_cert) => {
             let tls = tls::server_tls(&client_cert).map_err(ServeError::Setup)?;
@@ -182,6 +183,32 @@ fn ignore_interrupts() {
     tokio::spawn(async {
         while tokio::signal::ctrl_c().await.is_ok() {
             log::debug!("interrupt received; waiting for StopProvider");
+        }
+    });
+}
+
+/// How often the provider checks that the process that started it is
+/// still there.
+const PARENT_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Shuts the provider down once the process that started it is gone (it
+/// was then handed to another parent): a client that exits without
+/// closing its plugins (Pulumi's Terraform bridge does) must not leave a
+/// provider behind for every command. Steps under way stop at their next
+/// safe point, as on Terraform's stop request.
+fn exit_when_orphaned(shutdown: Arc<Notify>, provider: Arc<Provider>) {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    let parent = unsafe { libc::getppid() };
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(PARENT_CHECK).await;
+            // SAFETY: as above.
+            if unsafe { libc::getppid() } != parent {
+                log::warn!("the process that started the provider is gone: shutting down");
+                provider.context.request_stop();
+                shutdown.notify_one();
+                return;
+            }
         }
     });
 }
