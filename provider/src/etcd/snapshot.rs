@@ -100,29 +100,38 @@ impl Client {
 }
 
 impl Client {
-    /// The endpoint of the leader if it answers a quorum read, else of the
-    /// first member that does (a learner does not: etcd refuses it
-    /// linearizable reads).
+    /// The endpoint a snapshot is taken from (see [`serving_endpoint`]).
     async fn serving_endpoint(&self) -> Result<String, String> {
         let statuses = self.statuses().await;
-        let serving = || statuses.iter().filter(|s| s.healthy);
-        let leader = serving().find(|s| s.member_id.is_some() && s.member_id == s.leader);
-        match leader.or_else(|| serving().next()) {
-            Some(status) => Ok(status.endpoint.clone()),
-            None => Err(format!(
-                "no member answers a quorum read, so none can give a current snapshot: {}",
-                statuses
-                    .iter()
-                    .map(|s| format!(
-                        "{}: {}",
-                        s.endpoint,
-                        s.error.as_deref().unwrap_or("unhealthy")
-                    ))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )),
-        }
+        serving_endpoint(&statuses)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                format!(
+                    "no member answers a quorum read, so none can give a current snapshot: {}",
+                    statuses
+                        .iter()
+                        .map(|s| format!(
+                            "{}: {}",
+                            s.endpoint,
+                            s.error.as_deref().unwrap_or("unhealthy")
+                        ))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            })
     }
+}
+
+/// The endpoint of the leader if it answers a quorum read, else of the
+/// first member that does: a learner does not (etcd refuses it
+/// linearizable reads), nor a member cut off from the quorum, whose data
+/// may be behind.
+fn serving_endpoint(statuses: &[super::EndpointStatus]) -> Option<&str> {
+    let serving = || statuses.iter().filter(|s| s.healthy);
+    let leader = serving().find(|s| s.member_id.is_some() && s.member_id == s.leader);
+    leader
+        .or_else(|| serving().next())
+        .map(|s| s.endpoint.as_str())
 }
 
 /// Writes the snapshot stream into `out`, checking etcd's trailing hash;
@@ -175,6 +184,28 @@ mod tests {
             trailer.update(piece);
         }
         trailer.matches()
+    }
+
+    #[test]
+    fn a_snapshot_comes_from_the_leader_or_a_member_that_serves_never_a_learner() {
+        let status =
+            |endpoint: &str, id: u64, leader: u64, healthy: bool| super::super::EndpointStatus {
+                endpoint: endpoint.into(),
+                member_id: Some(id),
+                leader: Some(leader),
+                healthy,
+                ..Default::default()
+            };
+        // A learner (no quorum read) and a partitioned member answer status first.
+        let statuses = [
+            status("learner", 4, 2, false),
+            status("cut-off", 1, 1, false),
+            status("follower", 3, 2, true),
+            status("leader", 2, 2, true),
+        ];
+        assert_eq!(serving_endpoint(&statuses), Some("leader"));
+        assert_eq!(serving_endpoint(&statuses[..3]), Some("follower"));
+        assert_eq!(serving_endpoint(&statuses[..2]), None);
     }
 
     #[test]
