@@ -50,6 +50,7 @@ pub enum LabId {
     ClientPortOutOfReach = 43,
     HandAddedVoter = 44,
     OpenTofu = 45,
+    PeerNameMigration = 46,
 }
 
 impl LabId {

@@ -146,16 +146,6 @@ impl<'a> Runner<'a> {
     /// new observation.
     pub async fn run(&mut self, step: &Step) -> Result<(), String> {
         continue_unless_stopped(self.ctx, self.phase)?;
-        if matches!(
-            step,
-            Step::BringBack(_)
-                | Step::RenewCertificates(_)
-                | Step::Restart(_)
-                | Step::Readd(_)
-                | Step::Add(_)
-        ) {
-            self.give_peer_names().await?;
-        }
         let ran = match step {
             Step::Refuse(why) => Err(why.clone()),
             Step::BringBack(names) => self.bring_back(names).await,
@@ -178,8 +168,10 @@ impl<'a> Runner<'a> {
         ran
     }
 
-    /// Before the first step that writes a member's config (which accepts
-    /// only the peer name on the peer port): every member whose peer
+    /// Called by every step that writes a member's config (which accepts
+    /// only the peer name on the peer port), whether it comes through
+    /// [`Runner::run`] or straight from a phase (the CA rotation), before
+    /// it writes anything; does its work once. Every member whose peer
     /// certificate lacks that name gets a new one in place, without a
     /// restart (etcd reads it for every new peer connection), so that no
     /// member is ever refused by a peer that starts with the new config.
@@ -264,6 +256,7 @@ impl<'a> Runner<'a> {
     /// Rewrites and restarts `name` (serving or not) with the guards.
     pub async fn restart(&mut self, name: &str) -> Result<(), String> {
         self.guard_member_change(name).await?;
+        self.give_peer_names().await?;
         let serving = self.serving().await;
         let member = self.member(name)?.clone();
         log::info!("{}: restarting member {}", self.phase, member.name);
@@ -311,6 +304,7 @@ impl<'a> Runner<'a> {
         name: &str,
         expected: impl Fn(&[u8]) -> bool,
     ) -> Result<(), String> {
+        self.give_peer_names().await?;
         let member = self.member(name)?.clone();
         log::info!(
             "{}: renewing the certificates of member {name} in place",
@@ -337,6 +331,7 @@ impl<'a> Runner<'a> {
     /// Rewrites and starts members that do not serve, all of them, then
     /// waits once (see `Step::BringBack`).
     async fn bring_back(&mut self, names: &[String]) -> Result<(), String> {
+        self.give_peer_names().await?;
         for name in names {
             let member = self.member(name)?.clone();
             log::info!("bringing back member {name}, which does not serve");
@@ -373,6 +368,7 @@ impl<'a> Runner<'a> {
     /// Re-adds a member removed out of band or whose data is gone.
     async fn readd(&mut self, name: &str) -> Result<(), String> {
         self.guard_member_change(name).await?;
+        self.give_peer_names().await?;
         let member = self.member(name)?.clone();
         log::info!("{}: re-adding member {name}", self.phase);
         let api = self.present_spec().api(self.ctx.now()).await?;
@@ -424,6 +420,7 @@ impl<'a> Runner<'a> {
             .cloned()
             .ok_or_else(|| format!("member {} is not in the configuration", at.name))?;
         self.refuse_same_machine(&new).await?;
+        self.give_peer_names().await?;
         let api = self.present_spec().api(self.ctx.now()).await?;
         continue_unless_stopped(self.ctx, self.phase)?;
         let joining = Joining {
