@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::hosts::Hosts;
-use super::plan::membership::{changes, plan_membership, same_place};
+use super::plan::membership::{changes, plan_membership, same_member, same_place};
 use super::plan::Step;
 use super::runner::{Record, Runner};
 use super::{ChangeWarning, ClusterSpec};
@@ -57,7 +57,7 @@ pub fn staying<'a>(from: &'a ClusterSpec, to: &ClusterSpec) -> Vec<&'a MemberSpe
     let (_, removed) = changes(&from.members, &to.members);
     from.members
         .iter()
-        .filter(|m| !removed.iter().any(|r| std::ptr::eq(*r, *m)))
+        .filter(|m| !removed.iter().any(|r| same_member(r, m)))
         .collect()
 }
 

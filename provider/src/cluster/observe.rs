@@ -392,7 +392,7 @@ async fn unmanaged(
 }
 
 /// Live members whose peer URLs are none of the spec's members'.
-pub(super) fn unlisted<'a>(
+fn unlisted<'a>(
     spec: &ClusterSpec,
     live: &'a [etcd::Member],
 ) -> impl Iterator<Item = &'a etcd::Member> {
