@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-use crate::member::binaries::{self, LocalBinaries};
-use crate::member::{ClusterSettings, MemberSpec};
+use crate::member::MemberSpec;
 use crate::ssh::Host;
 
 #[derive(Default)]
@@ -69,28 +68,6 @@ impl Hosts {
                 None => Err(errors.remove(&m.name).unwrap_or_default()),
             })
             .collect()
-    }
-
-    /// Uploads the binaries to the staging place of every reachable one of
-    /// `members` at once (see `binaries::stage_binaries`). A failure costs
-    /// only speed: that member's own step uploads them.
-    pub async fn stage_binaries(
-        &self,
-        members: &[MemberSpec],
-        settings: &ClusterSettings,
-        local: &LocalBinaries,
-    ) {
-        let connected = self.connect_all(members).await;
-        let staged = connected
-            .iter()
-            .zip(members)
-            .map(|(host, member)| async move {
-                let Ok(host) = host else { return };
-                if let Err(e) = binaries::stage_binaries(host, settings, local).await {
-                    log::warn!("member {}: staging the binaries: {e}", member.name);
-                }
-            });
-        futures::future::join_all(staged).await;
     }
 
     /// Closes every connection. A connection still borrowed elsewhere

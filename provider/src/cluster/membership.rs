@@ -103,18 +103,16 @@ pub async fn change_membership(
         .await?;
         runner.starting_from(&from.members);
         let steps = plan_membership(&from.members, &to.members, runner.observed().await);
-        if let Some(local) = runner.binaries() {
-            // The new members' hosts get their binaries at once, before
-            // the joins, which go one at a time.
-            let new: Vec<MemberSpec> = steps
-                .iter()
-                .filter_map(|step| match step {
-                    Step::Add(at) => to.members.iter().find(|m| m.name == at.name).cloned(),
-                    _ => None,
-                })
-                .collect();
-            hosts.stage_binaries(&new, &to.settings, local).await;
-        }
+        // The new members' hosts get their binaries while the steps
+        // before their joins run.
+        let new: Vec<MemberSpec> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Add(at) => to.members.iter().find(|m| m.name == at.name).cloned(),
+                _ => None,
+            })
+            .collect();
+        runner.stage_binaries(&new).await;
         for step in &steps {
             runner.run(step).await?;
         }

@@ -10,12 +10,13 @@
 //! after its config was written; a member removed out of band (or whose
 //! data is gone) is left to the repair that follows, which re-adds it with the new settings.
 //!
-//! Steps: first, for every member at once, new binaries are uploaded to a
-//! staging place beside the installed ones (the running members are not
-//! touched, so this needs no quorum guard). Then one member at a time, in
-//! the order of `plan::roll` (which also removes a voter the configuration
-//! does not list that does not serve, before the first restart), through
-//! the runner and its guards (`runner.rs`):
+//! Steps: first, new binaries start uploading in the background to a
+//! staging place beside the installed ones, host after host in the roll's
+//! order (`staging`: the running members are not touched, so this needs
+//! no quorum guard; each member's step waits for its own). Then one member
+//! at a time, in the order of `plan::roll` (which also removes a voter the
+//! configuration does not list that does not serve, before the first
+//! restart), through the runner and its guards (`runner.rs`):
 //! 0. Before the first member that needs it, a snapshot (`before-roll`,
 //!    see `backups`): no snapshot, no roll.
 //! 1. Refuse unless every other voter serves: a restart takes this
@@ -70,11 +71,7 @@ pub async fn roll(
             ("rolling change", "before-roll"),
         )
         .await?;
-        if let Some(binaries) = runner.binaries() {
-            hosts
-                .stage_binaries(&spec.members, &spec.settings, binaries)
-                .await;
-        }
+        runner.stage_binaries(&spec.members).await;
         roll_members(spec, &mut runner, &hosts).await
     }
     .await;

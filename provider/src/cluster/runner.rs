@@ -21,6 +21,7 @@
 //! and observes again: an interrupted apply resumes on the same path.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::backups::SnapshotBefore;
@@ -31,13 +32,15 @@ use super::member_steps::{
     refuse_shared_machines, remove_member, rewrite_and_restart, uninstall_member, Joining,
 };
 use super::observe::{in_renewal_window, observe_through};
+use super::peer_names::give_peer_names;
 use super::plan::guard::{all_serve, others_serve};
 use super::plan::{MemberAt, Step};
 use super::quorum::{foreign_members_serve, hand_off_leadership, wait_until_healthy};
+use super::staging::Staging;
 use super::{continue_unless_stopped, ChangeWarning, ClusterSpec, Observed};
 use crate::framework::Context;
 use crate::member::binaries::LocalBinaries;
-use crate::member::install::{write_peer_certificate, Fingerprints};
+use crate::member::install::Fingerprints;
 use crate::member::MemberSpec;
 use crate::ssh::Host;
 
@@ -57,7 +60,9 @@ pub struct Runner<'a> {
     /// removes; otherwise the spec's).
     present: Vec<MemberSpec>,
     hosts: &'a Hosts,
-    binaries: Option<LocalBinaries>,
+    binaries: Option<Arc<LocalBinaries>>,
+    /// Binaries uploaded ahead of the steps, if any.
+    staging: Option<Staging>,
     timeout: Duration,
     phase: &'static str,
     snapshot: SnapshotBefore,
@@ -87,7 +92,8 @@ impl<'a> Runner<'a> {
             spec,
             present: spec.members.clone(),
             hosts,
-            binaries: spec.local_binaries().await?,
+            binaries: spec.local_binaries().await?.map(Arc::new),
+            staging: None,
             timeout,
             phase,
             snapshot: SnapshotBefore::new(snapshot_label),
@@ -111,8 +117,26 @@ impl<'a> Runner<'a> {
         self.observed = None;
     }
 
-    pub fn binaries(&self) -> Option<&LocalBinaries> {
-        self.binaries.as_ref()
+    /// Starts uploading the binaries to the hosts of `members` in the
+    /// background (see `staging`); each member's step waits for its own.
+    pub async fn stage_binaries(&mut self, members: &[MemberSpec]) {
+        let Some(local) = self.binaries.clone() else {
+            return;
+        };
+        let connected = self.hosts.connect_all(members).await;
+        let hosts = members
+            .iter()
+            .zip(connected)
+            .filter_map(|(m, host)| Some((m.name.clone(), host.ok()?)))
+            .collect();
+        self.staging = Some(Staging::start(hosts, self.spec.settings.clone(), local));
+    }
+
+    /// Waits for the upload of `name`'s binaries, if one is under way.
+    async fn staged(&mut self, name: &str) {
+        if let Some(staging) = &mut self.staging {
+            staging.wait_for(name).await;
+        }
     }
 
     pub fn record(&mut self) -> &mut Record<'a> {
@@ -168,52 +192,16 @@ impl<'a> Runner<'a> {
         ran
     }
 
-    /// Called by every step that writes a member's config (which accepts
-    /// only the peer name on the peer port), whether it comes through
-    /// [`Runner::run`] or straight from a phase (the CA rotation), before
-    /// it writes anything; does its work once. Every member whose peer
-    /// certificate lacks that name gets a new one in place, without a
-    /// restart (etcd reads it for every new peer connection), so that no
-    /// member is ever refused by a peer that starts with the new config.
-    /// A member whose host does not answer gets its certificate when it is
-    /// brought back.
+    /// Gives every member the peer name (see `peer_names`) once, before
+    /// the first step that writes a member's config, whether it comes
+    /// through [`Runner::run`] or straight from a phase (the CA rotation).
     async fn give_peer_names(&mut self) -> Result<(), String> {
         if self.peer_names_given {
             return Ok(());
         }
         let missing = self.observed().await.peer_name_missing.clone();
-        for member in self.present.clone() {
-            if !missing.contains(&member.name) {
-                continue;
-            }
-            let Ok(host) = connect(&member).await else {
-                continue;
-            };
-            log::info!(
-                "member {}: a peer certificate with the peer name, in place",
-                member.name
-            );
-            let certs = crate::member::install::issue_certificates(
-                &member,
-                &self.spec.settings,
-                &self.spec.ca_cert_pem,
-                &self.spec.ca_key_pem,
-                &self.spec.trusted_ca_pem,
-                self.ctx.now(),
-            )
-            .map_err(|e| format!("member {}: certificates: {e}", member.name));
-            let written = match certs {
-                Ok(certs) => write_peer_certificate(&host, &self.spec.settings, &certs)
-                    .await
-                    .map_err(|e| format!("member {}: {e}", member.name)),
-                Err(e) => Err(e),
-            };
-            host.close().await;
-            let print = written?;
-            if let Some(prints) = self.record.fingerprints.get_mut(&member.name) {
-                prints.insert("peer.crt".into(), print);
-            }
-        }
+        let (ctx, spec) = (self.ctx, self.spec);
+        give_peer_names(ctx, spec, &self.present, &missing, self.record.fingerprints).await?;
         self.peer_names_given = true;
         Ok(())
     }
@@ -261,11 +249,19 @@ impl<'a> Runner<'a> {
         let member = self.member(name)?.clone();
         log::info!("{}: restarting member {}", self.phase, member.name);
         hand_off_leadership(self.ctx, self.spec, &member, &serving).await;
+        self.staged(name).await;
         let host = connect(&member).await?;
         let changed = async {
             // Fencing: the last look at the lock, right before the restart.
             continue_unless_stopped(self.ctx, self.phase)?;
-            rewrite_and_restart(self.ctx, self.spec, &member, &host, self.binaries.as_ref()).await
+            rewrite_and_restart(
+                self.ctx,
+                self.spec,
+                &member,
+                &host,
+                self.binaries.as_deref(),
+            )
+            .await
         }
         .await;
         self.after_change(&member, host, changed).await
@@ -314,7 +310,7 @@ impl<'a> Runner<'a> {
             self.ctx,
             self.spec,
             &member,
-            self.binaries.as_ref(),
+            self.binaries.as_deref(),
             self.record.fingerprints,
             expected,
         )
@@ -335,10 +331,16 @@ impl<'a> Runner<'a> {
         for name in names {
             let member = self.member(name)?.clone();
             log::info!("bringing back member {name}, which does not serve");
+            self.staged(name).await;
             let host = connect(&member).await?;
-            let changed =
-                rewrite_and_restart(self.ctx, self.spec, &member, &host, self.binaries.as_ref())
-                    .await;
+            let changed = rewrite_and_restart(
+                self.ctx,
+                self.spec,
+                &member,
+                &host,
+                self.binaries.as_deref(),
+            )
+            .await;
             host.close().await;
             let prints = changed.map_err(|e| format!("member {name}: {e}"))?;
             self.record.fingerprints.insert(name.clone(), prints);
@@ -371,6 +373,7 @@ impl<'a> Runner<'a> {
         self.give_peer_names().await?;
         let member = self.member(name)?.clone();
         log::info!("{}: re-adding member {name}", self.phase);
+        self.staged(name).await;
         let api = self.present_spec().api(self.ctx.now()).await?;
         let serving = self.serving().await;
         let host = connect(&member).await?;
@@ -378,7 +381,7 @@ impl<'a> Runner<'a> {
             ctx: self.ctx,
             to: self.spec,
             api: &api,
-            binaries: self.binaries.as_ref(),
+            binaries: self.binaries.as_deref(),
             timeout: self.timeout,
         };
         let changed = async {
@@ -421,13 +424,14 @@ impl<'a> Runner<'a> {
             .ok_or_else(|| format!("member {} is not in the configuration", at.name))?;
         self.refuse_same_machine(&new).await?;
         self.give_peer_names().await?;
+        self.staged(&new.name).await;
         let api = self.present_spec().api(self.ctx.now()).await?;
         continue_unless_stopped(self.ctx, self.phase)?;
         let joining = Joining {
             ctx: self.ctx,
             to: self.spec,
             api: &api,
-            binaries: self.binaries.as_ref(),
+            binaries: self.binaries.as_deref(),
             timeout: self.timeout,
         };
         let prints = joining.add(&new, self.record.warnings).await?;

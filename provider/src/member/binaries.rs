@@ -49,12 +49,42 @@ impl LocalBinaries {
             .map(LocalBinaries)
     }
 
-    /// Each binary's path on a host, its content and its SHA-256.
-    fn files<'a>(&'a self, layout: &Layout) -> Vec<(String, &'a [u8], &'a str)> {
+    /// Each binary on a host: its paths and memos, content and SHA-256.
+    fn files<'a>(&'a self, layout: &Layout) -> Vec<HostBinary<'a>> {
         self.0
             .iter()
-            .map(|b| (layout.binary(b.name), b.bytes.as_slice(), b.sha256.as_str()))
+            .map(|b| HostBinary {
+                path: layout.binary(b.name),
+                memo: layout.binary_hash_memo(b.name),
+                staged: staged(&layout.binary(b.name)),
+                staged_memo: layout.staged_hash_memo(b.name),
+                bytes: b.bytes.as_slice(),
+                sha256: b.sha256.as_str(),
+            })
             .collect()
+    }
+}
+
+/// One of the local binaries as it goes to a host.
+struct HostBinary<'a> {
+    path: String,
+    /// Its hash memo (see `inspect::binary_hash_command`).
+    memo: String,
+    staged: String,
+    staged_memo: String,
+    bytes: &'a [u8],
+    sha256: &'a str,
+}
+
+impl HostBinary<'_> {
+    /// Whether `sums` (as `binary_sums` prints them) has it installed.
+    fn installed(&self, sums: &str) -> bool {
+        sums.contains(&format!("{}  {}", self.sha256, self.path))
+    }
+
+    /// Whether `sums` has it staged.
+    fn staged(&self, sums: &str) -> bool {
+        sums.contains(&format!("{}  {}", self.sha256, self.staged))
     }
 }
 
@@ -85,49 +115,64 @@ pub(super) fn staged(path: &str) -> String {
 }
 
 /// The binaries the host has installed and staged that could be `local`'s,
-/// as `sha256sum` lists them: the installed ones are hashed only if they
-/// changed since their memo (see `inspect::binary_hash_command`), a staged
-/// one only if it has the size of the local one.
+/// as `sha256sum` lists them: each is hashed only if it changed since its
+/// memo (see `inspect::binary_hash_command`), a staged one only if it has
+/// the size of the local one.
 async fn binary_sums(
     host: &Host,
     settings: &ClusterSettings,
     local: &LocalBinaries,
 ) -> Result<String, SshError> {
-    let l = &settings.layout;
-    let mut script = local
-        .0
+    let script = local
+        .files(&settings.layout)
         .iter()
-        .map(|b| inspect::binary_hash_command(&l.binary(b.name), &l.binary_hash_memo(b.name)))
+        .map(|b| {
+            format!(
+                "{}; if [ \"$(stat -c %s {at} 2>/dev/null)\" = {size} ]; then {}; fi",
+                inspect::binary_hash_command(&b.path, &b.memo),
+                inspect::binary_hash_command(&b.staged, &b.staged_memo),
+                at = quote(&b.staged),
+                size = b.bytes.len(),
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ");
-    for (path, bytes, _) in local.files(l) {
-        let at = quote(&staged(&path));
-        script.push_str(&format!(
-            "; if [ \"$(stat -c %s {at} 2>/dev/null)\" = {} ]; then sha256sum {at}; fi",
-            bytes.len()
-        ));
-    }
     Ok(host.run(&script).await?.stdout)
 }
 
 /// Uploads the binaries that differ from the installed ones to their
 /// staging place, without touching the running member: done for every
-/// member at once before a roll restarts them one by one.
+/// member at once before a roll restarts them one by one. Each staged
+/// binary's memo is written with the sum of the bytes sent, so that the
+/// member's own step finds it without hashing it again.
 pub async fn stage_binaries(
     host: &Host,
     settings: &ClusterSettings,
     binaries: &LocalBinaries,
 ) -> Result<(), SshError> {
-    let l = &settings.layout;
     let present = binary_sums(host, settings, binaries).await?;
-    for (path, bytes, sum) in binaries.files(l) {
-        let at = staged(&path);
-        if !present.contains(&format!("{sum}  {path}"))
-            && !present.contains(&format!("{sum}  {at}"))
-        {
-            host.write_file(&at, bytes, 0o755, "root:root").await?;
-        }
+    let missing: Vec<HostBinary> = binaries
+        .files(&settings.layout)
+        .into_iter()
+        .filter(|b| !b.installed(&present) && !b.staged(&present))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
     }
+    let files: Vec<FileToWrite> = missing
+        .iter()
+        .map(|b| FileToWrite {
+            path: &b.staged,
+            content: b.bytes,
+            mode: 0o755,
+            owner: "root:root",
+        })
+        .collect();
+    let memos: Vec<String> = missing
+        .iter()
+        .map(|b| inspect::write_hash_memo_command(&b.staged, &b.staged_memo, b.sha256))
+        .collect();
+    host.write_files_then(&files, &memos.join(" && ")).await?;
     Ok(())
 }
 
@@ -146,18 +191,19 @@ pub async fn install_binaries(
             let files = binaries.files(l);
             let mut renames = Vec::new();
             let mut uploads = Vec::new();
-            for (path, bytes, sum) in &files {
-                let (path, bytes, sum) = (path, *bytes, *sum);
-                if present.contains(&format!("{sum}  {path}")) {
-                    continue;
-                }
-                let at = staged(path);
-                if present.contains(&format!("{sum}  {at}")) {
-                    renames.push(format!("mv -f {} {}", quote(&at), quote(path)));
+            for b in files.iter().filter(|b| !b.installed(&present)) {
+                if b.staged(&present) {
+                    renames.push(format!(
+                        "mv -f {} {} && rm -f {} && {}",
+                        quote(&b.staged),
+                        quote(&b.path),
+                        quote(&b.staged_memo),
+                        inspect::write_hash_memo_command(&b.path, &b.memo, b.sha256)
+                    ));
                 } else {
                     uploads.push(FileToWrite {
-                        path,
-                        content: bytes,
+                        path: &b.path,
+                        content: b.bytes,
                         mode: 0o755,
                         owner: "root:root",
                     });

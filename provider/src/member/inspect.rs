@@ -169,12 +169,28 @@ pub fn unit_runs(state: &str) -> bool {
 pub(super) fn binary_hash_command(binary: &str, memo: &str) -> String {
     let (binary, memo) = (quote(binary), quote(memo));
     format!(
-        "if st=$(stat -c '%s:%.9Y:%.9Z:%i' {binary} 2>/dev/null); then \
+        "if st=$(stat -c {MEMO_STAT} {binary} 2>/dev/null); then \
            m=; {{ IFS= read -r m; }} 2>/dev/null < {memo} || true; \
            if [ \"${{m%% *}}\" = \"$st\" ]; then h=${{m#* }}; \
            else h=$(sha256sum {binary} | cut -d' ' -f1); {{ echo \"$st $h\" > {memo}; }} 2>/dev/null || true; fi; \
            echo \"$h  \"{binary}; \
          fi"
+    )
+}
+
+/// What a hash memo is keyed on: size, modification and change times,
+/// inode.
+const MEMO_STAT: &str = "'%s:%.9Y:%.9Z:%i'";
+
+/// Writes the memo of [`binary_hash_command`] for `binary` with a `sha256`
+/// known without hashing it on the host: that of the bytes just written
+/// to it (the transfer is checked by SSH and the writing script's length
+/// check), or of the staged file it was renamed from.
+pub(super) fn write_hash_memo_command(binary: &str, memo: &str, sha256: &str) -> String {
+    format!(
+        "echo \"$(stat -c {MEMO_STAT} {binary}) {sha256}\" > {memo}",
+        binary = quote(binary),
+        memo = quote(memo),
     )
 }
 

@@ -363,7 +363,7 @@ pub async fn uninstall(
     ];
     // Every version's programs: a member may have run an older one.
     for name in ["etcd", "etcdctl", "etcdutl"] {
-        files.push(l.binary_hash_memo(name));
+        files.extend([l.binary_hash_memo(name), l.staged_hash_memo(name)]);
         if settings.binary_source != BinarySource::OsPackage {
             // Packaged binaries belong to the package manager.
             files.extend([l.binary(name), binaries::staged(&l.binary(name))]);

@@ -51,6 +51,10 @@ impl Layout {
     pub fn binary_hash_memo(&self, name: &str) -> String {
         format!("{}/.{name}-binary.sha256", self.config_dir)
     }
+    /// The same for a binary staged ahead of a roll (`binaries::staged`).
+    pub fn staged_hash_memo(&self, name: &str) -> String {
+        format!("{}/.{name}-binary.staged.sha256", self.config_dir)
+    }
     /// The backup schedule's interval as systemd computed it on the host,
     /// with the schedule and the day it was computed for (see
     /// `backup_state`).
