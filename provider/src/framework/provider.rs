@@ -95,10 +95,14 @@ impl Provider {
     ) -> Diagnostics {
         let mut diags = Diagnostics::default();
         if !write_only_allowed {
-            for name in resource.schema().block.write_only_names() {
-                if !config.get(name).is_null() {
+            for path in resource.schema().block.write_only_paths() {
+                let name = path[path.len() - 1];
+                let at = path[1..]
+                    .iter()
+                    .fold(AttributePath::root(path[0]), |at, n| at.attribute(n));
+                if !path.iter().fold(config, |v, n| v.get(n)).is_null() {
                     diags.error_at(
-                        AttributePath::root(name),
+                        at,
                         "Write-only attribute needs Terraform or OpenTofu 1.11 or later",
                         format!(
                             "{name} is write-only: Terraform 1.11 and later, and OpenTofu 1.11 and later, pass \

@@ -265,22 +265,29 @@ impl Block {
         }
     }
 
-    /// The top-level write-only attributes.
-    pub fn write_only_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.attributes
+    /// The write-only attributes, each as the names leading to it: at the
+    /// top level or inside single nested blocks (`backup.s3.secret_wo`).
+    pub fn write_only_paths(&self) -> Vec<Vec<&'static str>> {
+        let mut paths: Vec<Vec<&'static str>> = self
+            .attributes
             .iter()
             .filter(|a| a.write_only)
-            .map(|a| a.name)
+            .map(|a| vec![a.name])
+            .collect();
+        for nested in self.blocks.iter().filter(|b| b.nesting == Nesting::Single) {
+            for mut inner in nested.block.write_only_paths() {
+                inner.insert(0, nested.name);
+                paths.push(inner);
+            }
+        }
+        paths
     }
 
     /// Sets every write-only attribute of `value` to null: what Terraform
     /// must get back from a plan or an apply.
     pub fn without_write_only(&self, value: &mut Value) {
-        if value.is_null() || value.is_unknown() {
-            return;
-        }
-        for name in self.write_only_names() {
-            value.set(name, Value::Null);
+        for path in self.write_only_paths() {
+            set_at(value, &path, Value::Null);
         }
     }
 
@@ -288,12 +295,30 @@ impl Block {
     /// resource to use while it applies.
     pub fn with_write_only(&self, config: &Value, planned: &Value) -> Value {
         let mut value = planned.clone();
-        if !value.is_null() && !value.is_unknown() {
-            for name in self.write_only_names() {
-                value.set(name, config.get(name).clone());
-            }
+        for path in self.write_only_paths() {
+            let given = path.iter().fold(config, |v, name| v.get(name)).clone();
+            set_at(&mut value, &path, given);
         }
         value
+    }
+}
+
+/// Sets the attribute at `path` (names through single nested blocks) of
+/// `value` where every object on the way is present; else nothing.
+fn set_at(value: &mut Value, path: &[&str], to: Value) {
+    if value.is_null() || value.is_unknown() {
+        return;
+    }
+    match path {
+        [] => {}
+        [name] => value.set(name, to),
+        [name, rest @ ..] => {
+            let mut inner = value.get(name).clone();
+            if !inner.is_null() && !inner.is_unknown() {
+                set_at(&mut inner, rest, to);
+                value.set(name, inner);
+            }
+        }
     }
 }
 
@@ -382,6 +407,49 @@ mod tests {
         assert_eq!(planned.get("name").as_str(), Some("a"));
         let applying = block.with_write_only(&config, &planned);
         assert_eq!(applying.get("secret_wo").as_str(), Some("k"));
+    }
+
+    #[test]
+    fn write_only_values_in_single_nested_blocks_too() {
+        let inner = Block::new("i")
+            .attribute(Attribute::optional("key_wo", Type::String, "k").write_only())
+            .attribute(Attribute::optional("id", Type::String, "i"));
+        let block = Block::new("t")
+            .attribute(Attribute::required("name", Type::String, "n"))
+            .block(NestedBlock::single(
+                "outer",
+                Block::new("o").block(NestedBlock::single("inner", inner)),
+            ));
+        assert_eq!(
+            block.write_only_paths(),
+            vec![vec!["outer", "inner", "key_wo"]]
+        );
+        let config = Value::object([
+            ("name", Value::string("a")),
+            (
+                "outer",
+                Value::object([(
+                    "inner",
+                    Value::object([("key_wo", Value::string("k")), ("id", Value::string("x"))]),
+                )]),
+            ),
+        ]);
+        let mut planned = config.clone();
+        block.without_write_only(&mut planned);
+        assert!(planned.get("outer").get("inner").get("key_wo").is_null());
+        assert_eq!(
+            planned.get("outer").get("inner").get("id").as_str(),
+            Some("x")
+        );
+        let applying = block.with_write_only(&config, &planned);
+        assert_eq!(
+            applying.get("outer").get("inner").get("key_wo").as_str(),
+            Some("k")
+        );
+        // No block: nothing to set.
+        let mut absent = Value::object([("name", Value::string("a")), ("outer", Value::Null)]);
+        block.without_write_only(&mut absent);
+        assert!(absent.get("outer").is_null());
     }
 
     #[test]
