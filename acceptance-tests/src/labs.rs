@@ -51,6 +51,7 @@ pub enum LabId {
     HandAddedVoter = 44,
     OpenTofu = 45,
     PeerNameMigration = 46,
+    ObjectStorage = 47,
 }
 
 impl LabId {

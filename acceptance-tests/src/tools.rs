@@ -106,6 +106,19 @@ pub fn tofu() -> PathBuf {
     path
 }
 
+/// Versity's S3 gateway, as `client-builds/versitygw/go.mod` pins it
+/// (built by `install-deps`).
+pub fn versitygw() -> PathBuf {
+    let version = pinned("client-builds/versitygw", "github.com/versity/versitygw");
+    let path = tools_dir().join(format!("versitygw-{version}/versitygw"));
+    assert!(
+        path.exists(),
+        "{} is missing: run acceptance-tests/install-deps",
+        path.display()
+    );
+    path
+}
+
 /// The directory holding `etcd` and `etcdctl` of an etcd version.
 pub fn etcd_dir(version: &str) -> PathBuf {
     let dir = tools_dir().join(format!("etcd-{version}"));

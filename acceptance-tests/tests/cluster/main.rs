@@ -8,6 +8,7 @@ mod bootstrap;
 mod ca_rotation;
 mod hangs;
 mod moves;
+mod object_storage;
 mod plan_checks;
 mod reach;
 mod recovery;

@@ -44,6 +44,22 @@ fn bad_cluster_input_fails_at_plan_time_and_touches_no_host() {
     let three = members(&[("a", "127.0.0.2"), ("b", "127.0.0.3"), ("c", "127.0.0.4")]);
     let valid = format!("{source}{three}");
     let with = |extra: &str| cluster(&format!("{source}{extra}{three}"));
+    // A backup block with an s3 block, `line` in place of its default.
+    let s3 = |line: &str| {
+        let defaults = [
+            ("endpoint", "\"https://s3.example.net\""),
+            ("bucket", "\"backups\""),
+            ("access_key_id", "\"key\""),
+            ("secret_access_key_wo", "\"secret\""),
+        ];
+        let given = line.trim_start().split(' ').next().unwrap_or("");
+        let kept: String = defaults
+            .iter()
+            .filter(|(name, _)| *name != given)
+            .map(|(name, value)| format!("    {name} = {value}\n"))
+            .collect();
+        format!("  backup {{\n    schedule = \"hourly\"\n    s3 {{\n{kept}{line}    }}\n  }}\n")
+    };
     let in_ssh = |extra: &str| cluster(&valid).replace("  ssh {\n", &format!("  ssh {{\n{extra}"));
     // (configuration, the diagnostic's summary, a line of the attribute it points at)
     let cases: Vec<(String, &str, &str)> = vec![
@@ -58,6 +74,11 @@ fn bad_cluster_input_fails_at_plan_time_and_touches_no_host() {
         (cluster(&format!("  etcd_version = \"{current}\"\n  binary_source {{\n    url = \"http://127.0.0.1:1/e.tgz\"\n    sha256 = \"xyz\"\n  }}\n{three}")), "Invalid checksum", "sha256 = \"xyz\""),
         (cluster(&format!("  etcd_version = \"{current}\"\n  binary_source {{\n    url = \"ftp://127.0.0.1/e.tgz\"\n    sha256 = \"{}\"\n  }}\n{three}", "a".repeat(64))), "Invalid URL", "url = \"ftp://"),
         (cluster(&format!("  etcd_version = \"{current}\"\n  binary_source {{\n    local_path = \"/nonexistent\"\n  }}\n{three}")), "etcd binaries not found", "local_path = \"/nonexistent\""),
+        (with(&s3("    endpoint = \"s3.example.net/path\"\n")), "Invalid S3 endpoint", "endpoint = \"s3.example.net/path\""),
+        (with(&s3("    bucket = \"Backups_1\"\n")), "Invalid bucket name", "bucket = \"Backups_1\""),
+        (with(&s3("    prefix = \"etcd/../x y\"\n")), "Invalid prefix", "prefix = \"etcd/../x y\""),
+        (with(&s3("    object_lock_days = 0\n")), "Invalid object_lock_days", "object_lock_days = 0"),
+        (with(&s3("    object_lock_mode = \"compliance\"\n")), "Invalid object_lock_mode", "object_lock_mode = \"compliance\""),
         (with("  extra_flags = { \"data-dir\" = \"/tmp\" }\n"), "Flag managed by the provider", "extra_flags = {"),
         (with("  extra_flags = { \"enable-v2\" = \"true\" }\n"), "Setting not read by this etcd version", "extra_flags = {"),
         (cluster(&format!("{}  extra_flags = {{ \"experimental-initial-corrupt-check\" = \"false\" }}\n{three}", release("3.7"))), "Setting not read by this etcd version", "extra_flags = {"),

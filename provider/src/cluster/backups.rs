@@ -68,7 +68,7 @@ async fn install_backup_job_on(
         Some(copy) => allow_copies(spec, member, host, copy).await,
         None => Ok(()),
     };
-    backup::install(host, &spec.settings)
+    backup::install(host, &spec.settings, spec.s3_secret.as_deref())
         .await
         .map_err(|e| JobInstallError::Job(format!("member {}: backup job: {e}", member.name)))?;
     copies.map_err(|e| {

@@ -30,6 +30,8 @@ pub struct ClusterSpec {
     /// A snapshot file on the machine running Terraform that the members of
     /// a new cluster start from (each member's data is restored from it).
     pub initial_snapshot: Option<String>,
+    /// The write-only secret of `backup.s3`, while applying with it.
+    pub s3_secret: Option<String>,
 }
 
 /// The CA certificates members trust: `ca`, and while a rotation
@@ -54,6 +56,7 @@ impl ClusterSpec {
             tunnel: self.tunnel,
             foreign_endpoints: self.foreign_endpoints.clone(),
             initial_snapshot: self.initial_snapshot.clone(),
+            s3_secret: self.s3_secret.clone(),
         }
     }
 

@@ -138,6 +138,9 @@ impl Provider {
         let block = resource.schema().block;
         let mut planned = proposed.clone();
         block.plan_values(config, &mut planned);
+        // Write-only values are never planned, nor compared with the state
+        // (which never has them): the resource reads them from `config`.
+        block.without_write_only(&mut planned);
         let mut requires_replace = Vec::new();
         if !prior.is_null() {
             block.replacement_paths(
@@ -161,7 +164,6 @@ impl Provider {
         if !plan.requires_replace.is_empty() {
             block.unknown_computed(config, &mut plan.planned);
         }
-        block.without_write_only(&mut plan.planned);
         diags.extend(plan.diags);
         (
             Planned {

@@ -11,6 +11,7 @@
 //! job fails, which shows as drift.
 
 use super::backup_copy::{self, CopyTo};
+use super::backup_s3::{self, S3Target};
 use super::{ClusterSettings, Layout};
 use crate::ssh::{quote, FileToWrite, Host, SshError};
 
@@ -35,6 +36,8 @@ pub struct BackupSettings {
     pub dir: String,
     /// A backup host that gets a copy of every snapshot.
     pub copy_to: Option<CopyTo>,
+    /// A bucket that gets a copy of every snapshot.
+    pub s3: Option<S3Target>,
 }
 
 impl Default for BackupSettings {
@@ -44,6 +47,7 @@ impl Default for BackupSettings {
             keep: DEFAULT_KEEP as u32,
             dir: DEFAULT_DIR.to_string(),
             copy_to: None,
+            s3: None,
         }
     }
 }
@@ -53,7 +57,7 @@ pub(super) fn script_file(layout: &Layout) -> String {
 }
 
 /// The exit status of the script when the snapshot was taken, verified
-/// and pruned, but its copy to the backup host failed.
+/// and pruned, but its copy to the backup host or its upload failed.
 const COPY_FAILED: i32 = 3;
 
 /// The backup script: `sh etcd-backup.sh LABEL`, run as `etcd`. In this
@@ -62,8 +66,8 @@ const COPY_FAILED: i32 = 3;
 /// data), a check that the directory has room for the snapshot with as
 /// much again left free (the data usually shares its file system, and
 /// etcd stops when that is full), the snapshot and its check, the pruning
-/// to `keep`, and only then the copy, whose failure leaves everything else
-/// done (exit status [`COPY_FAILED`]).
+/// to `keep`, and only then the copy and the upload (`backup_s3`), whose
+/// failures leave everything else done (exit status [`COPY_FAILED`]).
 fn script(settings: &ClusterSettings) -> String {
     let backup = &settings.backup;
     format!(
@@ -83,6 +87,7 @@ etcdctl={etcdctl}
 # etcd 3.4 (no etcdutl) has not reached it yet.
 snapshot_tool={snapshot_tool}
 [ -x "$snapshot_tool" ] || snapshot_tool="$etcdctl"
+{s3_functions}
 # A member that does not answer a quorum read may hold stale data. A read,
 # not "endpoint health", which fails under any alarm from etcd 3.5 on: a full
 # database (NOSPACE) must still be backed up before it is compacted.
@@ -96,7 +101,7 @@ if [ "$free" -lt $((size * 2)) ]; then
 fi
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 partial="$dir/.etcd-$label-$stamp.partial"
-trap 'rm -f "$partial"' EXIT
+trap 'rm -f "$partial"; [ -z "${{s3_work:-}}" ] || rm -rf "$s3_work"' EXIT
 "$etcdctl" snapshot save "$partial" >/dev/null
 # etcd appends the SHA-256 of the snapshot to it.
 want=$(tail -c 32 "$partial" | od -An -v -tx1 | tr -d ' \n')
@@ -109,7 +114,9 @@ mv "$partial" "$final"
 echo "$final"
 ls "$dir" | grep -E "^etcd-$label-[0-9]{{8}}T[0-9]{{6}}Z-rev[0-9]+\.db$" | sort -r | tail -n +{first_pruned} |
   while read -r old; do rm -f "$dir/$old"; done
-{copy}"#,
+failed=
+{copy}{upload}[ -z "$failed" ] || exit {COPY_FAILED}
+"#,
         dir = quote(&backup.dir),
         keep = backup.keep,
         env = quote(&settings.layout.etcdctl_env_file()),
@@ -121,11 +128,21 @@ ls "$dir" | grep -E "^etcd-$label-[0-9]{{8}}T[0-9]{{6}}Z-rev[0-9]+\.db$" | sort 
             .as_ref()
             .map(|copy| {
                 format!(
-                    "{} || {{ echo \"$final was kept here, but its copy to the backup host failed\" >&2; exit {COPY_FAILED}; }}\n",
+                    "{} || {{ echo \"$final was kept here, but its copy to the backup host failed\" >&2; failed=1; }}\n",
                     backup_copy::copy_command(settings, copy)
                 )
             })
             .unwrap_or_default(),
+        s3_functions = backup
+            .s3
+            .as_ref()
+            .map(|target| backup_s3::upload_functions(settings, target))
+            .unwrap_or_default(),
+        upload = if backup.s3.is_some() {
+            "s3_upload \"$final\" \"$label\" || { echo \"$final was kept here, but its upload failed\" >&2; failed=1; }\n"
+        } else {
+            ""
+        },
     )
 }
 
@@ -183,10 +200,16 @@ pub(super) fn files(settings: &ClusterSettings) -> Vec<(String, String)> {
 
 /// Writes the script and the backup directory, and with a schedule the
 /// units (systemd reloads them only when one changed), enabling the timer
-/// (a failed last run is forgotten, so that its next run shows whether
-/// the job works now). Without a schedule, a timer
-/// left from an earlier one is removed. Never touches a snapshot.
-pub async fn install(host: &Host, settings: &ClusterSettings) -> Result<(), SshError> {
+/// (a failed last run or upload is forgotten, so that its next run shows
+/// whether the job works now). Without a schedule, a timer left from an
+/// earlier one is removed. With `backup.s3`, the credentials file is
+/// written when `s3_secret` is given (else the one there is kept), and
+/// the endpoint's CA; without, both are removed. Never touches a snapshot.
+pub async fn install(
+    host: &Host,
+    settings: &ClusterSettings,
+    s3_secret: Option<&str>,
+) -> Result<(), SshError> {
     let check = match &settings.backup.schedule {
         Some(schedule) => format!(
             "systemd-analyze calendar {} >/dev/null || {{ echo 'backup.schedule: systemd does not accept {}' >&2; exit 1; }}\n",
@@ -197,7 +220,7 @@ pub async fn install(host: &Host, settings: &ClusterSettings) -> Result<(), SshE
     };
     let only_ours = super::install::holds_only_ours(
         &settings.backup.dir,
-        r"etcd-.*|\.etcd-.*\.partial|lost\+found",
+        r"etcd-.*|\.etcd-.*\.partial|\.etcd-upload-status|lost\+found",
         "backup.dir",
     );
     host.run_ok(&format!(
@@ -215,6 +238,40 @@ pub async fn install(host: &Host, settings: &ClusterSettings) -> Result<(), SshE
     } else {
         remove_units()
     };
+    let layout = &settings.layout;
+    let (credentials_path, ca_path) = (
+        backup_s3::credentials_file(layout),
+        backup_s3::ca_file(layout),
+    );
+    let mut s3_files = Vec::new();
+    let forget_failed_upload = format!(
+        "case \"$(head -c 6 {status} 2>/dev/null)\" in failed) rm -f {status};; esac",
+        status = quote(&format!(
+            "{}/{}",
+            settings.backup.dir,
+            backup_s3::STATUS_NAME
+        ))
+    );
+    let s3_then = match &settings.backup.s3 {
+        Some(target) => {
+            if let Some(secret) = s3_secret {
+                s3_files.push((
+                    credentials_path.clone(),
+                    backup_s3::credentials(target, secret, layout),
+                    0o600,
+                    "etcd:etcd",
+                ));
+            }
+            match &target.ca_cert_pem {
+                Some(pem) => {
+                    s3_files.push((ca_path.clone(), pem.clone(), 0o644, "root:root"));
+                    forget_failed_upload
+                }
+                None => format!("rm -f {}; {forget_failed_upload}", quote(&ca_path)),
+            }
+        }
+        None => format!("rm -f {} {}", quote(&credentials_path), quote(&ca_path)),
+    };
     let files = files(settings);
     let files: Vec<FileToWrite> = files
         .iter()
@@ -224,8 +281,19 @@ pub async fn install(host: &Host, settings: &ClusterSettings) -> Result<(), SshE
             mode: 0o644,
             owner: "root:root",
         })
+        .chain(
+            s3_files
+                .iter()
+                .map(|(path, content, mode, owner)| FileToWrite {
+                    path,
+                    content: content.as_bytes(),
+                    mode: *mode,
+                    owner,
+                }),
+        )
         .collect();
-    host.write_files_then(&files, &units).await?;
+    host.write_files_then(&files, &format!("{s3_then} && {units}"))
+        .await?;
     Ok(())
 }
 
@@ -240,13 +308,16 @@ fn remove_units() -> String {
     )
 }
 
-/// Removes the job's units, script and copy key; the snapshots stay.
+/// Removes the job's units, script, copy key and bucket credentials; the
+/// snapshots stay.
 pub async fn uninstall(host: &Host, layout: &Layout) -> Result<(), SshError> {
     host.run_ok(&format!(
-        "{}; rm -f {} {}; rm -rf {}",
+        "{}; rm -f {} {} {} {}; rm -rf {}",
         remove_units(),
         quote(&script_file(layout)),
         quote(&layout.backup_interval_memo()),
+        quote(&backup_s3::credentials_file(layout)),
+        quote(&backup_s3::ca_file(layout)),
         quote(&backup_copy::key_dir(layout))
     ))
     .await?;
@@ -323,6 +394,7 @@ pub(super) mod tests {
                 keep: 3,
                 dir: "/var/backups/etcd".into(),
                 copy_to: None,
+                s3: None,
             },
             peer_names_only: true,
         }
@@ -366,7 +438,11 @@ pub(super) mod tests {
         };
         assert!(at("df -P -B1") < at("snapshot save"));
         assert!(at("tail -n +4") < at("ssh -F /dev/null"), "prune first");
-        assert!(script.contains("exit 3; }"), "{script}");
+        assert!(script.contains("failed=1; }"), "{script}");
+        assert!(
+            at("failed=1; }") < at("[ -z \"$failed\" ] || exit 3"),
+            "{script}"
+        );
         // The database size and the revision are read by sed's \1.
         assert_eq!(script.matches(r"\).*/\1/p'").count(), 2, "{script}");
     }

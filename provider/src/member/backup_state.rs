@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::backup::{files, script_file, SCHEDULED, SERVICE_FILE, TIMER_FILE};
+use super::backup_s3::{self, UploadState};
 use super::ClusterSettings;
 use crate::ssh::quote;
 
@@ -37,6 +38,8 @@ pub struct BackupState {
     pub newest_age: Option<u64>,
     /// SHA-256 of each of the job's files found, by path.
     pub sums: Vec<(String, String)>,
+    /// The uploads to `backup.s3`, if it is set.
+    pub uploads: UploadState,
 }
 
 /// The job's files whose sums the inspection reads (all of them, with a
@@ -67,8 +70,10 @@ if [ "$key" != "$want" ]; then
 fi
 [ -n "$iv" ] && echo "interval $iv"
 find {dir} -maxdepth 1 -type f -name 'etcd-{SCHEDULED}-*.db' -printf 'snapshot %T@ %f\n' 2>/dev/null
+{uploads}
 true"#,
         dir = quote(&backup.dir),
+        uploads = backup_s3::status_command(settings).unwrap_or_default(),
     ))
 }
 
@@ -136,6 +141,7 @@ pub fn parse(
             .filter(|(path, _)| paths.contains(path))
             .cloned()
             .collect(),
+        uploads: backup_s3::parse_status(schedule_text, clock.get("now").copied()),
     }
 }
 
@@ -210,8 +216,19 @@ pub fn problems(settings: &ClusterSettings, state: &BackupState) -> Vec<String> 
     if !matches!(state.result.as_str(), "success" | "") {
         problems.push(format!("the last backup failed ({})", state.result));
     }
-    if let (Some(interval), Some(timer_age)) = (state.interval, state.timer_age) {
-        let allowed = 2 * interval + super::backup::RANDOM_DELAY_SECONDS;
+    let allowed = state
+        .interval
+        .map(|interval| 2 * interval + super::backup::RANDOM_DELAY_SECONDS);
+    if let Some(target) = &settings.backup.s3 {
+        problems.extend(backup_s3::problems(
+            target,
+            settings,
+            &state.uploads,
+            allowed,
+            state.timer_age,
+        ));
+    }
+    if let (Some(allowed), Some(timer_age)) = (allowed, state.timer_age) {
         match state.newest_age {
             Some(age) if age > allowed && timer_age > allowed => problems.push(format!(
                 "the newest backup is {age} s old, more than twice the schedule ({schedule})"

@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod backup_copy;
+pub mod backup_s3;
 pub mod backup_state;
 pub mod binaries;
 pub mod inspect;

@@ -100,6 +100,7 @@ fn spec(ctx: &Context, value: &Value) -> ClusterSpec {
         tunnel: false,
         foreign_endpoints: value.get("cluster_endpoints").as_strings(),
         initial_snapshot: None,
+        s3_secret: None,
     }
 }
 

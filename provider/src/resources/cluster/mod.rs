@@ -56,6 +56,7 @@ fn spec(ctx: &Context, value: &Value) -> ClusterSpec {
             .get("initial_snapshot_path")
             .as_str()
             .map(str::to_string),
+        s3_secret: settings::s3_secret(value),
     }
 }
 

@@ -15,7 +15,7 @@ mod validate;
 
 use std::collections::BTreeMap;
 
-pub use backup::{backup_block, validate_backup};
+pub use backup::{backup_block, s3_secret, validate_backup};
 pub use directories::directory_problem;
 pub use host_inputs::{ssh_host_problem, validate_cluster_name, validate_ssh};
 pub use read::{member_spec, settings, timeout};

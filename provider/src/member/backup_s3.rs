@@ -1,0 +1,433 @@
+//! Copies of the backups in object storage (`backup.s3`).
+//!
+//! After a snapshot is taken, verified and pruned on the member, the backup
+//! script uploads it with `curl` (its AWS Signature V4 signing) to
+//! `s3://BUCKET/PREFIX/<cluster>/<member>/<label>-<UTC>-rev<N>.db`, with
+//! its SHA-256 signed as the payload hash and kept as the object's
+//! `x-amz-meta-sha256`, and with `Content-MD5`. With object lock, each
+//! object is put under a retention (compliance or governance) of
+//! `object_lock_days`. Then the member's objects of that label beyond
+//! `keep` are deleted, the oldest first: by key only, so that in a bucket
+//! with versioning (which object lock requires) a delete leaves a marker
+//! and never destroys a version; a locked version stays until its
+//! retention ends and the bucket's lifecycle rules remove it.
+//!
+//! The credentials are a curl config file on the member (0600, owned by
+//! `etcd`, read by curl with `-K`): never on a command line or in a log.
+//! The provider writes it only while it applies with the write-only secret
+//! in hand; `secret_access_key_wo_version` is part of the script's text, so
+//! that a new version shows as a changed job, and the repair writes the
+//! new secret. Each upload's outcome goes to a status file in the backup
+//! directory, which the inspection reads (see `backup_state`).
+
+use super::{ClusterSettings, Layout};
+use crate::ssh::quote;
+
+/// Object lock retention modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    Compliance,
+    Governance,
+}
+
+impl LockMode {
+    pub fn header(self) -> &'static str {
+        match self {
+            LockMode::Compliance => "COMPLIANCE",
+            LockMode::Governance => "GOVERNANCE",
+        }
+    }
+}
+
+/// Each uploaded object's retention.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectLock {
+    pub days: u32,
+    pub mode: LockMode,
+}
+
+/// Where and how members upload their snapshots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3Target {
+    /// `https://host[:port]` (or `http://`), without a path.
+    pub endpoint: String,
+    pub bucket: String,
+    /// Keys start with `prefix/` (unless empty), then the cluster's name.
+    pub prefix: String,
+    pub region: String,
+    /// `endpoint/bucket/key` rather than `bucket.endpoint/key`.
+    pub path_style: bool,
+    pub access_key_id: String,
+    /// Changed to give the members a new secret (see the module).
+    pub secret_version: i64,
+    pub object_lock: Option<ObjectLock>,
+    /// The endpoint's CA certificate, when the members' system store
+    /// lacks it.
+    pub ca_cert_pem: Option<String>,
+}
+
+/// The curl config file with the credentials, on the member.
+pub fn credentials_file(layout: &Layout) -> String {
+    format!("{}/backup-s3.conf", layout.config_dir)
+}
+
+/// The endpoint's CA certificate, on the member.
+pub fn ca_file(layout: &Layout) -> String {
+    format!("{}/backup-s3-ca.crt", layout.config_dir)
+}
+
+/// The outcome of the last upload, in the backup directory: `ok TIME KEY`
+/// or `failed TIME WHY` (TIME in seconds since the epoch).
+pub const STATUS_NAME: &str = ".etcd-upload-status";
+
+/// The credentials file's content: curl config lines.
+pub fn credentials(target: &S3Target, secret: &str, layout: &Layout) -> String {
+    let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut text = format!(
+        "# Managed by terraform-provider-etcd: the backup job's credentials for its bucket.\n\
+         user = \"{}:{}\"\n",
+        escape(&target.access_key_id),
+        escape(secret)
+    );
+    if target.ca_cert_pem.is_some() {
+        text.push_str(&format!("cacert = \"{}\"\n", escape(&ca_file(layout))));
+    }
+    text
+}
+
+/// The object URL up to the key (`BASE/`), and the listing's URL.
+fn urls(target: &S3Target) -> (String, String) {
+    let endpoint = target.endpoint.trim_end_matches('/');
+    if target.path_style {
+        let root = format!("{endpoint}/{}", target.bucket);
+        (format!("{root}/"), root)
+    } else {
+        let (scheme, host) = endpoint.split_once("://").unwrap_or(("https", endpoint));
+        let root = format!("{scheme}://{}.{host}", target.bucket);
+        (format!("{root}/"), format!("{root}/"))
+    }
+}
+
+/// The keys' prefix before the member's name: `PREFIX/<cluster>/`.
+pub fn cluster_prefix(target: &S3Target, cluster: &str) -> String {
+    let prefix = target.prefix.trim_matches('/');
+    if prefix.is_empty() {
+        format!("{cluster}/")
+    } else {
+        format!("{prefix}/{cluster}/")
+    }
+}
+
+/// The script's part that defines `s3_upload FILE LABEL` (see the module):
+/// it uploads, prunes the member's objects of LABEL to `keep`, records the
+/// outcome in the status file, and fails with the reason on stderr.
+pub fn upload_functions(settings: &ClusterSettings, target: &S3Target) -> String {
+    let (objects, listing) = urls(target);
+    let lock = target
+        .object_lock
+        .as_ref()
+        .map(|lock| {
+            format!(
+                " -H \"x-amz-object-lock-mode: {}\" -H \"x-amz-object-lock-retain-until-date: $(date -u -d '+{} days' +%Y-%m-%dT%H:%M:%SZ)\"",
+                lock.mode.header(),
+                lock.days
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        r#"# Object storage (backup.s3), credentials version {version}.
+s3_conf={conf}
+s3_objects={objects}
+s3_listing={listing}
+s3_prefix={prefix}"$(sed -n 's/^name: "\(.*\)"$/\1/p' {config})/"
+s3_status="$dir/{STATUS_NAME}"
+s3_work=$(mktemp -d)
+s3_error=
+# One signed request: METHOD URL [curl options]; the response body is left
+# in $s3_work/body, and a failure is described in $s3_error.
+s3() {{
+  s3_method=$1 s3_url=$2; shift 2
+  if ! s3_code=$(curl -sS --connect-timeout 10 --max-time 1800 -K "$s3_conf" --aws-sigv4 {sigv4} \
+      -X "$s3_method" -o "$s3_work/body" -w '%{{http_code}}' "$@" "$s3_url" 2>"$s3_work/err"); then
+    s3_error="$s3_method $s3_url: $(head -c 300 "$s3_work/err" | tr '\n' ' ')"; return 1
+  fi
+  case "$s3_code" in 2??) return 0;; esac
+  s3_error="$s3_method $s3_url: HTTP $s3_code $(sed -n 's:.*<Code>\([^<]*\)</Code>.*:\1:p' "$s3_work/body" | head -n 1)"
+  return 1
+}}
+s3_empty=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+# Base64 of the bytes a hex string spells (Content-MD5), with the shell alone.
+s3_hex_base64() {{
+  h=$1 o=
+  while [ -n "$h" ]; do o="$o\\$(printf %03o "0x${{h%"${{h#??}}"}}")"; h=${{h#??}}; done
+  printf "$o" | base64
+}}
+# Deletes this member's objects of label $1 beyond the newest {keep}.
+s3_prune() {{
+  : > "$s3_work/keys"; after=
+  while :; do
+    query="list-type=2&prefix=$(printf '%s' "$s3_prefix$1-" | sed 's|/|%2F|g')"
+    [ -z "$after" ] || query="$query&start-after=$(printf '%s' "$after" | sed 's|/|%2F|g')"
+    s3 GET "$s3_listing?$query" -H "x-amz-content-sha256: $s3_empty" || return 1
+    grep -o '<Key>[^<]*</Key>' "$s3_work/body" | sed 's/<[^>]*>//g' >> "$s3_work/keys"
+    grep -q '<IsTruncated>true</IsTruncated>' "$s3_work/body" || break
+    after=$(tail -n 1 "$s3_work/keys")
+  done
+  grep -E "/$1-[0-9]{{8}}T[0-9]{{6}}Z-rev[0-9]+\.db$" "$s3_work/keys" | sort -r | tail -n +{first_pruned} > "$s3_work/old" || true
+  while read -r old; do
+    s3 DELETE "$s3_objects$old" -H "x-amz-content-sha256: $s3_empty" || return 1
+  done < "$s3_work/old"
+}}
+# Uploads snapshot $1 (label $2), then prunes; records the outcome.
+s3_upload() {{
+  name=$(basename "$1"); key="$s3_prefix${{name#etcd-}}"
+  sum=$(sha256sum "$1" | cut -d' ' -f1)
+  md5=$(s3_hex_base64 "$(md5sum "$1" | cut -d' ' -f1)")
+  if s3 PUT "$s3_objects$key" -T "$1" -H "x-amz-content-sha256: $sum" -H "Content-MD5: $md5" \
+      -H "x-amz-meta-sha256: $sum"{lock} && s3_prune "$2"; then
+    echo "ok $(date +%s) $key" > "$s3_status"
+  else
+    printf 'failed %s %s\n' "$(date +%s)" "$s3_error" | tr -d '\r' > "$s3_status"
+    echo "$s3_error" >&2
+    return 1
+  fi
+}}
+"#,
+        version = target.secret_version,
+        conf = quote(&credentials_file(&settings.layout)),
+        objects = quote(&objects),
+        listing = quote(&listing),
+        prefix = quote(&cluster_prefix(target, &settings.token)),
+        config = quote(&settings.layout.config_file()),
+        sigv4 = quote(&format!("aws:amz:{}:s3", target.region)),
+        keep = settings.backup.keep,
+        first_pruned = settings.backup.keep + 1,
+    )
+}
+
+/// What the inspection reads of the uploads on a member.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UploadState {
+    /// Whether the member has the credentials file.
+    pub credentials: bool,
+    pub last: Option<LastUpload>,
+}
+
+/// The last upload's outcome, from the status file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LastUpload {
+    Done { age: u64 },
+    Failed { why: String },
+}
+
+/// Shell for the inspection (with `backup_state::schedule_command`): prints
+/// `upload <status line>` and `s3-credentials` if the file is there.
+pub fn status_command(settings: &ClusterSettings) -> Option<String> {
+    settings.backup.s3.as_ref()?;
+    Some(format!(
+        "{{ IFS= read -r u; }} 2>/dev/null < {status} && echo \"upload $u\"\n[ -e {credentials} ] && echo s3-credentials\ntrue",
+        status = quote(&format!("{}/{STATUS_NAME}", settings.backup.dir)),
+        credentials = quote(&credentials_file(&settings.layout)),
+    ))
+}
+
+/// The uploads' state from the inspection's lines (`now`: the host's
+/// clock, for the last upload's age).
+pub fn parse_status(text: &str, now: Option<u64>) -> UploadState {
+    let mut state = UploadState::default();
+    for line in text.lines() {
+        if line == "s3-credentials" {
+            state.credentials = true;
+        }
+        let Some(status) = line.strip_prefix("upload ") else {
+            continue;
+        };
+        let mut parts = status.splitn(3, ' ');
+        let (outcome, time, rest) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+        let time = time.and_then(|t| t.parse::<u64>().ok());
+        state.last = match (outcome, time) {
+            (Some("ok"), Some(time)) => now.map(|now| LastUpload::Done {
+                age: now.saturating_sub(time),
+            }),
+            (Some("failed"), Some(_)) => Some(LastUpload::Failed {
+                why: rest.trim().to_string(),
+            }),
+            _ => None,
+        };
+    }
+    state
+}
+
+/// What is wrong with the uploads, as text for `status`: no credentials,
+/// the last upload refused (with the bucket's answer), or none within
+/// `allowed` seconds once the timer has run that long (`timer_age`).
+pub fn problems(
+    target: &S3Target,
+    settings: &ClusterSettings,
+    state: &UploadState,
+    allowed: Option<u64>,
+    timer_age: Option<u64>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !state.credentials {
+        problems.push(format!(
+            "the bucket credentials file {} is missing (apply writes it from backup.s3.secret_access_key_wo)",
+            credentials_file(&settings.layout)
+        ));
+    }
+    let bucket = &target.bucket;
+    match (&state.last, allowed, timer_age) {
+        (Some(LastUpload::Failed { why }), _, _) => {
+            let refused = [
+                "InvalidAccessKeyId",
+                "SignatureDoesNotMatch",
+                "AccessDenied",
+            ]
+            .iter()
+            .any(|code| why.contains(code));
+            let hint = if refused {
+                " (check backup.s3.access_key_id and secret_access_key_wo)"
+            } else {
+                ""
+            };
+            problems.push(format!(
+                "the last upload to bucket {bucket} failed: {why}{hint}"
+            ));
+        }
+        (Some(LastUpload::Done { age }), Some(allowed), Some(timer))
+            if *age > allowed && timer > allowed =>
+        {
+            problems.push(format!(
+                "the newest upload to bucket {bucket} is {age} s old, more than twice the schedule"
+            ))
+        }
+        (None, Some(allowed), Some(timer)) if timer > allowed => {
+            problems.push(format!("no upload to bucket {bucket} in {timer} s"))
+        }
+        _ => {}
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn target() -> S3Target {
+        S3Target {
+            endpoint: "https://s3.example.net:9000/".into(),
+            bucket: "backups".into(),
+            prefix: "/etcd/".into(),
+            region: "eu-1".into(),
+            path_style: true,
+            access_key_id: "AK\"1".into(),
+            secret_version: 2,
+            object_lock: Some(ObjectLock {
+                days: 7,
+                mode: LockMode::Governance,
+            }),
+            ca_cert_pem: Some("PEM".into()),
+        }
+    }
+
+    #[test]
+    fn objects_are_named_by_cluster_and_member_under_the_prefix() {
+        let mut t = target();
+        assert_eq!(
+            urls(&t),
+            (
+                "https://s3.example.net:9000/backups/".to_string(),
+                "https://s3.example.net:9000/backups".to_string()
+            )
+        );
+        assert_eq!(cluster_prefix(&t, "prod"), "etcd/prod/");
+        t.path_style = false;
+        t.prefix = String::new();
+        assert_eq!(
+            urls(&t),
+            (
+                "https://backups.s3.example.net:9000/".to_string(),
+                "https://backups.s3.example.net:9000/".to_string()
+            )
+        );
+        assert_eq!(cluster_prefix(&t, "prod"), "prod/");
+    }
+
+    #[test]
+    fn credentials_are_curl_config_with_quotes_escaped() {
+        let layout = crate::member::backup::tests::settings(None).layout;
+        let text = credentials(&target(), "s\\e\"cret", &layout);
+        assert!(
+            text.contains("user = \"AK\\\"1:s\\\\e\\\"cret\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cacert = \"/etc/etcd/backup-s3-ca.crt\"\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_upload_signs_the_payload_and_locks_when_asked() {
+        let mut settings = crate::member::backup::tests::settings(Some("hourly"));
+        settings.token = "prod".into();
+        let script = upload_functions(&settings, &target());
+        assert!(script.contains("credentials version 2"), "{script}");
+        assert!(
+            script.contains("-H \"x-amz-content-sha256: $sum\""),
+            "{script}"
+        );
+        assert!(
+            script.contains("x-amz-object-lock-mode: GOVERNANCE"),
+            "{script}"
+        );
+        assert!(script.contains("'+7 days'"), "{script}");
+        assert!(script.contains("s3_prefix=etcd/prod/\"$(sed"), "{script}");
+        assert!(
+            !script.contains("AK"),
+            "no credentials in the script: {script}"
+        );
+    }
+
+    #[test]
+    fn a_refused_a_stale_and_a_missing_upload_are_named() {
+        let settings = crate::member::backup::tests::settings(Some("hourly"));
+        let t = target();
+        let text = "s3-credentials\nupload failed 1999999990 PUT https://s3/backups/k: HTTP 403 SignatureDoesNotMatch\n";
+        let refused = parse_status(text, Some(2_000_000_000));
+        assert_eq!(
+            problems(&t, &settings, &refused, Some(50), Some(100)),
+            vec![
+                "the last upload to bucket backups failed: PUT https://s3/backups/k: HTTP 403 \
+                 SignatureDoesNotMatch (check backup.s3.access_key_id and secret_access_key_wo)"
+            ]
+        );
+        let fresh = parse_status(
+            "s3-credentials\nupload ok 1999999990 etcd/c/e1/x.db\n",
+            Some(2_000_000_000),
+        );
+        assert_eq!(fresh.last, Some(LastUpload::Done { age: 10 }));
+        assert!(problems(&t, &settings, &fresh, Some(50), Some(100)).is_empty());
+        let stale = parse_status(
+            "s3-credentials\nupload ok 1999999900 k\n",
+            Some(2_000_000_000),
+        );
+        assert_eq!(
+            problems(&t, &settings, &stale, Some(50), Some(100)),
+            vec!["the newest upload to bucket backups is 100 s old, more than twice the schedule"]
+        );
+        let never = parse_status("", Some(2_000_000_000));
+        assert_eq!(
+            problems(&t, &settings, &never, Some(50), Some(100)),
+            vec![
+                "the bucket credentials file /etc/etcd/backup-s3.conf is missing (apply writes it from \
+                 backup.s3.secret_access_key_wo)",
+                "no upload to bucket backups in 100 s"
+            ]
+        );
+        assert!(
+            problems(&t, &settings, &fresh, Some(50), Some(40)).is_empty(),
+            "a new timer waits"
+        );
+    }
+}
