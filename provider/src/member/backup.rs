@@ -11,6 +11,7 @@
 //! job fails, which shows as drift.
 
 use super::backup_copy::{self, CopyTo};
+use super::backup_drill::{self, DrillSettings};
 use super::backup_s3::{self, S3Target};
 use super::{ClusterSettings, Layout};
 use crate::ssh::{quote, FileToWrite, Host, SshError};
@@ -38,6 +39,8 @@ pub struct BackupSettings {
     pub copy_to: Option<CopyTo>,
     /// A bucket that gets a copy of every snapshot.
     pub s3: Option<S3Target>,
+    /// Restore drills of the newest snapshot.
+    pub drill: Option<DrillSettings>,
 }
 
 impl Default for BackupSettings {
@@ -48,6 +51,7 @@ impl Default for BackupSettings {
             dir: DEFAULT_DIR.to_string(),
             copy_to: None,
             s3: None,
+            drill: None,
         }
     }
 }
@@ -194,6 +198,7 @@ pub(super) fn files(settings: &ClusterSettings) -> Vec<(String, String)> {
     if let Some(schedule) = &settings.backup.schedule {
         files.push((SERVICE_FILE.to_string(), service(settings)));
         files.push((TIMER_FILE.to_string(), timer(schedule)));
+        files.extend(backup_drill::files(settings));
     }
     files
 }
@@ -210,17 +215,25 @@ pub async fn install(
     settings: &ClusterSettings,
     s3_secret: Option<&str>,
 ) -> Result<(), SshError> {
-    let check = match &settings.backup.schedule {
-        Some(schedule) => format!(
-            "systemd-analyze calendar {} >/dev/null || {{ echo 'backup.schedule: systemd does not accept {}' >&2; exit 1; }}\n",
-            quote(schedule),
-            schedule.replace('\'', "")
-        ),
-        None => String::new(),
-    };
+    let drill_schedule = settings.backup.drill.as_ref().map(|d| &d.schedule);
+    let check: String = [
+        ("backup.schedule", settings.backup.schedule.as_ref()),
+        ("backup.drill.schedule", drill_schedule),
+    ]
+    .into_iter()
+    .filter_map(|(name, schedule)| {
+        schedule.map(|schedule| {
+            format!(
+                "systemd-analyze calendar {} >/dev/null || {{ echo '{name}: systemd does not accept {}' >&2; exit 1; }}\n",
+                quote(schedule),
+                schedule.replace('\'', "")
+            )
+        })
+    })
+    .collect();
     let only_ours = super::install::holds_only_ours(
         &settings.backup.dir,
-        r"etcd-.*|\.etcd-.*\.partial|\.etcd-upload-status|lost\+found",
+        r"etcd-.*|\.etcd-.*\.partial|\.etcd-upload-status|\.etcd-drill-.*|lost\+found",
         "backup.dir",
     );
     host.run_ok(&format!(
@@ -292,7 +305,8 @@ pub async fn install(
                 }),
         )
         .collect();
-    host.write_files_then(&files, &format!("{s3_then} && {units}"))
+    let drill = backup_drill::units_command(settings);
+    host.write_files_then(&files, &format!("{s3_then} && {units} && {drill}"))
         .await?;
     Ok(())
 }
@@ -312,8 +326,9 @@ fn remove_units() -> String {
 /// snapshots stay.
 pub async fn uninstall(host: &Host, layout: &Layout) -> Result<(), SshError> {
     host.run_ok(&format!(
-        "{}; rm -f {} {} {} {}; rm -rf {}",
+        "{}; {}; rm -f {} {} {} {}; rm -rf {}",
         remove_units(),
+        backup_drill::remove_command(layout),
         quote(&script_file(layout)),
         quote(&layout.backup_interval_memo()),
         quote(&backup_s3::credentials_file(layout)),
@@ -395,6 +410,7 @@ pub(super) mod tests {
                 dir: "/var/backups/etcd".into(),
                 copy_to: None,
                 s3: None,
+                drill: None,
             },
             peer_names_only: true,
         }

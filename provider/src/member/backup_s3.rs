@@ -144,15 +144,17 @@ s3_status="$dir/{STATUS_NAME}"
 s3_work=$(mktemp -d)
 s3_error=
 # One signed request: METHOD URL [curl options]; the response body is left
-# in $s3_work/body, and a failure is described in $s3_error.
+# in $s3_work/body (or in $s3_body, for this request), and a failure is
+# described in $s3_error.
 s3() {{
   s3_method=$1 s3_url=$2; shift 2
+  s3_out=${{s3_body:-$s3_work/body}}; s3_body=
   if ! s3_code=$(curl -sS --connect-timeout 10 --max-time 1800 -K "$s3_conf" --aws-sigv4 {sigv4} \
-      -X "$s3_method" -o "$s3_work/body" -w '%{{http_code}}' "$@" "$s3_url" 2>"$s3_work/err"); then
+      -X "$s3_method" -o "$s3_out" -w '%{{http_code}}' "$@" "$s3_url" 2>"$s3_work/err"); then
     s3_error="$s3_method $s3_url: $(head -c 300 "$s3_work/err" | tr '\n' ' ')"; return 1
   fi
   case "$s3_code" in 2??) return 0;; esac
-  s3_error="$s3_method $s3_url: HTTP $s3_code $(sed -n 's:.*<Code>\([^<]*\)</Code>.*:\1:p' "$s3_work/body" | head -n 1)"
+  s3_error="$s3_method $s3_url: HTTP $s3_code $(sed -n 's:.*<Code>\([^<]*\)</Code>.*:\1:p' "$s3_out" | head -n 1)"
   return 1
 }}
 s3_empty=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
@@ -162,8 +164,8 @@ s3_hex_base64() {{
   while [ -n "$h" ]; do o="$o\\$(printf %03o "0x${{h%"${{h#??}}"}}")"; h=${{h#??}}; done
   printf "$o" | base64
 }}
-# Deletes this member's objects of label $1 beyond the newest {keep}.
-s3_prune() {{
+# Lists this member's objects of label $1 into $s3_work/keys.
+s3_keys() {{
   : > "$s3_work/keys"; after=
   while :; do
     query="list-type=2&prefix=$(printf '%s' "$s3_prefix$1-" | sed 's|/|%2F|g')"
@@ -173,6 +175,10 @@ s3_prune() {{
     grep -q '<IsTruncated>true</IsTruncated>' "$s3_work/body" || break
     after=$(tail -n 1 "$s3_work/keys")
   done
+}}
+# Deletes this member's objects of label $1 beyond the newest {keep}.
+s3_prune() {{
+  s3_keys "$1" || return 1
   grep -E "/$1-[0-9]{{8}}T[0-9]{{6}}Z-rev[0-9]+\.db$" "$s3_work/keys" | sort -r | tail -n +{first_pruned} > "$s3_work/old" || true
   while read -r old; do
     s3 DELETE "$s3_objects$old" -H "x-amz-content-sha256: $s3_empty" || return 1
@@ -310,7 +316,7 @@ pub fn problems(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     pub fn target() -> S3Target {

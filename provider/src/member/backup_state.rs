@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::backup::{files, script_file, SCHEDULED, SERVICE_FILE, TIMER_FILE};
+use super::backup_drill::{self, DrillState};
 use super::backup_s3::{self, UploadState};
 use super::ClusterSettings;
 use crate::ssh::quote;
@@ -40,16 +41,20 @@ pub struct BackupState {
     pub sums: Vec<(String, String)>,
     /// The uploads to `backup.s3`, if it is set.
     pub uploads: UploadState,
+    /// The restore drills, if `backup.drill` is set.
+    pub drill: DrillState,
 }
 
 /// The job's files whose sums the inspection reads (all of them, with a
 /// schedule or without: a timer left from an earlier schedule is drift).
 pub fn paths(settings: &ClusterSettings) -> Vec<String> {
-    vec![
+    let mut paths = vec![
         script_file(&settings.layout),
         SERVICE_FILE.to_string(),
         TIMER_FILE.to_string(),
-    ]
+    ];
+    paths.extend(backup_drill::paths(settings));
+    paths
 }
 
 /// With a schedule, shell that prints the host's clock (`now`, `uptime`),
@@ -57,24 +62,40 @@ pub fn paths(settings: &ClusterSettings) -> Vec<String> {
 /// directory; ages are worked out from these with the host's own clocks.
 pub fn schedule_command(settings: &ClusterSettings) -> Option<String> {
     let backup = &settings.backup;
-    let schedule = quote(backup.schedule.as_ref()?);
-    let memo = quote(&settings.layout.backup_interval_memo());
+    let schedule = backup.schedule.as_ref()?;
     Some(format!(
         r#"now=$(date +%s); echo "now $now"
 read -r up _ < /proc/uptime; echo "uptime ${{up%.*}}"
-want="$((now / 86400)) "{schedule}; iv= key=
+{interval}
+find {dir} -maxdepth 1 -type f -name 'etcd-{SCHEDULED}-*.db' -printf 'snapshot %T@ %f\n' 2>/dev/null
+{uploads}
+{drills}
+true"#,
+        interval = interval_command(
+            schedule,
+            &settings.layout.backup_interval_memo(),
+            "interval"
+        ),
+        dir = quote(&backup.dir),
+        uploads = backup_s3::status_command(settings).unwrap_or_default(),
+        drills = backup_drill::status_command(settings).unwrap_or_default(),
+    ))
+}
+
+/// Shell (after `now` is set) that prints `NAME SECONDS`, the time between
+/// two runs of `schedule` as systemd computes it, asked once a day per
+/// schedule and kept in `memo`.
+pub(super) fn interval_command(schedule: &str, memo: &str, name: &str) -> String {
+    let (schedule, memo) = (quote(schedule), quote(memo));
+    format!(
+        r#"want="$((now / 86400)) "{schedule}; iv= key=
 {{ IFS= read -r iv; IFS= read -r key; }} 2>/dev/null < {memo}
 if [ "$key" != "$want" ]; then
   iv=$(set -- $(systemd-analyze calendar --iterations=2 {schedule} 2>/dev/null | sed -n 's/^ *\(Next elapse\|Iter\. #2\): //p' | while read -r t; do date -d "$t" +%s; done); [ $# -eq 2 ] && echo $(( $2 - $1 )))
   [ -n "$iv" ] && {{ printf '%s\n%s\n' "$iv" "$want" > {memo}; }} 2>/dev/null
 fi
-[ -n "$iv" ] && echo "interval $iv"
-find {dir} -maxdepth 1 -type f -name 'etcd-{SCHEDULED}-*.db' -printf 'snapshot %T@ %f\n' 2>/dev/null
-{uploads}
-true"#,
-        dir = quote(&backup.dir),
-        uploads = backup_s3::status_command(settings).unwrap_or_default(),
-    ))
+[ -n "$iv" ] && echo "{name} $iv""#
+    )
 }
 
 /// The job's state from the inspection: its units' properties, the sums
@@ -142,6 +163,12 @@ pub fn parse(
             .cloned()
             .collect(),
         uploads: backup_s3::parse_status(schedule_text, clock.get("now").copied()),
+        drill: backup_drill::parse(
+            units,
+            schedule_text,
+            clock.get("now").copied(),
+            clock.get("uptime").copied(),
+        ),
     }
 }
 
@@ -219,6 +246,7 @@ pub fn problems(settings: &ClusterSettings, state: &BackupState) -> Vec<String> 
     let allowed = state
         .interval
         .map(|interval| 2 * interval + super::backup::RANDOM_DELAY_SECONDS);
+    problems.extend(backup_drill::problems(settings, &state.drill));
     if let Some(target) = &settings.backup.s3 {
         problems.extend(backup_s3::problems(
             target,

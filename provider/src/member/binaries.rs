@@ -1,9 +1,10 @@
 //! The etcd binaries on a member's host: uploaded from the machine running
 //! Terraform (staged ahead of a roll, then renamed into place), downloaded
 //! and checked on the host, or installed from the distribution's packages;
-//! and the version they report.
+//! the version they report, and the hash memos that spare the host hashing
+//! them at every look.
 
-use super::{inspect, BinarySource, ClusterSettings, Layout};
+use super::{BinarySource, ClusterSettings, Layout};
 use crate::ssh::{quote, FileToWrite, Host, SshError};
 
 use super::install::sha256_hex;
@@ -68,7 +69,7 @@ impl LocalBinaries {
 /// One of the local binaries as it goes to a host.
 struct HostBinary<'a> {
     path: String,
-    /// Its hash memo (see `inspect::binary_hash_command`).
+    /// Its hash memo (see `binary_hash_command`).
     memo: String,
     staged: String,
     staged_memo: String,
@@ -116,7 +117,7 @@ pub(super) fn staged(path: &str) -> String {
 
 /// The binaries the host has installed and staged that could be `local`'s,
 /// as `sha256sum` lists them: each is hashed only if it changed since its
-/// memo (see `inspect::binary_hash_command`), a staged one only if it has
+/// memo (see `binary_hash_command`), a staged one only if it has
 /// the size of the local one.
 async fn binary_sums(
     host: &Host,
@@ -129,8 +130,8 @@ async fn binary_sums(
         .map(|b| {
             format!(
                 "{}; if [ \"$(stat -c %s {at} 2>/dev/null)\" = {size} ]; then {}; fi",
-                inspect::binary_hash_command(&b.path, &b.memo),
-                inspect::binary_hash_command(&b.staged, &b.staged_memo),
+                binary_hash_command(&b.path, &b.memo),
+                binary_hash_command(&b.staged, &b.staged_memo),
                 at = quote(&b.staged),
                 size = b.bytes.len(),
             )
@@ -170,7 +171,7 @@ pub async fn stage_binaries(
         .collect();
     let memos: Vec<String> = missing
         .iter()
-        .map(|b| inspect::write_hash_memo_command(&b.staged, &b.staged_memo, b.sha256))
+        .map(|b| write_hash_memo_command(&b.staged, &b.staged_memo, b.sha256))
         .collect();
     host.write_files_then(&files, &memos.join(" && ")).await?;
     Ok(())
@@ -198,7 +199,7 @@ pub async fn install_binaries(
                         quote(&b.staged),
                         quote(&b.path),
                         quote(&b.staged_memo),
-                        inspect::write_hash_memo_command(&b.path, &b.memo, b.sha256)
+                        write_hash_memo_command(&b.path, &b.memo, b.sha256)
                     ));
                 } else {
                     uploads.push(FileToWrite {
@@ -273,6 +274,39 @@ pub async fn install_binaries(
     }
 }
 
+/// Prints `SHA256  BINARY` as `sha256sum` does, hashing the binary (tens
+/// of megabytes, on every host at every plan) only when its size, times or
+/// inode differ from those the memo was written for; the change time
+/// moves with any write or rename, so a replaced binary is always hashed.
+/// Safe under `set -e`: a missing or unwritable memo only costs a hash.
+pub(super) fn binary_hash_command(binary: &str, memo: &str) -> String {
+    let (binary, memo) = (quote(binary), quote(memo));
+    format!(
+        "if st=$(stat -c {MEMO_STAT} {binary} 2>/dev/null); then \
+           m=; {{ IFS= read -r m; }} 2>/dev/null < {memo} || true; \
+           if [ \"${{m%% *}}\" = \"$st\" ]; then h=${{m#* }}; \
+           else h=$(sha256sum {binary} | cut -d' ' -f1); {{ echo \"$st $h\" > {memo}; }} 2>/dev/null || true; fi; \
+           echo \"$h  \"{binary}; \
+         fi"
+    )
+}
+
+/// What a hash memo is keyed on: size, modification and change times,
+/// inode.
+const MEMO_STAT: &str = "'%s:%.9Y:%.9Z:%i'";
+
+/// Writes the memo of [`binary_hash_command`] for `binary` with a `sha256`
+/// known without hashing it on the host: that of the bytes just written
+/// to it (the transfer is checked by SSH and the writing script's length
+/// check), or of the staged file it was renamed from.
+pub(super) fn write_hash_memo_command(binary: &str, memo: &str, sha256: &str) -> String {
+    format!(
+        "echo \"$(stat -c {MEMO_STAT} {binary}) {sha256}\" > {memo}",
+        binary = quote(binary),
+        memo = quote(memo),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +326,40 @@ mod tests {
             staged("/opt/etcd/bin/etcdctl"),
             "/opt/etcd/bin/.etcdctl.staged"
         );
+    }
+
+    #[test]
+    fn the_binary_is_hashed_again_only_after_it_changed() {
+        let dir = std::env::temp_dir().join(format!("binary-memo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (binary, memo) = (dir.join("etcd"), dir.join("memo"));
+        let hash = |bytes: &[u8]| crate::member::install::sha256_hex(bytes);
+        // Under `set -e`, as after writing files (`Host::write_files_then`).
+        let run_with = |memo: &std::path::Path| {
+            let command = binary_hash_command(binary.to_str().unwrap(), memo.to_str().unwrap());
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("set -e; {command}"))
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let run = || run_with(&memo);
+        std::fs::write(&binary, b"one").unwrap();
+        let line = |bytes: &[u8]| format!("{}  {}\n", hash(bytes), binary.display());
+        // No memo yet, and none can be written: hashed all the same.
+        assert_eq!(run_with(&dir.join("missing/memo")), line(b"one"));
+        assert_eq!(run(), line(b"one"));
+        let memo_text = std::fs::read_to_string(&memo).unwrap();
+        assert!(memo_text.trim_end().ends_with(&hash(b"one")), "{memo_text}");
+        assert_eq!(run(), line(b"one"), "from the memo");
+        // A binary replaced by a rename, as an install does.
+        let next = dir.join("etcd.new");
+        std::fs::write(&next, b"two").unwrap();
+        std::fs::rename(&next, &binary).unwrap();
+        assert_eq!(run(), line(b"two"));
+        std::fs::remove_file(&binary).unwrap();
+        assert_eq!(run(), "", "no binary, no line");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
+use super::backup_drill;
 use super::backup_state::{self, BackupState, Properties, SERVICE_UNIT, TIMER_UNIT};
+use super::binaries::binary_hash_command;
 use super::install::Fingerprints;
 use super::ClusterSettings;
 use crate::ssh::{quote, Host, SshError};
@@ -95,7 +97,8 @@ pub async fn observe(host: &Host, settings: &ClusterSettings) -> Result<HostStat
     let units = match &settings.backup.schedule {
         Some(_) => format!(
             "systemctl show -p Id -p ActiveState -p UnitFileState -p Result \
-             -p ActiveEnterTimestampMonotonic {ETCD_UNIT} {TIMER_UNIT} {SERVICE_UNIT} 2>/dev/null"
+             -p ActiveEnterTimestampMonotonic {ETCD_UNIT} {TIMER_UNIT} {SERVICE_UNIT} {} 2>/dev/null",
+            if settings.backup.drill.is_some() { backup_drill::TIMER_UNIT } else { "" }
         ),
         // Without a backup job, etcd's state alone, asked the way that
         // costs the host least.
@@ -159,39 +162,6 @@ pub async fn serves_locally(host: &Host, settings: &ClusterSettings) -> bool {
 /// Whether etcd's unit runs, as far as the provider's checks go.
 pub fn unit_runs(state: &str) -> bool {
     state == "active" || state == UNIT_RUNNING
-}
-
-/// Prints `SHA256  BINARY` as `sha256sum` does, hashing the binary (tens
-/// of megabytes, on every host at every plan) only when its size, times or
-/// inode differ from those the memo was written for; the change time
-/// moves with any write or rename, so a replaced binary is always hashed.
-/// Safe under `set -e`: a missing or unwritable memo only costs a hash.
-pub(super) fn binary_hash_command(binary: &str, memo: &str) -> String {
-    let (binary, memo) = (quote(binary), quote(memo));
-    format!(
-        "if st=$(stat -c {MEMO_STAT} {binary} 2>/dev/null); then \
-           m=; {{ IFS= read -r m; }} 2>/dev/null < {memo} || true; \
-           if [ \"${{m%% *}}\" = \"$st\" ]; then h=${{m#* }}; \
-           else h=$(sha256sum {binary} | cut -d' ' -f1); {{ echo \"$st $h\" > {memo}; }} 2>/dev/null || true; fi; \
-           echo \"$h  \"{binary}; \
-         fi"
-    )
-}
-
-/// What a hash memo is keyed on: size, modification and change times,
-/// inode.
-const MEMO_STAT: &str = "'%s:%.9Y:%.9Z:%i'";
-
-/// Writes the memo of [`binary_hash_command`] for `binary` with a `sha256`
-/// known without hashing it on the host: that of the bytes just written
-/// to it (the transfer is checked by SSH and the writing script's length
-/// check), or of the staged file it was renamed from.
-pub(super) fn write_hash_memo_command(binary: &str, memo: &str, sha256: &str) -> String {
-    format!(
-        "echo \"$(stat -c {MEMO_STAT} {binary}) {sha256}\" > {memo}",
-        binary = quote(binary),
-        memo = quote(memo),
-    )
 }
 
 /// Prints a small text file with the shell's own `read` (no process;
@@ -307,41 +277,6 @@ pub fn differences(expected: &Fingerprints, seen: &HostState) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_binary_is_hashed_again_only_after_it_changed() {
-        let dir = std::env::temp_dir().join(format!("binary-memo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (binary, memo) = (dir.join("etcd"), dir.join("memo"));
-        let hash = |bytes: &[u8]| crate::member::install::sha256_hex(bytes);
-        // Under `set -e`, as after writing files (`Host::write_files_then`).
-        let run_with = |memo: &std::path::Path| {
-            let command = binary_hash_command(binary.to_str().unwrap(), memo.to_str().unwrap());
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!("set -e; {command}"))
-                .output()
-                .unwrap();
-            String::from_utf8(out.stdout).unwrap()
-        };
-        let run = || run_with(&memo);
-        std::fs::write(&binary, b"one").unwrap();
-        let line = |bytes: &[u8]| format!("{}  {}\n", hash(bytes), binary.display());
-        // No memo yet, and none can be written: hashed all the same.
-        assert_eq!(run_with(&dir.join("missing/memo")), line(b"one"));
-        assert_eq!(run(), line(b"one"));
-        let memo_text = std::fs::read_to_string(&memo).unwrap();
-        assert!(memo_text.trim_end().ends_with(&hash(b"one")), "{memo_text}");
-        assert_eq!(run(), line(b"one"), "from the memo");
-        // A binary replaced by a rename, as an install does.
-        let next = dir.join("etcd.new");
-        std::fs::write(&next, b"two").unwrap();
-        std::fs::rename(&next, &binary).unwrap();
-        assert_eq!(run(), line(b"two"));
-        std::fs::remove_file(&binary).unwrap();
-        assert_eq!(run(), "", "no binary, no line");
-        std::fs::remove_dir_all(dir).unwrap();
-    }
 
     #[test]
     fn a_running_unit_is_read_from_its_control_group_and_any_other_asked_of_systemd() {

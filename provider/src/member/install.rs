@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::render::{self, InitialState};
-use super::{backup, binaries, inspect};
+use super::{backup, binaries};
 use super::{BinarySource, ClusterSettings, Layout, MemberSpec, UNIT_FILE};
 use crate::pki::{self, KeyAlgorithm, KeyedCertificate, LeafRequest, PkiError, Usage};
 use crate::ssh::{quote, FileToWrite, Host, SshError};
@@ -206,7 +206,7 @@ pub async fn write_files(
     let binary = host
         .write_files_then(
             &files,
-            &inspect::binary_hash_command(&l.etcd(), &l.binary_hash_memo("etcd")),
+            &binaries::binary_hash_command(&l.etcd(), &l.binary_hash_memo("etcd")),
         )
         .await?;
     let mut prints = Fingerprints::new();

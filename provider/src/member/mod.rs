@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod backup_copy;
+pub mod backup_drill;
 pub mod backup_s3;
 pub mod backup_state;
 pub mod binaries;
@@ -61,6 +62,10 @@ impl Layout {
     /// `backup_state`).
     pub fn backup_interval_memo(&self) -> String {
         format!("{}/.etcd-backup.interval", self.config_dir)
+    }
+    /// The same for the restore drill's schedule.
+    pub fn drill_interval_memo(&self) -> String {
+        format!("{}/.etcd-drill.interval", self.config_dir)
     }
     pub fn unit_file(&self) -> String {
         UNIT_FILE.to_string()
