@@ -84,13 +84,13 @@ fn a_member_joins_a_cluster_made_by_hand_is_repaired_changed_and_leaves() {
 
     // Drift: the member stopped, then removed from the cluster out of band.
     lab.ssh_ok("h4", "systemctl stop etcd");
-    expect_drift(&ws, "e4 stopped", "e4", "etcd unit is");
+    expect_drift(&ws, "e4 stopped", "status", "etcd unit is");
     let id = listed(&lab, "e4")[0].split(',').next().unwrap().to_string();
     lab.etcdctl("h1", KUBEADM_PKI, &format!("member remove {id}"));
     expect_drift(
         &ws,
         "e4 removed out of band",
-        "e4",
+        "status",
         "not a member of the cluster",
     );
     assert_eq!(listed(&lab, "e4").len(), 1, "e4 was not re-added");

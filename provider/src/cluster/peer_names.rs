@@ -1,4 +1,4 @@
-//! The peer name on every member's peer certificate, before any member
+//! Phase: the peer name on every member's peer certificate, before any member
 //! starts with a config that accepts only that name on its peer port
 //! (`settings::peer_names_only`; clusters made before it lack the name).
 //!
