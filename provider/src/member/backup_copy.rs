@@ -49,12 +49,15 @@ fn known_name(copy: &CopyTo) -> String {
 }
 
 /// The command by which the backup script sends a final snapshot
-/// (`$final`) to the backup host.
+/// (`$final`) to the backup host. A connection that goes silent (the
+/// backup host or the network gone mid-copy) ends within 15 s: a copy
+/// that hung would hold the job, and every later run, for its hour.
 pub fn copy_command(settings: &ClusterSettings, copy: &CopyTo) -> String {
     let layout = &settings.layout;
     format!(
         "ssh -F /dev/null -i {key} -o IdentitiesOnly=yes -o UserKnownHostsFile={known} \
-         -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=10 -p {port} {target} \
+         -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=5 \
+         -o ServerAliveCountMax=3 -p {port} {target} \
          put \"$(basename \"$final\")\" < \"$final\"",
         key = quote(&key_file(layout)),
         known = quote(&known_hosts_file(layout)),
@@ -227,6 +230,7 @@ mod tests {
         let command = copy_command(&settings, &copy);
         assert!(
             command.contains("-o StrictHostKeyChecking=yes")
+                && command.contains("-o ServerAliveInterval=5 -o ServerAliveCountMax=3")
                 && command.contains("-p 2222 'etcd-backup@10.0.0.50' put"),
             "{command}"
         );
