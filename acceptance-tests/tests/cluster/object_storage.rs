@@ -2,7 +2,7 @@
 //! (Versity's gateway on a test host, over TLS with its own CA, a bucket
 //! with object lock): credentials the bucket refuses are drift that names
 //! them, fixed by a new secret version; each member keeps exactly `keep`
-//! objects per label there, each one restorable by etcd's own tool and
+//! gzipped objects per label there, each one restorable by etcd's own tool and
 //! matching the SHA-256 in its metadata; a locked version cannot be
 //! deleted with the members' credentials; the secret is in no state.
 //! Restore drills pass and are recorded; a corrupt newest object makes its
@@ -62,6 +62,7 @@ resource "etcd_cluster" "main" {
       secret_access_key_wo_version = var.s3_secret_version
       object_lock_days             = 1
       ca_cert_pem                  = var.s3_ca
+      compression                  = "gzip"
     }
     drill {
       schedule = "minutely"
@@ -216,8 +217,8 @@ fn snapshots_go_to_a_locked_bucket_and_refused_credentials_are_drift() {
     let state = std::fs::read_to_string(ws.path().join("terraform.tfstate")).unwrap();
     assert!(!state.contains(SECRET), "the secret is in the state");
 
-    // Exactly `keep` objects per member, each etcd's snapshot with the
-    // SHA-256 its metadata says.
+    // Exactly `keep` objects per member, each etcd's snapshot gzipped, with
+    // the SHA-256 its metadata says.
     for member in ["e1", "e2", "e3"] {
         let keys = scheduled_keys(&lab, &endpoint, member);
         assert_eq!(keys.len(), 3, "{member}: {keys:?}");
@@ -225,15 +226,21 @@ fn snapshots_go_to_a_locked_bucket_and_refused_credentials_are_drift() {
             let checked = lab.ssh_ok(
                 "h1",
                 &format!(
-                    "set -e; cd /tmp; rm -f o.db h.txt
+                    "set -e; cd /tmp; rm -f o.db o.db.gz h.txt
                      curl -sS -f -K /etc/etcd/backup-s3.conf --aws-sigv4 aws:amz:us-east-1:s3 \
-                       -H 'x-amz-content-sha256: {EMPTY}' -D h.txt -o o.db '{endpoint}/etcd-backups/{key}'
+                       -H 'x-amz-content-sha256: {EMPTY}' -D h.txt -o o.db.gz '{endpoint}/etcd-backups/{key}'
+                     gzip -dc o.db.gz > o.db
                      meta=$(sed -n 's/^x-amz-meta-sha256: *\\([0-9a-f]*\\).*/\\1/Ip' h.txt)
                      [ \"$meta\" = \"$(sha256sum o.db | cut -d' ' -f1)\" ] || {{ echo \"metadata $meta differs\" >&2; exit 1; }}
                      /usr/local/bin/etcdutl snapshot status o.db -w json"
                 ),
             );
-            let revision = key.rsplit_once("-rev").unwrap().1.trim_end_matches(".db");
+            assert!(key.ends_with(".db.gz"), "{key}");
+            let revision = key
+                .rsplit_once("-rev")
+                .unwrap()
+                .1
+                .trim_end_matches(".db.gz");
             assert!(
                 checked.contains(&format!("\"revision\":{revision},")),
                 "{key}: {checked}"

@@ -233,7 +233,7 @@ pub async fn install(
     .collect();
     let only_ours = super::install::holds_only_ours(
         &settings.backup.dir,
-        r"etcd-.*|\.etcd-.*\.partial|\.etcd-upload-status|\.etcd-drill-.*|lost\+found",
+        r"etcd-.*|\.etcd-.*\.partial|\.etcd-upload-.*|\.etcd-drill-.*|lost\+found",
         "backup.dir",
     );
     host.run_ok(&format!(

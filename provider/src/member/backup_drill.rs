@@ -50,15 +50,22 @@ fn script(settings: &ClusterSettings) -> String {
     let layout = &settings.layout;
     let (fetch, s3_functions) = match &settings.backup.s3 {
         Some(target) => (
-            r#"  s3_keys scheduled || fail "listing the bucket: $s3_error"
-  source=$(grep -E '/scheduled-[0-9]{8}T[0-9]{6}Z-rev[0-9]+\.db$' "$s3_work/keys" | sort | tail -n 1)
+            format!(
+                r#"  s3_keys scheduled || fail "listing the bucket: $s3_error"
+  source=$(grep -E '/scheduled-[0-9]{{8}}T[0-9]{{6}}Z-rev[0-9]+{ending}' "$s3_work/keys" | sort | tail -n 1)
   [ -n "$source" ] || fail "no scheduled snapshot of this member in the bucket"
-  s3_body="$snap" s3 GET "$s3_objects$source" -H "x-amz-content-sha256: $s3_empty" -D "$work/headers" ||
+  s3_body="$snap.download" s3 GET "$s3_objects$source" -H "x-amz-content-sha256: $s3_empty" -D "$work/headers" ||
     fail "downloading $source: $s3_error"
+  case "$source" in
+    *.gz) gzip -dc "$snap.download" > "$snap" 2>"$work/err" || fail "$source: not gzip: $(head -c 200 "$work/err")";;
+    *) mv "$snap.download" "$snap";;
+  esac
+  rm -f "$snap.download"
   meta=$(sed -n 's/^x-amz-meta-sha256: *\([0-9a-f]*\).*/\1/Ip' "$work/headers")
   [ "$meta" = "$(sha256sum "$snap" | cut -d' ' -f1)" ] ||
-    fail "$source: its SHA-256 is not the one in its metadata (${meta:-none})""#
-                .to_string(),
+    fail "$source: its SHA-256 is not the one in its metadata (${{meta:-none}})""#,
+                ending = backup_s3::KEY_ENDING,
+            ),
             backup_s3::upload_functions(settings, target),
         ),
         None => (

@@ -4,7 +4,10 @@
 //! script uploads it with `curl` (its AWS Signature V4 signing) to
 //! `s3://BUCKET/PREFIX/<cluster>/<member>/<label>-<UTC>-rev<N>.db`, with
 //! its SHA-256 signed as the payload hash and kept as the object's
-//! `x-amz-meta-sha256`, and with `Content-MD5`. With object lock, each
+//! `x-amz-meta-sha256`, and with `Content-MD5`. With `compression = "gzip"`
+//! the object is the gzipped snapshot, named `....db.gz`; its metadata
+//! keeps the SHA-256 of the snapshot itself, which a restore checks after
+//! decompressing (the payload hash covers the bytes sent). With object lock, each
 //! object is put under a retention (compliance or governance) of
 //! `object_lock_days`. Then the member's objects of that label beyond
 //! `keep` are deleted, the oldest first: by key only, so that in a bucket
@@ -64,7 +67,12 @@ pub struct S3Target {
     /// The endpoint's CA certificate, when the members' system store
     /// lacks it.
     pub ca_cert_pem: Option<String>,
+    /// Objects are gzipped snapshots.
+    pub gzip: bool,
 }
+
+/// The ending of object keys: a snapshot, gzipped or not.
+pub const KEY_ENDING: &str = r"\.db(\.gz)?$";
 
 /// The curl config file with the credentials, on the member.
 pub fn credentials_file(layout: &Layout) -> String {
@@ -141,7 +149,7 @@ s3_objects={objects}
 s3_listing={listing}
 s3_prefix={prefix}"$(sed -n 's/^name: "\(.*\)"$/\1/p' {config})/"
 s3_status="$dir/{STATUS_NAME}"
-s3_work=$(mktemp -d)
+s3_work=$(mktemp -d "$dir/.etcd-upload-XXXXXX")
 s3_error=
 # One signed request: METHOD URL [curl options]; the response body is left
 # in $s3_work/body (or in $s3_body, for this request), and a failure is
@@ -149,7 +157,7 @@ s3_error=
 s3() {{
   s3_method=$1 s3_url=$2; shift 2
   s3_out=${{s3_body:-$s3_work/body}}; s3_body=
-  if ! s3_code=$(curl -sS --connect-timeout 10 --max-time 1800 -K "$s3_conf" --aws-sigv4 {sigv4} \
+  if ! s3_code=$(curl -sS --connect-timeout 10 --max-time 1800 --speed-limit 1024 --speed-time 30 -K "$s3_conf" --aws-sigv4 {sigv4} \
       -X "$s3_method" -o "$s3_out" -w '%{{http_code}}' "$@" "$s3_url" 2>"$s3_work/err"); then
     s3_error="$s3_method $s3_url: $(head -c 300 "$s3_work/err" | tr '\n' ' ')"; return 1
   fi
@@ -179,7 +187,7 @@ s3_keys() {{
 # Deletes this member's objects of label $1 beyond the newest {keep}.
 s3_prune() {{
   s3_keys "$1" || return 1
-  grep -E "/$1-[0-9]{{8}}T[0-9]{{6}}Z-rev[0-9]+\.db$" "$s3_work/keys" | sort -r | tail -n +{first_pruned} > "$s3_work/old" || true
+  grep -E "/$1-[0-9]{{8}}T[0-9]{{6}}Z-rev[0-9]+{KEY_ENDING}" "$s3_work/keys" | sort -r | tail -n +{first_pruned} > "$s3_work/old" || true
   while read -r old; do
     s3 DELETE "$s3_objects$old" -H "x-amz-content-sha256: $s3_empty" || return 1
   done < "$s3_work/old"
@@ -188,8 +196,10 @@ s3_prune() {{
 s3_upload() {{
   name=$(basename "$1"); key="$s3_prefix${{name#etcd-}}"
   sum=$(sha256sum "$1" | cut -d' ' -f1)
-  md5=$(s3_hex_base64 "$(md5sum "$1" | cut -d' ' -f1)")
-  if s3 PUT "$s3_objects$key" -T "$1" -H "x-amz-content-sha256: $sum" -H "Content-MD5: $md5" \
+  body=$1
+{compress}  body_sum=$(sha256sum "$body" | cut -d' ' -f1)
+  md5=$(s3_hex_base64 "$(md5sum "$body" | cut -d' ' -f1)")
+  if s3 PUT "$s3_objects$key" -T "$body" -H "x-amz-content-sha256: $body_sum" -H "Content-MD5: $md5" \
       -H "x-amz-meta-sha256: $sum"{lock} && s3_prune "$2"; then
     echo "ok $(date +%s) $key" > "$s3_status"
   else
@@ -200,6 +210,11 @@ s3_upload() {{
 }}
 "#,
         version = target.secret_version,
+        compress = if target.gzip {
+            "  body=\"$s3_work/upload.gz\"; key=\"$key.gz\"\n  gzip -c \"$1\" > \"$body\" || { s3_error=\"gzip failed\"; return 1; }\n"
+        } else {
+            ""
+        },
         conf = quote(&credentials_file(&settings.layout)),
         objects = quote(&objects),
         listing = quote(&listing),
@@ -333,6 +348,7 @@ pub(super) mod tests {
                 mode: LockMode::Governance,
             }),
             ca_cert_pem: Some("PEM".into()),
+            gzip: false,
         }
     }
 
@@ -380,7 +396,19 @@ pub(super) mod tests {
         let script = upload_functions(&settings, &target());
         assert!(script.contains("credentials version 2"), "{script}");
         assert!(
-            script.contains("-H \"x-amz-content-sha256: $sum\""),
+            script.contains("-H \"x-amz-content-sha256: $body_sum\""),
+            "{script}"
+        );
+        assert!(
+            script.contains("-H \"x-amz-meta-sha256: $sum\""),
+            "{script}"
+        );
+        assert!(!script.contains("gzip -c"), "{script}");
+        let mut gzipped = target();
+        gzipped.gzip = true;
+        let script = upload_functions(&settings, &gzipped);
+        assert!(
+            script.contains("key=\"$key.gz\"") && script.contains("gzip -c \"$1\" > \"$body\""),
             "{script}"
         );
         assert!(

@@ -161,6 +161,13 @@ fn s3_block() -> Block {
         Type::String,
         "The endpoint's CA certificate (PEM), when the members' system store does not hold it.",
     ))
+    .attribute(Attribute::with_default(
+        "compression",
+        Type::String,
+        Value::string("none"),
+        "`gzip`: objects are gzipped snapshots (`....db.gz`); their `x-amz-meta-sha256` stays the SHA-256 of \
+         the snapshot itself, checked after decompressing. `none` (the default): the snapshot as it is.",
+    ))
 }
 
 pub fn validate_backup(config: &Value, diags: &mut Diagnostics) {
@@ -321,6 +328,15 @@ fn validate_s3(config: &Value, block: &Value, at: &AttributePath, diags: &mut Di
             );
         }
     }
+    if let Some(compression) = block.get("compression").as_str() {
+        if !["none", "gzip"].contains(&compression) {
+            diags.error_at(
+                at.attribute("compression"),
+                "Invalid compression",
+                format!("{compression:?}: none or gzip."),
+            );
+        }
+    }
     if let Some(mode) = block.get("object_lock_mode").as_str() {
         if lock_mode(mode).is_none() {
             diags.error_at(
@@ -411,6 +427,7 @@ pub fn backup_settings(value: &Value) -> BackupSettings {
                         .unwrap_or(LockMode::Compliance),
                 }),
                 ca_cert_pem: s3.get("ca_cert_pem").as_str().map(str::to_string),
+                gzip: s3.get("compression").as_str() == Some("gzip"),
             }),
         },
         drill: block
