@@ -151,44 +151,61 @@ failed=
 }
 
 fn service(settings: &ClusterSettings) -> String {
+    job_service(
+        &format!("etcd snapshot into {}", settings.backup.dir),
+        &format!("{} {SCHEDULED}", script_file(&settings.layout)),
+        "",
+    )
+}
+
+/// A job's service: `/bin/sh SCRIPT_AND_ARGUMENTS` once, as `etcd`, after
+/// etcd, for up to an hour; `more` adds lines to its `[Service]`.
+pub(super) fn job_service(description: &str, script_and_arguments: &str, more: &str) -> String {
     format!(
         "# Managed by terraform-provider-etcd: changes here show up as drift.\n\
          [Unit]\n\
-         Description=etcd snapshot into {dir}\n\
+         Description={description}\n\
          After=etcd.service\n\
          \n\
          [Service]\n\
          Type=oneshot\n\
          User=etcd\n\
          Group=etcd\n\
-         ExecStart=/bin/sh {script} {SCHEDULED}\n\
-         TimeoutStartSec=3600\n",
-        dir = settings.backup.dir,
-        script = script_file(&settings.layout),
+         ExecStart=/bin/sh {script_and_arguments}\n\
+         TimeoutStartSec=3600\n\
+         {more}"
     )
 }
 
 /// The most a host's run starts after the scheduled time (see [`timer`]).
 pub const RANDOM_DELAY_SECONDS: u64 = 10;
 
-/// The timer: each host runs the job at a delay of its own after the
-/// scheduled time (up to [`RANDOM_DELAY_SECONDS`], fixed per host), so
-/// that the members do not all write a snapshot in the same second.
+/// The backup timer (see [`job_timer`]); a run missed while the host was
+/// off is made up at boot.
 fn timer(schedule: &str) -> String {
+    job_timer("Scheduled etcd snapshots", schedule, true)
+}
+
+/// A job's timer: each host runs the job at a delay of its own after the
+/// scheduled time (up to [`RANDOM_DELAY_SECONDS`], fixed per host), so
+/// that the members do not all run it in the same second; `persistent`:
+/// a run missed while the host was off is made up when it is back.
+pub(super) fn job_timer(description: &str, schedule: &str, persistent: bool) -> String {
     format!(
         "# Managed by terraform-provider-etcd: changes here show up as drift.\n\
          [Unit]\n\
-         Description=Scheduled etcd snapshots\n\
+         Description={description}\n\
          \n\
          [Timer]\n\
          OnCalendar={schedule}\n\
          AccuracySec=1s\n\
          RandomizedDelaySec={RANDOM_DELAY_SECONDS}s\n\
          FixedRandomDelay=true\n\
-         Persistent=true\n\
+         {persistent}\
          \n\
          [Install]\n\
-         WantedBy=timers.target\n"
+         WantedBy=timers.target\n",
+        persistent = if persistent { "Persistent=true\n" } else { "" },
     )
 }
 
@@ -426,6 +443,27 @@ pub(super) mod tests {
         let timer = timer("*:0/15");
         assert!(timer.contains("OnCalendar=*:0/15\n") && timer.contains("AccuracySec=1s"));
         assert!(timer.contains("RandomizedDelaySec=10s\nFixedRandomDelay=true\n"));
+    }
+
+    #[test]
+    fn the_units_are_those_members_already_have() {
+        // Members installed before the units were shared with the drill
+        // have these bytes: any change would show as drift on them all.
+        assert_eq!(
+            service(&settings(Some("hourly"))),
+            "# Managed by terraform-provider-etcd: changes here show up as drift.\n[Unit]\n\
+             Description=etcd snapshot into /var/backups/etcd\nAfter=etcd.service\n\n[Service]\n\
+             Type=oneshot\nUser=etcd\nGroup=etcd\nExecStart=/bin/sh /etc/etcd/etcd-backup.sh scheduled\n\
+             TimeoutStartSec=3600\n"
+        );
+        assert_eq!(
+            timer("hourly"),
+            "# Managed by terraform-provider-etcd: changes here show up as drift.\n[Unit]\n\
+             Description=Scheduled etcd snapshots\n\n[Timer]\nOnCalendar=hourly\nAccuracySec=1s\n\
+             RandomizedDelaySec=10s\nFixedRandomDelay=true\nPersistent=true\n\n[Install]\n\
+             WantedBy=timers.target\n"
+        );
+        assert!(!job_timer("d", "daily", false).contains("Persistent"));
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //! runs as `etcd` in a slice of its own, limited in CPU, memory and I/O
 //! priority (systemd ends every process it started when it ends).
 
-use super::backup::{script_file, RANDOM_DELAY_SECONDS};
+use super::backup::{job_service, job_timer, script_file, RANDOM_DELAY_SECONDS};
 use super::backup_s3;
 use super::backup_state::Properties;
 use super::{ClusterSettings, Layout};
@@ -148,44 +148,24 @@ echo "ok $(date +%s) $source: $checked, $(( $(date +%s) - started )) s" > "$stat
     )
 }
 
+/// The drill's service, in a slice of its own with its limits.
 fn service(settings: &ClusterSettings) -> String {
-    format!(
-        "# Managed by terraform-provider-etcd: changes here show up as drift.\n\
-         [Unit]\n\
-         Description=etcd restore drill\n\
-         After=etcd.service\n\
-         \n\
-         [Service]\n\
-         Type=oneshot\n\
-         User=etcd\n\
-         Group=etcd\n\
-         ExecStart=/bin/sh {script}\n\
-         TimeoutStartSec=3600\n\
-         Slice=etcd-drill.slice\n\
+    job_service(
+        "etcd restore drill",
+        &drill_script_file(&settings.layout),
+        "Slice=etcd-drill.slice\n\
          CPUQuota=50%\n\
          MemoryHigh=1G\n\
          MemoryMax=2G\n\
          Nice=10\n\
          IOSchedulingClass=idle\n",
-        script = drill_script_file(&settings.layout),
     )
 }
 
+/// The drill's timer: a drill missed while the host was off is not made
+/// up at boot, when the member has just started.
 fn timer(schedule: &str) -> String {
-    format!(
-        "# Managed by terraform-provider-etcd: changes here show up as drift.\n\
-         [Unit]\n\
-         Description=Scheduled etcd restore drills\n\
-         \n\
-         [Timer]\n\
-         OnCalendar={schedule}\n\
-         AccuracySec=1s\n\
-         RandomizedDelaySec={RANDOM_DELAY_SECONDS}s\n\
-         FixedRandomDelay=true\n\
-         \n\
-         [Install]\n\
-         WantedBy=timers.target\n"
-    )
+    job_timer("Scheduled etcd restore drills", schedule, false)
 }
 
 /// The drill's files as they should be (path, content); none without a
