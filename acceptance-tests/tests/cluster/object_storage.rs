@@ -6,7 +6,8 @@
 //! matching the SHA-256 in its metadata; a locked version cannot be
 //! deleted with the members' credentials; the secret is in no state.
 //! Restore drills pass and are recorded; a corrupt newest object makes its
-//! member's drill fail, which is drift naming it.
+//! member's drill fail, which is drift naming it. Credentials from a file
+//! the members already have replace the provider's.
 
 use acceptance_tests::lab::Lab;
 use acceptance_tests::labs::LabId;
@@ -34,6 +35,10 @@ variable "s3_secret" {
   ephemeral = true
 }
 variable "s3_secret_version" { type = number }
+variable "s3_credentials_file" {
+  type    = string
+  default = null
+}
 resource "etcd_ca" "main" {
   common_name = "etcd-ca"
 }
@@ -57,9 +62,10 @@ resource "etcd_cluster" "main" {
       endpoint                     = var.s3_endpoint
       bucket                       = "etcd-backups"
       path_style                   = true
-      access_key_id                = "backup"
-      secret_access_key_wo         = var.s3_secret
+      access_key_id                = var.s3_credentials_file == null ? "backup" : null
+      secret_access_key_wo         = var.s3_credentials_file == null ? var.s3_secret : null
       secret_access_key_wo_version = var.s3_secret_version
+      credentials_file             = var.s3_credentials_file
       object_lock_days             = 1
       ca_cert_pem                  = var.s3_ca
       compression                  = "gzip"
@@ -118,8 +124,8 @@ fn start_s3_server(lab: &Lab, host: &str) -> (String, String) {
 /// SHA-256 of nothing: the payload hash of a request without a body.
 const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/// A signed request from `host` with the member's own credentials file;
-/// returns the HTTP status and the body.
+/// A signed request from `host` with its credentials file (a member's,
+/// or the S3 host's own); returns the HTTP status and the body.
 fn s3(
     lab: &Lab,
     host: &str,
@@ -128,10 +134,15 @@ fn s3(
     target: &str,
     out: &str,
 ) -> (String, String) {
+    let conf = if host == "h4" {
+        "/srv/s3/curl.conf"
+    } else {
+        "/etc/etcd/backup-s3.conf"
+    };
     let text = lab.ssh_ok(
         host,
         &format!(
-            "curl -sS -K /etc/etcd/backup-s3.conf --aws-sigv4 aws:amz:us-east-1:s3 -X {method} \
+            "curl -sS -K {conf} --aws-sigv4 aws:amz:us-east-1:s3 -X {method} \
                -H 'x-amz-content-sha256: {EMPTY}' -o {out} -w '%{{http_code}}\\n' '{endpoint}/etcd-backups{target}'; \
              [ {out} = /dev/null ] || [ ! -f {out} ] || case {out} in *.db) ;; *) cat {out};; esac"
         ),
@@ -144,7 +155,7 @@ fn s3(
 fn scheduled_keys(lab: &Lab, endpoint: &str, member: &str) -> Vec<String> {
     let (code, body) = s3(
         lab,
-        "h1",
+        "h4",
         endpoint,
         "GET",
         &format!("?list-type=2&prefix=etcd%2Fobjstore%2F{member}%2Fscheduled-"),
@@ -329,6 +340,37 @@ fn snapshots_go_to_a_locked_bucket_and_refused_credentials_are_drift() {
     );
     assert_eq!(code, "204");
     assert!(drill(&lab, "h2").starts_with("ok "));
+    let (code, plan) = ws.plan_exit_code();
+    assert_eq!(code, 0, "{}", plan.text());
+
+    // The members' own credentials file instead: the provider's is removed,
+    // and the uploads go on with the keys the hosts hold.
+    for host in ["h1", "h2", "h3"] {
+        lab.ssh_ok(
+            host,
+            &format!(
+                "install -d -m 0750 -o root -g etcd /etc/etcd-s3 && umask 027 && \
+                 printf '[other]\\naws_access_key_id = nobody\\n[default]\\naws_access_key_id = {ACCESS}\\naws_secret_access_key = {SECRET}\\n' \
+                   > /etc/etcd-s3/credentials && chgrp etcd /etc/etcd-s3/credentials"
+            ),
+        );
+    }
+    let mut file_vars = vars("unused", 2);
+    file_vars.push((
+        "s3_credentials_file",
+        hcl_string("/etc/etcd-s3/credentials"),
+    ));
+    ws.set_vars(&file_vars);
+    ws.apply();
+    let before = scheduled_keys(&lab, &endpoint, "e1");
+    assert!(lab
+        .ssh("h1", "test -e /etc/etcd/backup-s3.conf")
+        .status
+        .code()
+        .is_some_and(|code| code != 0));
+    run_backups(&lab, 1);
+    let after = scheduled_keys(&lab, &endpoint, "e1");
+    assert!(after.last() > before.last(), "{before:?} then {after:?}");
     let (code, plan) = ws.plan_exit_code();
     assert_eq!(code, 0, "{}", plan.text());
 

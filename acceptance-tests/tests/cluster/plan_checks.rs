@@ -78,6 +78,8 @@ fn bad_cluster_input_fails_at_plan_time_and_touches_no_host() {
         (with(&s3("    bucket = \"Backups_1\"\n")), "Invalid bucket name", "bucket = \"Backups_1\""),
         (with(&s3("    prefix = \"etcd/../x y\"\n")), "Invalid prefix", "prefix = \"etcd/../x y\""),
         (with(&s3("    object_lock_days = 0\n")), "Invalid object_lock_days", "object_lock_days = 0"),
+        (with(&s3("    access_key_id = null\n")), "Missing S3 credentials", "access_key_id = null"),
+        (with(&s3("    credentials_file = \"/etc/etcd-s3/credentials\"\n")), "Two kinds of credentials", "credentials_file = "),
         (with(&s3("    object_lock_mode = \"compliance\"\n")), "Invalid object_lock_mode", "object_lock_mode = \"compliance\""),
         (with("  extra_flags = { \"data-dir\" = \"/tmp\" }\n"), "Flag managed by the provider", "extra_flags = {"),
         (with("  extra_flags = { \"enable-v2\" = \"true\" }\n"), "Setting not read by this etcd version", "extra_flags = {"),

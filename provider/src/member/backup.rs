@@ -12,7 +12,7 @@
 
 use super::backup_copy::{self, CopyTo};
 use super::backup_drill::{self, DrillSettings};
-use super::backup_s3::{self, S3Target};
+use super::backup_s3::{self, S3Credentials, S3Target};
 use super::{ClusterSettings, Layout};
 use crate::ssh::{quote, FileToWrite, Host, SshError};
 
@@ -284,21 +284,22 @@ pub async fn install(
     );
     let s3_then = match &settings.backup.s3 {
         Some(target) => {
-            if let Some(secret) = s3_secret {
-                s3_files.push((
-                    credentials_path.clone(),
-                    backup_s3::credentials(target, secret, layout),
-                    0o600,
-                    "etcd:etcd",
-                ));
+            let mut then = forget_failed_upload;
+            let ours = s3_secret.and_then(|secret| backup_s3::credentials(target, secret, layout));
+            match (ours, &target.credentials) {
+                (Some(text), _) => {
+                    s3_files.push((credentials_path.clone(), text, 0o600, "etcd:etcd"))
+                }
+                (None, S3Credentials::File(_)) => {
+                    then = format!("rm -f {}; {then}", quote(&credentials_path))
+                }
+                (None, S3Credentials::Key { .. }) => {}
             }
             match &target.ca_cert_pem {
-                Some(pem) => {
-                    s3_files.push((ca_path.clone(), pem.clone(), 0o644, "root:root"));
-                    forget_failed_upload
-                }
-                None => format!("rm -f {}; {forget_failed_upload}", quote(&ca_path)),
+                Some(pem) => s3_files.push((ca_path.clone(), pem.clone(), 0o644, "root:root")),
+                None => then = format!("rm -f {}; {then}", quote(&ca_path)),
             }
+            then
         }
         None => format!("rm -f {} {}", quote(&credentials_path), quote(&ca_path)),
     };

@@ -60,15 +60,30 @@ pub struct S3Target {
     pub region: String,
     /// `endpoint/bucket/key` rather than `bucket.endpoint/key`.
     pub path_style: bool,
-    pub access_key_id: String,
-    /// Changed to give the members a new secret (see the module).
-    pub secret_version: i64,
+    pub credentials: S3Credentials,
     pub object_lock: Option<ObjectLock>,
     /// The endpoint's CA certificate, when the members' system store
     /// lacks it.
     pub ca_cert_pem: Option<String>,
     /// Objects are gzipped snapshots.
     pub gzip: bool,
+}
+
+/// How the members sign their requests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum S3Credentials {
+    /// A key whose secret the provider writes to each member (see the
+    /// module); `secret_version` changes to write a new one.
+    Key {
+        access_key_id: String,
+        secret_version: i64,
+    },
+    /// An AWS shared credentials file each member already has (its
+    /// `[default]` profile: `aws_access_key_id`, `aws_secret_access_key`
+    /// and, for temporary keys, `aws_session_token`), readable by `etcd`.
+    /// The job reads it at each run, so a rotation on the host needs no
+    /// apply.
+    File(String),
 }
 
 /// The ending of object keys: a snapshot, gzipped or not.
@@ -88,19 +103,66 @@ pub fn ca_file(layout: &Layout) -> String {
 /// or `failed TIME WHY` (TIME in seconds since the epoch).
 pub const STATUS_NAME: &str = ".etcd-upload-status";
 
-/// The credentials file's content: curl config lines.
-pub fn credentials(target: &S3Target, secret: &str, layout: &Layout) -> String {
+/// The credentials file's content: curl config lines (none for
+/// credentials from a file the member has).
+pub fn credentials(target: &S3Target, secret: &str, layout: &Layout) -> Option<String> {
+    let S3Credentials::Key { access_key_id, .. } = &target.credentials else {
+        return None;
+    };
     let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let mut text = format!(
         "# Managed by terraform-provider-etcd: the backup job's credentials for its bucket.\n\
          user = \"{}:{}\"\n",
-        escape(&target.access_key_id),
+        escape(access_key_id),
         escape(secret)
     );
     if target.ca_cert_pem.is_some() {
         text.push_str(&format!("cacert = \"{}\"\n", escape(&ca_file(layout))));
     }
-    text
+    Some(text)
+}
+
+/// The file the job's curl reads its credentials from, on the member.
+pub fn credentials_path(target: &S3Target, layout: &Layout) -> String {
+    match &target.credentials {
+        S3Credentials::Key { .. } => credentials_file(layout),
+        S3Credentials::File(path) => path.clone(),
+    }
+}
+
+/// Shell that sets `s3_conf`: the provider's curl config, or one made at
+/// each run from the member's shared credentials file (in the job's
+/// scratch directory, 0600; the secret never on a command line). A file
+/// without the keys leaves `s3_conf_problem` set, and every request fails
+/// with it (the snapshot itself is taken all the same).
+fn conf_command(target: &S3Target, layout: &Layout) -> String {
+    let S3Credentials::File(path) = &target.credentials else {
+        return format!(
+            "s3_conf={}\ns3_conf_problem=\n",
+            quote(&credentials_file(layout))
+        );
+    };
+    let cacert = if target.ca_cert_pem.is_some() {
+        format!(
+            "printf 'cacert = \"%s\"\\n' {} >> \"$s3_conf\"\n",
+            quote(&ca_file(layout))
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"s3_conf="$s3_work/curl.conf"; s3_conf_problem=
+if ! awk -F ' *= *' '/^[[:space:]]*\[/ {{ p = ($0 ~ /^[[:space:]]*\[default\][[:space:]]*$/) }}
+    p && $1 == "aws_access_key_id" {{ k = $2 }} p && $1 == "aws_secret_access_key" {{ s = $2 }}
+    p && $1 == "aws_session_token" {{ t = $2 }}
+    END {{ if (k == "" || s == "") exit 1; printf "user = \"%s:%s\"\n", k, s
+           if (t != "") printf "header = \"x-amz-security-token: %s\"\n", t }}' {path} > "$s3_conf" 2>/dev/null; then
+  s3_conf_problem="credentials_file {shown}: no aws_access_key_id and aws_secret_access_key under [default] that etcd can read"
+fi
+{cacert}"#,
+        path = quote(path),
+        shown = path.replace(['"', '\'', '$', '`', '\\'], ""),
+    )
 }
 
 /// The object URL up to the key (`BASE/`), and the listing's URL.
@@ -144,19 +206,19 @@ pub fn upload_functions(settings: &ClusterSettings, target: &S3Target) -> String
         .unwrap_or_default();
     format!(
         r#"# Object storage (backup.s3), credentials version {version}.
-s3_conf={conf}
 s3_objects={objects}
 s3_listing={listing}
 s3_prefix={prefix}"$(sed -n 's/^name: "\(.*\)"$/\1/p' {config})/"
 s3_status="$dir/{STATUS_NAME}"
 s3_work=$(mktemp -d "$dir/.etcd-upload-XXXXXX")
-s3_error=
+{conf}s3_error=
 # One signed request: METHOD URL [curl options]; the response body is left
 # in $s3_work/body (or in $s3_body, for this request), and a failure is
 # described in $s3_error.
 s3() {{
   s3_method=$1 s3_url=$2; shift 2
   s3_out=${{s3_body:-$s3_work/body}}; s3_body=
+  [ -z "$s3_conf_problem" ] || {{ s3_error=$s3_conf_problem; return 1; }}
   if ! s3_code=$(curl -sS --connect-timeout 10 --max-time 1800 --speed-limit 1024 --speed-time 30 -K "$s3_conf" --aws-sigv4 {sigv4} \
       -X "$s3_method" -o "$s3_out" -w '%{{http_code}}' "$@" "$s3_url" 2>"$s3_work/err"); then
     s3_error="$s3_method $s3_url: $(head -c 300 "$s3_work/err" | tr '\n' ' ')"; return 1
@@ -209,13 +271,16 @@ s3_upload() {{
   fi
 }}
 "#,
-        version = target.secret_version,
+        version = match &target.credentials {
+            S3Credentials::Key { secret_version, .. } => secret_version.to_string(),
+            S3Credentials::File(_) => "from the member's own file".into(),
+        },
         compress = if target.gzip {
             "  body=\"$s3_work/upload.gz\"; key=\"$key.gz\"\n  gzip -c \"$1\" > \"$body\" || { s3_error=\"gzip failed\"; return 1; }\n"
         } else {
             ""
         },
-        conf = quote(&credentials_file(&settings.layout)),
+        conf = conf_command(target, &settings.layout),
         objects = quote(&objects),
         listing = quote(&listing),
         prefix = quote(&cluster_prefix(target, &settings.token)),
@@ -244,11 +309,11 @@ pub enum LastUpload {
 /// Shell for the inspection (with `backup_state::schedule_command`): prints
 /// `upload <status line>` and `s3-credentials` if the file is there.
 pub fn status_command(settings: &ClusterSettings) -> Option<String> {
-    settings.backup.s3.as_ref()?;
+    let target = settings.backup.s3.as_ref()?;
     Some(format!(
         "{{ IFS= read -r u; }} 2>/dev/null < {status} && echo \"upload $u\"\n[ -e {credentials} ] && echo s3-credentials\ntrue",
         status = quote(&format!("{}/{STATUS_NAME}", settings.backup.dir)),
-        credentials = quote(&credentials_file(&settings.layout)),
+        credentials = quote(&credentials_path(target, &settings.layout)),
     ))
 }
 
@@ -291,10 +356,15 @@ pub fn problems(
 ) -> Vec<String> {
     let mut problems = Vec::new();
     if !state.credentials {
-        problems.push(format!(
-            "the bucket credentials file {} is missing (apply writes it from backup.s3.secret_access_key_wo)",
-            credentials_file(&settings.layout)
-        ));
+        problems.push(match &target.credentials {
+            S3Credentials::Key { .. } => format!(
+                "the bucket credentials file {} is missing (apply writes it from backup.s3.secret_access_key_wo)",
+                credentials_file(&settings.layout)
+            ),
+            S3Credentials::File(path) => {
+                format!("the bucket credentials file {path} (backup.s3.credentials_file) is missing")
+            }
+        });
     }
     let bucket = &target.bucket;
     match (&state.last, allowed, timer_age) {
@@ -341,8 +411,10 @@ pub(super) mod tests {
             prefix: "/etcd/".into(),
             region: "eu-1".into(),
             path_style: true,
-            access_key_id: "AK\"1".into(),
-            secret_version: 2,
+            credentials: S3Credentials::Key {
+                access_key_id: "AK\"1".into(),
+                secret_version: 2,
+            },
             object_lock: Some(ObjectLock {
                 days: 7,
                 mode: LockMode::Governance,
@@ -376,9 +448,52 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_members_own_credentials_file_becomes_curl_config_at_each_run() {
+        let dir = std::env::temp_dir().join(format!("s3-credentials-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("credentials");
+        let mut t = target();
+        t.credentials = S3Credentials::File(file.display().to_string());
+        let layout = crate::member::backup::tests::settings(None).layout;
+        let run = |content: &str| {
+            std::fs::write(&file, content).unwrap();
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "set -eu; s3_work={}; {}cat \"$s3_conf\"; echo \"problem=$s3_conf_problem\"",
+                    dir.display(),
+                    conf_command(&t, &layout)
+                ))
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let good = run(
+            "[other]\naws_access_key_id = NOPE\naws_secret_access_key = NOPE\n\
+             [default]\naws_access_key_id = AKID\naws_secret_access_key = se/cr+et\naws_session_token = TOK\n",
+        );
+        assert!(good.contains("user = \"AKID:se/cr+et\"\n"), "{good}");
+        assert!(
+            good.contains("header = \"x-amz-security-token: TOK\"\n"),
+            "{good}"
+        );
+        assert!(
+            good.contains("cacert = \"/etc/etcd/backup-s3-ca.crt\"\n"),
+            "{good}"
+        );
+        assert!(good.ends_with("problem=\n"), "{good}");
+        let other_profile_only = run("[other]\naws_access_key_id = A\naws_secret_access_key = B\n");
+        assert!(
+            other_profile_only.contains("problem=credentials_file "),
+            "{other_profile_only}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn credentials_are_curl_config_with_quotes_escaped() {
         let layout = crate::member::backup::tests::settings(None).layout;
-        let text = credentials(&target(), "s\\e\"cret", &layout);
+        let text = credentials(&target(), "s\\e\"cret", &layout).unwrap();
         assert!(
             text.contains("user = \"AK\\\"1:s\\\\e\\\"cret\"\n"),
             "{text}"

@@ -9,7 +9,7 @@ use crate::framework::{Attribute, AttributePath, Block, Diagnostics, NestedBlock
 use crate::member::backup::{BackupSettings, DEFAULT_DIR, DEFAULT_KEEP};
 use crate::member::backup_copy::CopyTo;
 use crate::member::backup_drill::DrillSettings;
-use crate::member::backup_s3::{LockMode, ObjectLock, S3Target};
+use crate::member::backup_s3::{LockMode, ObjectLock, S3Credentials, S3Target};
 
 /// The most snapshots of one label a member keeps.
 const MAX_KEEP: i64 = 10_000;
@@ -123,14 +123,15 @@ fn s3_block() -> Block {
         "Address the bucket as `endpoint/bucket` (most servers other than AWS) instead of `bucket.endpoint`. \
          Default false.",
     ))
-    .attribute(Attribute::required(
+    .attribute(Attribute::optional(
         "access_key_id",
         Type::String,
-        "The access key the members upload with; give it rights to put, list and delete objects under the \
-         prefix, and nothing more (it cannot destroy a locked version).",
+        "The access key the members upload with (with `secret_access_key_wo`; or give `credentials_file`); \
+         give it rights to put, list and delete objects under the prefix, and nothing more (it cannot destroy \
+         a locked version).",
     ))
     .attribute(
-        Attribute::required(
+        Attribute::optional(
             "secret_access_key_wo",
             Type::String,
             "Its secret (write-only: Terraform or OpenTofu 1.11+; in no state or plan). Written to the members \
@@ -144,6 +145,14 @@ fn s3_block() -> Block {
         Type::Number,
         Value::number(1.0),
         "Any number: changing it writes the current `secret_access_key_wo` to the members. Default 1.",
+    ))
+    .attribute(Attribute::optional(
+        "credentials_file",
+        Type::String,
+        "Instead of `access_key_id` and `secret_access_key_wo`: an AWS shared credentials file each member \
+         already has (its `[default]` profile: `aws_access_key_id`, `aws_secret_access_key` and, for \
+         temporary keys, `aws_session_token`), readable by `etcd`. The job reads it at every run, so keys \
+         rotated on the hosts need no apply; the provider never sees them.",
     ))
     .attribute(Attribute::optional(
         "object_lock_days",
@@ -265,6 +274,41 @@ fn key_safe(text: &str) -> bool {
 }
 
 fn validate_s3(config: &Value, block: &Value, at: &AttributePath, diags: &mut Diagnostics) {
+    // Judged once all three are known (variables are unknown at validate).
+    let names = ["access_key_id", "secret_access_key_wo", "credentials_file"];
+    if names.iter().all(|name| !block.get(name).is_unknown()) {
+        let given = |name: &str| !block.get(name).is_null();
+        let file = given("credentials_file");
+        let key = given("access_key_id") && given("secret_access_key_wo");
+        if file && (given("access_key_id") || given("secret_access_key_wo")) {
+            diags.error_at(
+                at.attribute("credentials_file"),
+                "Two kinds of credentials",
+                "Give either access_key_id with secret_access_key_wo, or credentials_file, not both.",
+            );
+        } else if !(file || key) {
+            let missing = if given("access_key_id") {
+                "secret_access_key_wo"
+            } else {
+                "access_key_id"
+            };
+            diags.error_at(
+                at.attribute(missing),
+                "Missing S3 credentials",
+                "Give access_key_id with secret_access_key_wo (written to the members by the provider), or \
+                 credentials_file (a file the members already have).",
+            );
+        }
+    }
+    if let Some(path) = block.get("credentials_file").as_str() {
+        if let Some(problem) = directory_problem(path, true) {
+            diags.error_at(
+                at.attribute("credentials_file"),
+                "Invalid credentials file",
+                problem,
+            );
+        }
+    }
     if let Some(endpoint) = block.get("endpoint").as_str() {
         let host = endpoint
             .strip_prefix("https://")
@@ -416,8 +460,16 @@ pub fn backup_settings(value: &Value) -> BackupSettings {
                 prefix: s3.get("prefix").as_str().unwrap_or("etcd").to_string(),
                 region: s3.get("region").as_str().unwrap_or("us-east-1").to_string(),
                 path_style: s3.get("path_style").as_bool().unwrap_or(false),
-                access_key_id: s3.str_or_empty("access_key_id").to_string(),
-                secret_version: s3.get("secret_access_key_wo_version").as_i64().unwrap_or(1),
+                credentials: match s3.get("credentials_file").as_str() {
+                    Some(path) => S3Credentials::File(path.to_string()),
+                    None => S3Credentials::Key {
+                        access_key_id: s3.str_or_empty("access_key_id").to_string(),
+                        secret_version: s3
+                            .get("secret_access_key_wo_version")
+                            .as_i64()
+                            .unwrap_or(1),
+                    },
+                },
                 object_lock: s3.get("object_lock_days").as_i64().map(|days| ObjectLock {
                     days: days.clamp(1, 36500) as u32,
                     mode: s3
