@@ -12,7 +12,7 @@
 
 use super::backup_copy::{self, CopyTo};
 use super::backup_drill::{self, DrillSettings};
-use super::backup_s3::{self, S3Credentials, S3Target};
+use super::backup_s3::{self, S3Target};
 use super::{ClusterSettings, Layout};
 use crate::ssh::{quote, FileToWrite, Host, SshError};
 
@@ -268,41 +268,7 @@ pub async fn install(
     } else {
         remove_units()
     };
-    let layout = &settings.layout;
-    let (credentials_path, ca_path) = (
-        backup_s3::credentials_file(layout),
-        backup_s3::ca_file(layout),
-    );
-    let mut s3_files = Vec::new();
-    let forget_failed_upload = format!(
-        "case \"$(head -c 6 {status} 2>/dev/null)\" in failed) rm -f {status};; esac",
-        status = quote(&format!(
-            "{}/{}",
-            settings.backup.dir,
-            backup_s3::STATUS_NAME
-        ))
-    );
-    let s3_then = match &settings.backup.s3 {
-        Some(target) => {
-            let mut then = forget_failed_upload;
-            let ours = s3_secret.and_then(|secret| backup_s3::credentials(target, secret, layout));
-            match (ours, &target.credentials) {
-                (Some(text), _) => {
-                    s3_files.push((credentials_path.clone(), text, 0o600, "etcd:etcd"))
-                }
-                (None, S3Credentials::File(_)) => {
-                    then = format!("rm -f {}; {then}", quote(&credentials_path))
-                }
-                (None, S3Credentials::Key { .. }) => {}
-            }
-            match &target.ca_cert_pem {
-                Some(pem) => s3_files.push((ca_path.clone(), pem.clone(), 0o644, "root:root")),
-                None => then = format!("rm -f {}; {then}", quote(&ca_path)),
-            }
-            then
-        }
-        None => format!("rm -f {} {}", quote(&credentials_path), quote(&ca_path)),
-    };
+    let (s3_files, s3_then) = backup_s3::install_parts(settings, s3_secret);
     let files = files(settings);
     let files: Vec<FileToWrite> = files
         .iter()

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use super::backup::{files, script_file, SCHEDULED, SERVICE_FILE, TIMER_FILE};
 use super::backup_drill::{self, DrillState};
-use super::backup_s3::{self, UploadState};
+use super::upload_state::{self, UploadState};
 use super::ClusterSettings;
 use crate::ssh::quote;
 
@@ -77,7 +77,7 @@ true"#,
             "interval"
         ),
         dir = quote(&backup.dir),
-        uploads = backup_s3::status_command(settings).unwrap_or_default(),
+        uploads = upload_state::status_command(settings).unwrap_or_default(),
         drills = backup_drill::status_command(settings).unwrap_or_default(),
     ))
 }
@@ -162,7 +162,7 @@ pub fn parse(
             .filter(|(path, _)| paths.contains(path))
             .cloned()
             .collect(),
-        uploads: backup_s3::parse_status(schedule_text, clock.get("now").copied()),
+        uploads: upload_state::parse_status(schedule_text, clock.get("now").copied()),
         drill: backup_drill::parse(
             units,
             schedule_text,
@@ -248,7 +248,7 @@ pub fn problems(settings: &ClusterSettings, state: &BackupState) -> Vec<String> 
         .map(|interval| 2 * interval + super::backup::RANDOM_DELAY_SECONDS);
     problems.extend(backup_drill::problems(settings, &state.drill));
     if let Some(target) = &settings.backup.s3 {
-        problems.extend(backup_s3::problems(
+        problems.extend(upload_state::problems(
             target,
             settings,
             &state.uploads,

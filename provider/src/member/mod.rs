@@ -12,6 +12,7 @@ pub mod binaries;
 pub mod inspect;
 pub mod install;
 pub mod render;
+pub mod upload_state;
 
 use std::collections::BTreeMap;
 

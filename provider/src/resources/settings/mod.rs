@@ -6,6 +6,7 @@
 //! values both write from what they observed.
 
 mod backup;
+mod backup_s3;
 mod directories;
 mod host_inputs;
 mod read;
@@ -15,7 +16,8 @@ mod validate;
 
 use std::collections::BTreeMap;
 
-pub use backup::{backup_block, s3_secret, validate_backup};
+pub use backup::{backup_block, validate_backup};
+pub use backup_s3::s3_secret;
 pub use directories::directory_problem;
 pub use host_inputs::{ssh_host_problem, validate_cluster_name, validate_ssh};
 pub use read::{member_spec, settings, timeout};
